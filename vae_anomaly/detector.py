@@ -1,0 +1,532 @@
+"""``VAEAnomalyDetector``: a scikit-learn outlier detector scoring rows by log p(x) under a VAE."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .distributions import LIKELIHOODS, GaussianHead
+from .errors import ModelFileError, TrainingDivergedError
+from .model import VAE, KLWarmup
+from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
+from .scoring import ScoreTerms, score_terms, scoring_noise
+from .validation import check_finite, check_numeric_frame, check_unit_interval, with_location
+
+SCORE_METHODS = ("elbo", "iwae")
+SCALINGS = ("auto", "standard", "robust", None)
+# Training steps aimed at when epochs=None; early stopping usually ends sooner.
+AUTO_EPOCH_STEPS = 3000
+AUTO_EPOCH_RANGE = (10, 300)
+# contamination="auto": flag rows more than this many robust standard deviations
+# (1.4826 * median absolute deviation) below the median training score.
+AUTO_THRESHOLD_DEVIATIONS = 3.0
+_MAD_TO_STD = 1.4826
+_SEED_HIGH = 2**31 - 1
+
+
+def default_latent_dim(n_features: int) -> int:
+    """L = ceil(d / 2), kept within [1, 16]."""
+    return int(min(16, max(1, math.ceil(n_features / 2))))
+
+
+def default_hidden_units(n_features: int) -> tuple[int, ...]:
+    """Two layers (h, h / 2) with h = 2d rounded up to a power of two, h in [16, 512]."""
+    width = int(min(512, max(16, 2 ** math.ceil(math.log2(2 * n_features)))))
+    return (width, max(8, width // 2))
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """Epochs giving about AUTO_EPOCH_STEPS optimiser steps, within AUTO_EPOCH_RANGE."""
+    low, high = AUTO_EPOCH_RANGE
+    return int(np.clip(math.ceil(AUTO_EPOCH_STEPS / steps_per_epoch), low, high))
+
+
+def _fit_scaling(X: np.ndarray, scaling: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(center, scale) per column; a constant column gets scale 1."""
+    n_features = X.shape[1]
+    if scaling is None:
+        return np.zeros(n_features), np.ones(n_features)
+    if scaling == "standard":
+        center, scale = X.mean(axis=0), X.std(axis=0)
+    else:  # robust: median and interquartile range / 1.349 (the IQR of N(0, 1))
+        center = np.median(X, axis=0)
+        q25, q75 = np.percentile(X, [25, 75], axis=0)
+        scale = (q75 - q25) / 1.349
+        scale = np.where(scale > 0, scale, X.std(axis=0))
+    return center, np.where(scale > 0, scale, 1.0)
+
+
+def _check_int(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        kind = "None or an integer" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+
+
+def _check_real(name, value, low, high, low_open, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or not math.isfinite(value):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+
+
+class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
+    """Anomaly detector scoring each row by a variational bound on its log-density.
+
+    A VAE with encoder q(z|x) = N(loc(x), diag scale(x)^2), prior p(z) = N(0, I) and
+    decoder likelihood p(x|z) is fitted by maximising the ELBO. ``score_samples`` returns
+    an estimate of log p(x) (higher is more normal); the anomaly score is its negative.
+
+    Parameters
+    ----------
+    latent_dim : int or None, default=None
+        Dimension of z. None: ``default_latent_dim(n_features)``.
+    hidden_units : tuple of int or None, default=None
+        Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
+        ``()`` gives a linear encoder and decoder.
+    activation : str, default="relu"
+        Keras activation of the hidden layers.
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        Family of p(x_j|z). ``"bernoulli"`` needs X in [0, 1].
+    likelihood_scale : {"feature", "sample"}, default="feature"
+        Gaussian only: one learned scale per feature, or one per feature and row.
+    min_scale : float, default=0.01
+        Gaussian only: floor on the likelihood scale, in scaled units.
+    beta : float, default=1.0
+        Weight of the KL term during training (scoring always uses the true bound).
+    kl_warmup_epochs : int, default=0
+        Epochs over which the KL weight rises linearly from 0 to ``beta``.
+    epochs : int or None, default=None
+        Maximum epochs. None: about 3000 optimiser steps (``default_epochs``).
+    batch_size : int, default=128
+        Training batch size (capped at the number of training rows).
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping on the validation loss; 0 turns it off
+        (so does a share that leaves no row on either side).
+    n_iter_no_change : int, default=10
+        Early-stopping patience in epochs; the best weights are restored.
+    scaling : {"auto", "standard", "robust", None}, default="auto"
+        Affine scaling learned at fit: ``"standard"`` (mean, std), ``"robust"`` (median,
+        IQR/1.349) or None. ``"auto"``: standard for the Gaussian, none for Bernoulli.
+        Scores stay densities of the unscaled X (the log-Jacobian is added).
+    score_method : {"elbo", "iwae"}, default="elbo"
+        The estimate of log p(x) returned by ``score_samples``.
+    n_score_samples : int, default=16
+        Monte Carlo samples k per row for scoring.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Share of training rows flagged by ``predict``: ``offset_`` is that quantile of
+        the training scores. ``"auto"``: ``offset_ = median - 3 * 1.4826 * MAD`` of the
+        training scores, which flags rows far in the low-likelihood tail.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, training noise, shuffling, the validation split and the scoring
+        noise. An int makes fit reproducible on CPU.
+    verbose : int, default=0
+        Keras progress output during fit (0, 1 or 2).
+
+    Attributes
+    ----------
+    model_ : VAE
+        The fitted Keras model.
+    history_ : dict of list of float
+        Per-epoch ``loss``, ``reconstruction_loss``, ``kl`` (and ``val_*``).
+    offset_ : float
+        Threshold on ``score_samples``: ``decision_function = score_samples - offset_``.
+    center_, scale_ : ndarray of shape (n_features,)
+        The learned scaling, u = (x - center_) / scale_.
+    latent_dim_, hidden_units_ : int, tuple of int
+        The architecture used.
+    n_epochs_ : int
+        Epochs run.
+    score_seed_ : int
+        Seed of the scoring noise, shared by every row scored.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, only when X had string column names.
+
+    Notes
+    -----
+    With eps_1..eps_k drawn once per fitted model and shared by all rows, and
+    z_i = loc(u) + scale(u) * eps_i:
+
+        ELBO(x) = (1/k) sum_i log p(u|z_i) - KL(q(z|u) || p(z)) - sum_j log scale_j
+        IWAE(x) = log (1/k) sum_i p(u|z_i) p(z_i) / q(z_i|u)   - sum_j log scale_j
+
+    Both are lower bounds on log p(x) in expectation; IWAE tightens with k. A row's
+    score does not depend on the batch it came in, its position or the other rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from vae_anomaly import VAEAnomalyDetector
+    >>> X = np.random.default_rng(0).normal(size=(500, 4))
+    >>> detector = VAEAnomalyDetector(epochs=5, random_state=0).fit(X)
+    >>> detector.predict([[0, 0, 0, 0], [9, -9, 9, -9]])
+    array([ 1, -1])
+    """
+
+    def __init__(
+        self,
+        *,
+        latent_dim=None,
+        hidden_units=None,
+        activation="relu",
+        likelihood="gaussian",
+        likelihood_scale="feature",
+        min_scale=0.01,
+        beta=1.0,
+        kl_warmup_epochs=0,
+        epochs=None,
+        batch_size=128,
+        learning_rate=1e-3,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        scaling="auto",
+        score_method="elbo",
+        n_score_samples=16,
+        contamination="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_scale = likelihood_scale
+        self.min_scale = min_scale
+        self.beta = beta
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.scaling = scaling
+        self.score_method = score_method
+        self.n_score_samples = n_score_samples
+        self.contamination = contamination
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self) -> None:
+        _check_int("latent_dim", self.latent_dim, 1, allow_none=True)
+        if self.hidden_units is not None:
+            if isinstance(self.hidden_units, (str, bytes)) or not hasattr(
+                self.hidden_units, "__iter__"
+            ):
+                raise TypeError(
+                    f"hidden_units must be None or a tuple of integers, got {self.hidden_units!r}."
+                )
+            for width in self.hidden_units:
+                _check_int("each of hidden_units", width, 1)
+        if not isinstance(self.activation, str):
+            raise TypeError(f"activation must be a string, got {self.activation!r}.")
+        _check_choice("likelihood", self.likelihood, sorted(LIKELIHOODS))
+        _check_choice("likelihood_scale", self.likelihood_scale, GaussianHead.SCALE_MODES)
+        _check_real("min_scale", self.min_scale, 0, math.inf, low_open=True, high_open=True)
+        _check_real("beta", self.beta, 0, math.inf, low_open=False, high_open=True)
+        _check_int("kl_warmup_epochs", self.kl_warmup_epochs, 0)
+        _check_int("epochs", self.epochs, 1, allow_none=True)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_real("learning_rate", self.learning_rate, 0, math.inf, True, True)
+        _check_real("validation_fraction", self.validation_fraction, 0, 1, False, True)
+        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        _check_choice("scaling", self.scaling, SCALINGS)
+        _check_choice("score_method", self.score_method, SCORE_METHODS)
+        _check_int("n_score_samples", self.n_score_samples, 1)
+        if not (isinstance(self.contamination, str) and self.contamination == "auto"):
+            _check_real("contamination", self.contamination, 0, 0.5, low_open=True)
+        _check_int("verbose", self.verbose, 0)
+        scaling = self._resolved_scaling()
+        if LIKELIHOODS[self.likelihood].support == "unit_interval" and scaling is not None:
+            raise ValueError(
+                f"scaling={self.scaling!r} would move X out of [0, 1], which "
+                f"likelihood={self.likelihood!r} needs; use scaling='auto' or None."
+            )
+
+    def _resolved_scaling(self) -> str | None:
+        if self.scaling != "auto":
+            return self.scaling
+        return "standard" if LIKELIHOODS[self.likelihood].support == "real" else None
+
+    def _validate_input(self, X, *, reset: bool) -> np.ndarray:
+        """X as float64 [n, d]; errors name the row and column of the first bad cell."""
+        if isinstance(X, pd.DataFrame):
+            check_numeric_frame(X)
+        try:
+            array = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        except (TypeError, ValueError) as error:
+            located = with_location(error, X, getattr(self, "feature_names_in_", None))
+            if located is error:
+                raise
+            raise located from error
+        names = getattr(self, "feature_names_in_", None)
+        check_finite(array, names)
+        if LIKELIHOODS[self.likelihood].support == "unit_interval":
+            check_unit_interval(array, names, self.likelihood)
+        return array
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None):
+        """Fit the VAE on X (n_samples, n_features); ``y`` is ignored.
+
+        Returns
+        -------
+        self : VAEAnomalyDetector
+        """
+        self._check_params()
+        X = self._validate_input(X, reset=True)
+        n_samples, n_features = X.shape
+        rng = check_random_state(self.random_state)
+        model_seed, shuffle_seed, split_seed, score_seed = (
+            int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
+        )
+
+        self.center_, self.scale_ = _fit_scaling(X, self._resolved_scaling())
+        U = self._scaled(X)
+        self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
+        self.hidden_units_ = (
+            default_hidden_units(n_features)
+            if self.hidden_units is None
+            else tuple(int(w) for w in self.hidden_units)
+        )
+
+        order = np.random.RandomState(split_seed).permutation(n_samples)
+        n_validation = int(self.validation_fraction * n_samples)
+        if n_validation < 1 or n_validation >= n_samples:
+            n_validation = 0
+        train, validation = U[order[n_validation:]], U[order[:n_validation]]
+        batch_size = min(self.batch_size, len(train))
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+        epochs = self.epochs or default_epochs(steps_per_epoch)
+
+        model = VAE(
+            n_features,
+            self.latent_dim_,
+            self.hidden_units_,
+            activation=self.activation,
+            likelihood=self.likelihood,
+            likelihood_options=self._likelihood_options(),
+            beta=self.beta,
+            seed=model_seed,
+        )
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+            jit_compile=bool(tf.config.list_physical_devices("GPU")),
+        )
+        train_data = (
+            tf.data.Dataset.from_tensor_slices(train)
+            .shuffle(len(train), seed=shuffle_seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if self.kl_warmup_epochs:
+            callbacks.append(KLWarmup(self.beta, self.kl_warmup_epochs))
+        validation_data = None
+        if n_validation:
+            validation_data = tf.data.Dataset.from_tensor_slices(validation).batch(
+                max(batch_size, 1024)
+            )
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=self.n_iter_no_change,
+                    restore_best_weights=True,
+                    start_from_epoch=self.kl_warmup_epochs,
+                )
+            )
+        history = model.fit(
+            train_data,
+            epochs=epochs,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=min(int(self.verbose), 2),
+        )
+        self.history_ = {
+            name: [float(value) for value in values] for name, values in history.history.items()
+        }
+        self.n_epochs_ = len(self.history_["loss"])
+        _check_training_finite(model, self.history_, self.learning_rate)
+        self.model_ = model
+        self.score_seed_ = score_seed
+        self.offset_ = self._threshold(self._select(self._terms(X)))
+        return self
+
+    def _likelihood_options(self) -> dict:
+        if self.likelihood == "gaussian":
+            return {"scale_mode": self.likelihood_scale, "min_scale": float(self.min_scale)}
+        return {}
+
+    def _threshold(self, training_scores: np.ndarray) -> float:
+        if isinstance(self.contamination, str):
+            median = np.median(training_scores)
+            spread = _MAD_TO_STD * np.median(np.abs(training_scores - median))
+            return float(median - AUTO_THRESHOLD_DEVIATIONS * spread)
+        return float(np.percentile(training_scores, 100.0 * self.contamination))
+
+    # ------------------------------------------------------------------ scoring
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.center_) / self.scale_).astype(np.float32)
+
+    def _terms(self, X: np.ndarray) -> ScoreTerms:
+        """Score terms of validated X, in the units of X (log-Jacobian of the scaling added)."""
+        noise = scoring_noise(self.score_seed_, self.n_score_samples, self.latent_dim_)
+        terms = score_terms(self.model_, self._scaled(X), noise)
+        log_scale = np.log(self.scale_)
+        log_jacobian = -float(np.sum(log_scale))
+        return ScoreTerms(
+            elbo=terms.elbo + log_jacobian,
+            iwae=terms.iwae + log_jacobian,
+            elbo_mc=terms.elbo_mc + log_jacobian,
+            kl=terms.kl,
+            feature_log_likelihood=terms.feature_log_likelihood - log_scale,
+        )
+
+    def _select(self, terms: ScoreTerms) -> np.ndarray:
+        return terms.iwae if self.score_method == "iwae" else terms.elbo
+
+    def score_terms(self, X) -> ScoreTerms:
+        """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood."""
+        check_is_fitted(self)
+        self._check_params()
+        return self._terms(self._validate_input(X, reset=False))
+
+    def score_samples(self, X) -> np.ndarray:
+        """Estimate of log p(x) per row (ELBO or IWAE by ``score_method``), float64 (n,).
+
+        Higher is more normal; ``-score_samples(X)`` is the anomaly score.
+        """
+        return self._select(self.score_terms(X))
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """-1 for anomalies (``decision_function < 0``), +1 otherwise."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def score_features(self, X) -> np.ndarray:
+        """Per-feature terms E_q[log p(x_j|z)], float64 (n, d), in the units of X.
+
+        Low values mark the columns that make a row unlikely. They add up to the ELBO:
+        ``score_features(X).sum(axis=1) - score_terms(X).kl == score_terms(X).elbo``.
+        """
+        return self.score_terms(X).feature_log_likelihood
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Save to the directory ``path`` (``model.keras`` + ``manifest.json``), atomically."""
+        check_is_fitted(self)
+        return write_bundle(path, self.model_, self._manifest())
+
+    def _manifest(self) -> dict:
+        params = self.get_params()
+        if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
+            params["random_state"] = None  # a RandomState instance cannot be written as JSON
+        if params["hidden_units"] is not None:
+            params["hidden_units"] = [int(w) for w in params["hidden_units"]]
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "center_": self.center_.tolist(),
+            "scale_": self.scale_.tolist(),
+            "offset_": float(self.offset_),
+            "latent_dim_": int(self.latent_dim_),
+            "hidden_units_": list(self.hidden_units_),
+            "n_epochs_": int(self.n_epochs_),
+            "score_seed_": int(self.score_seed_),
+            "history_": self.history_,
+        }
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        return {"class": type(self).__name__, "params": params, "fitted": fitted}
+
+    @classmethod
+    def _from_manifest(cls, manifest: dict, model, path) -> VAEAnomalyDetector:
+        if manifest.get("class") != cls.__name__:
+            raise ModelFileError(f"{path} holds a {manifest.get('class')!r}, not a {cls.__name__}.")
+        params = dict(manifest["params"])
+        if params.get("hidden_units") is not None:
+            params["hidden_units"] = tuple(params["hidden_units"])
+        try:
+            detector = cls(**params)
+            fitted = manifest["fitted"]
+            detector.n_features_in_ = int(fitted["n_features_in_"])
+            detector.center_ = np.asarray(fitted["center_"], dtype=np.float64)
+            detector.scale_ = np.asarray(fitted["scale_"], dtype=np.float64)
+            detector.offset_ = float(fitted["offset_"])
+            detector.latent_dim_ = int(fitted["latent_dim_"])
+            detector.hidden_units_ = tuple(fitted["hidden_units_"])
+            detector.n_epochs_ = int(fitted["n_epochs_"])
+            detector.score_seed_ = int(fitted["score_seed_"])
+            detector.history_ = fitted["history_"]
+            if "feature_names_in_" in fitted:
+                detector.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
+        if detector.center_.shape != (detector.n_features_in_,) or model.n_features != (
+            detector.n_features_in_
+        ):
+            raise ModelFileError(f"The manifest of {path} does not match its model's shape.")
+        detector.model_ = model
+        return detector
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "model_" in state:
+            state = dict(state, model_=model_to_bytes(state["model_"]))
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("model_"), bytes):
+            state = dict(state, model_=model_from_bytes(state["model_"]))
+        super().__setstate__(state)
+
+
+def _check_training_finite(model: VAE, history: dict, learning_rate: float) -> None:
+    losses = np.asarray(history["loss"], dtype=np.float64)
+    weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
+    if np.all(np.isfinite(losses)) and weights_finite:
+        return
+    bad_epoch = (
+        int(np.flatnonzero(~np.isfinite(losses))[0])
+        if not np.all(np.isfinite(losses))
+        else len(losses) - 1
+    )
+    raise TrainingDivergedError(
+        f"Training diverged: the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
+        f" and the model would score NaN. Lower learning_rate (now {learning_rate!r}), keep "
+        "scaling on, or check X for extreme values."
+    )
+
+
+def load(path) -> VAEAnomalyDetector:
+    """Load a detector saved with ``VAEAnomalyDetector.save``, the model in Keras safe mode."""
+    model, manifest = read_bundle(path)
+    return VAEAnomalyDetector._from_manifest(manifest, model, path)

@@ -1,0 +1,225 @@
+"""Distributions of the VAE: Keras 3 layers produce parameters, TFP builds the densities.
+
+    posterior   q(z|x) = N(z; loc(x), diag(scale(x)^2)),  scale = softplus(raw) + floor
+    prior       p(z)   = N(z; 0, I)
+    likelihood  p(x|z) = prod_j p(x_j | params_j(z)),     one ``LikelihoodHead`` per family
+
+Every likelihood returns a distribution whose batch shape ends in the feature axis
+(no ``tfd.Independent`` over features), so per-feature terms log p(x_j|z) stay visible;
+the model sums them. Adding a family is one ``LikelihoodHead`` subclass plus one entry
+in ``LIKELIHOODS``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+_PACKAGE = "vae_anomaly"
+# softplus^{-1}(1): a raw value that starts a softplus scale at 1.
+_INVERSE_SOFTPLUS_ONE = math.log(math.expm1(1.0))
+
+
+def _positive_scale(raw: tf.Tensor, floor: float) -> tf.Tensor:
+    """scale = softplus(raw) + floor: smooth, positive, never below ``floor``."""
+    return tf.math.softplus(raw) + floor
+
+
+def _check_floor(name: str, value: float) -> float:
+    value = float(value)
+    if not value > 0.0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite float, got {value!r}.")
+    return value
+
+
+def _dense(units: int, seed: int, name: str) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name=name
+    )
+
+
+# ----------------------------------------------------------------------------- posterior
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class GaussianPosteriorHead(keras.layers.Layer):
+    """Maps encoder features to (loc, scale) of a diagonal Gaussian q(z|x).
+
+    Parameters
+    ----------
+    latent_dim : int
+        Dimension L of z.
+    min_scale : float
+        Floor added to softplus so the posterior never collapses to a point.
+    seed : int
+        Seed of the weight initializer.
+    """
+
+    def __init__(self, latent_dim: int, min_scale: float = 1e-3, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim!r}.")
+        self.latent_dim = int(latent_dim)
+        self.min_scale = _check_floor("min_scale", min_scale)
+        self.seed = int(seed)
+        self.projection = _dense(2 * self.latent_dim, self.seed, "loc_and_raw_scale")
+
+    def build(self, input_shape):
+        self.projection.build(input_shape)
+
+    def call(self, features):
+        loc, raw_scale = tf.split(self.projection(features), 2, axis=-1)  # [batch, L] each
+        return loc, _positive_scale(raw_scale, self.min_scale)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, min_scale=self.min_scale, seed=self.seed)
+        return config
+
+
+def posterior_distribution(loc: tf.Tensor, scale: tf.Tensor) -> tfd.Distribution:
+    """q(z|x) = N(loc, diag(scale^2)), event shape [L]."""
+    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
+
+
+def prior_distribution(latent_dim: int, dtype=tf.float32) -> tfd.Distribution:
+    """p(z) = N(0, I), event shape [L]."""
+    zeros = tf.zeros([latent_dim], dtype=dtype)
+    return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), 1)
+
+
+def analytic_kl(loc: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """KL(N(loc, diag scale^2) || N(0, I)) = 1/2 sum_l (loc^2 + scale^2 - 1) - sum_l log scale."""
+    quadratic = 0.5 * tf.reduce_sum(tf.square(loc) + tf.square(scale) - 1.0, axis=-1)
+    log_determinant = tf.reduce_sum(tf.math.log(scale), axis=-1)
+    return quadratic - log_determinant
+
+
+# ----------------------------------------------------------------------------- likelihoods
+
+
+class LikelihoodHead(keras.layers.Layer):
+    """Base of the decoder heads: features -> parameters of p(x|z) -> distribution.
+
+    Subclasses set ``family`` (the name users pass as ``likelihood=``) and ``support``
+    (``"real"`` or ``"unit_interval"``), create their layers in ``__init__``, and
+    implement ``call`` (returns a tuple of parameter tensors, each [..., d]) and
+    ``distribution`` (builds a TFP distribution with batch shape [..., d]).
+    """
+
+    family: ClassVar[str]
+    support: ClassVar[str] = "real"
+
+    def __init__(self, n_features: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if int(n_features) < 1:
+            raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
+        self.n_features = int(n_features)
+        self.seed = int(seed)
+
+    def distribution(self, params: tuple[tf.Tensor, ...]) -> tfd.Distribution:
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(n_features=self.n_features, seed=self.seed)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class GaussianHead(LikelihoodHead):
+    """p(x_j|z) = N(x_j; loc_j(z), scale_j^2), scale = softplus(raw) + min_scale.
+
+    Parameters
+    ----------
+    scale_mode : {"feature", "sample"}
+        ``"feature"``: one learned scale per feature, shared by all rows.
+        ``"sample"``: the decoder outputs a scale per feature and row (heteroscedastic).
+    min_scale : float
+        Floor on the scale, so the density cannot collapse onto the training points.
+    """
+
+    family = "gaussian"
+    support = "real"
+    SCALE_MODES = ("feature", "sample")
+
+    def __init__(self, n_features, scale_mode="feature", min_scale=1e-2, seed=0, **kwargs):
+        super().__init__(n_features, seed=seed, **kwargs)
+        if scale_mode not in self.SCALE_MODES:
+            raise ValueError(f"scale_mode must be one of {self.SCALE_MODES}, got {scale_mode!r}.")
+        self.scale_mode = scale_mode
+        self.min_scale = _check_floor("min_scale", min_scale)
+        self.loc_layer = _dense(self.n_features, self.seed, "loc")
+        if scale_mode == "sample":
+            self.raw_scale_layer = _dense(self.n_features, self.seed + 1, "raw_scale")
+        else:
+            self.raw_scale = self.add_weight(
+                shape=(self.n_features,),
+                initializer=keras.initializers.Constant(_INVERSE_SOFTPLUS_ONE),
+                name="raw_scale",
+            )
+
+    def build(self, input_shape):
+        self.loc_layer.build(input_shape)
+        if self.scale_mode == "sample":
+            self.raw_scale_layer.build(input_shape)
+
+    def call(self, features):
+        loc = self.loc_layer(features)  # [..., d]
+        if self.scale_mode == "sample":
+            raw_scale = self.raw_scale_layer(features)
+        else:
+            raw_scale = tf.broadcast_to(tf.convert_to_tensor(self.raw_scale), tf.shape(loc))
+        return loc, _positive_scale(raw_scale, self.min_scale)
+
+    def distribution(self, params):
+        loc, scale = params
+        return tfd.Normal(loc=loc, scale=scale)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale_mode=self.scale_mode, min_scale=self.min_scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BernoulliHead(LikelihoodHead):
+    """p(x_j|z) = p_j^x_j (1 - p_j)^(1 - x_j), p_j = sigmoid(logits_j(z)).
+
+    For binary data, and the usual cross-entropy reading of data in [0, 1].
+    """
+
+    family = "bernoulli"
+    support = "unit_interval"
+
+    def __init__(self, n_features, seed=0, **kwargs):
+        super().__init__(n_features, seed=seed, **kwargs)
+        self.logits_layer = _dense(self.n_features, self.seed, "logits")
+
+    def build(self, input_shape):
+        self.logits_layer.build(input_shape)
+
+    def call(self, features):
+        return (self.logits_layer(features),)
+
+    def distribution(self, params):
+        (logits,) = params
+        return tfd.Bernoulli(logits=logits, dtype=logits.dtype)
+
+
+LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
+    head.family: head for head in (GaussianHead, BernoulliHead)
+}
+
+
+def likelihood_head(family: str, n_features: int, seed: int = 0, **options) -> LikelihoodHead:
+    """Build the head of ``family`` (a key of ``LIKELIHOODS``) with its options."""
+    if family not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {sorted(LIKELIHOODS)}, got {family!r}.")
+    return LIKELIHOODS[family](n_features, seed=seed, name="likelihood", **options)

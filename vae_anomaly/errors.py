@@ -1,0 +1,15 @@
+"""Exceptions and warnings raised by vae_anomaly, each with the situation it names."""
+
+from __future__ import annotations
+
+
+class ModelFileError(ValueError):
+    """A saved detector is truncated, tampered with or not a vae-anomaly model."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss or the weights became NaN or infinite."""
+
+
+class VersionMismatchWarning(UserWarning):
+    """A saved detector was written by another version of vae-anomaly."""

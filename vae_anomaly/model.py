@@ -1,0 +1,218 @@
+"""The variational autoencoder as a Keras 3 model.
+
+Training minimises the negative ELBO per row,
+
+    -ELBO(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)),
+
+with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL.
+For scoring, ``log_weight_terms`` gives the pieces of the importance weights
+
+    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
+
+from which ``scoring`` forms the ELBO and the IWAE bound.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from .distributions import (
+    GaussianPosteriorHead,
+    analytic_kl,
+    likelihood_head,
+    posterior_distribution,
+    prior_distribution,
+)
+from .networks import decoder_body, encoder_body
+
+_PACKAGE = "vae_anomaly"
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class VAE(keras.Model):
+    """Encoder -> q(z|x), prior p(z) = N(0, I), decoder -> p(x|z).
+
+    Parameters
+    ----------
+    n_features : int
+        Dimension d of x.
+    latent_dim : int
+        Dimension L of z.
+    hidden_units : tuple of int
+        Encoder widths; the decoder uses them reversed. ``()`` gives linear maps.
+    activation : str
+        Activation of the hidden layers.
+    likelihood : str
+        A key of ``distributions.LIKELIHOODS``.
+    likelihood_options : dict or None
+        Keyword arguments of that likelihood head (for example ``scale_mode``).
+    posterior_min_scale : float
+        Floor on the posterior scale.
+    beta : float
+        Weight of the KL term in the training loss (the beta-VAE); scoring ignores it.
+    seed : int
+        Seeds the initializers and the training noise.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        latent_dim: int,
+        hidden_units=(),
+        activation: str = "relu",
+        likelihood: str = "gaussian",
+        likelihood_options: dict | None = None,
+        posterior_min_scale: float = 1e-3,
+        beta: float = 1.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.n_features = int(n_features)
+        self.latent_dim = int(latent_dim)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.likelihood = likelihood
+        self.likelihood_options = dict(likelihood_options or {})
+        self.posterior_min_scale = float(posterior_min_scale)
+        self.beta = float(beta)
+        self.seed = int(seed)
+
+        self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
+        self.posterior_head = GaussianPosteriorHead(
+            self.latent_dim, self.posterior_min_scale, seed=self.seed + 1000, name="posterior"
+        )
+        self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
+        self.likelihood_head = likelihood_head(
+            likelihood, self.n_features, seed=self.seed + 3000, **self.likelihood_options
+        )
+        self.kl_weight = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.beta),
+            trainable=False,
+            name="kl_weight",
+        )
+        self.noise = keras.random.SeedGenerator(self.seed, name="reparameterisation_noise")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.build((None, self.n_features))
+
+    def build(self, input_shape):
+        encoder_shape = (None, self.n_features)
+        if not self.encoder.built:
+            self.encoder.build(encoder_shape)
+        features = self.encoder.compute_output_shape(encoder_shape)
+        if not self.posterior_head.built:
+            self.posterior_head.build(features)
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
+        if not self.likelihood_head.built:
+            self.likelihood_head.build(self.decoder.compute_output_shape((None, self.latent_dim)))
+        self.built = True
+
+    # ------------------------------------------------------------------ distributions
+
+    def posterior_params(self, x):
+        """(loc, scale) of q(z|x), each [batch, L]."""
+        return self.posterior_head(self.encoder(x))
+
+    def likelihood_params(self, z):
+        """Parameters of p(x|z) for z [rows, L], each [rows, d]."""
+        return self.likelihood_head(self.decoder(z))
+
+    def feature_log_likelihood(self, x, z):
+        """log p(x_j|z) for x [rows, d] and z [rows, L]: [rows, d]."""
+        return self.likelihood_head.distribution(self.likelihood_params(z)).log_prob(x)
+
+    def call(self, inputs):
+        """The posterior mean E_q[z], [batch, L]: the usual embedding of x."""
+        loc, _ = self.posterior_params(inputs)
+        return loc
+
+    # ------------------------------------------------------------------ training
+
+    def negative_elbo_terms(self, x):
+        """Batch means of (loss, -E_q[log p(x|z)], KL), one reparameterised z per row."""
+        loc, scale = self.posterior_params(x)  # [batch, L]
+        eps = keras.random.normal(tf.shape(loc), seed=self.noise, dtype=loc.dtype)
+        z = loc + scale * eps  # reparameterisation trick
+        reconstruction = -tf.reduce_mean(tf.reduce_sum(self.feature_log_likelihood(x, z), axis=-1))
+        kl = tf.reduce_mean(analytic_kl(loc, scale))
+        loss = reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl
+        return loss, reconstruction, kl
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def _track(self, loss, reconstruction, kl):
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            loss, reconstruction, kl = self.negative_elbo_terms(x)
+        gradients = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._track(loss, reconstruction, kl)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        return self._track(*self.negative_elbo_terms(x))
+
+    # ------------------------------------------------------------------ scoring
+
+    def log_weight_terms(self, x, eps):
+        """Pieces of the importance weights for x [B, d] and shared noise eps [k, L].
+
+        Returns
+        -------
+        feature_log_likelihood : [k, B, d]   log p(x_j|z_i)
+        log_prior_minus_posterior : [k, B]   log p(z_i) - log q(z_i|x)
+        kl : [B]                             KL(q(z|x) || p(z)), analytic
+        """
+        loc, scale = self.posterior_params(x)  # [B, L]
+        z = loc[tf.newaxis] + scale[tf.newaxis] * eps[:, tf.newaxis, :]  # [k, B, L]
+        k, batch = tf.shape(z)[0], tf.shape(z)[1]
+        flat_z = tf.reshape(z, [-1, self.latent_dim])  # [k * B, L]
+        flat_x = tf.reshape(
+            tf.broadcast_to(x[tf.newaxis], [k, batch, self.n_features]), [-1, self.n_features]
+        )
+        feature_log_likelihood = tf.reshape(
+            self.feature_log_likelihood(flat_x, flat_z), [k, batch, self.n_features]
+        )
+        log_prior = prior_distribution(self.latent_dim, z.dtype).log_prob(z)
+        log_posterior = posterior_distribution(loc, scale).log_prob(z)
+        return feature_log_likelihood, log_prior - log_posterior, analytic_kl(loc, scale)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "n_features": self.n_features,
+            "latent_dim": self.latent_dim,
+            "hidden_units": list(self.hidden_units),
+            "activation": self.activation,
+            "likelihood": self.likelihood,
+            "likelihood_options": dict(self.likelihood_options),
+            "posterior_min_scale": self.posterior_min_scale,
+            "beta": self.beta,
+            "seed": self.seed,
+        }
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """Raises the KL weight linearly: beta * min(1, epoch / warmup_epochs)."""
+
+    def __init__(self, beta: float, warmup_epochs: int):
+        super().__init__()
+        self.beta = float(beta)
+        self.warmup_epochs = int(warmup_epochs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        fraction = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else 1.0
+        self.model.kl_weight.assign(self.beta * fraction)

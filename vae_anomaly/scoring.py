@@ -1,0 +1,96 @@
+"""Batched, compiled estimators of log p(x) from a fitted ``VAE``.
+
+For a row x and noise eps_1..eps_k shared by every row (common random numbers), with
+z_i = loc(x) + scale(x) * eps_i and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x):
+
+    elbo(x)      = (1/k) sum_i log p(x|z_i) - KL(q(z|x) || p(z))      analytic KL
+    iwae(x)      = log (1/k) sum_i w_i                                  Burda et al. (2016)
+    elbo_mc(x)   = (1/k) sum_i log w_i                                  iwae >= elbo_mc (Jensen)
+    feature_j(x) = (1/k) sum_i log p(x_j|z_i)                           so elbo = sum_j feature_j - KL
+
+Rows are scored through one fixed batch shape [B, d] (the last batch is padded), so a
+row's score does not depend on how many rows came with it; the largest tensor alive is
+[k, B, width], whatever the number of rows. Reductions over k run in float64.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+MAX_BATCH_ROWS = 1024
+# Elements of the widest [k * B, width] activation a scoring batch may hold (16 MiB float32).
+MAX_BATCH_ELEMENTS = 1 << 22
+
+_compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class ScoreTerms:
+    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, d]."""
+
+    elbo: np.ndarray
+    iwae: np.ndarray
+    elbo_mc: np.ndarray
+    kl: np.ndarray
+    feature_log_likelihood: np.ndarray
+
+
+def scoring_noise(seed: int, n_samples: int, latent_dim: int) -> np.ndarray:
+    """The shared noise eps [k, L] ~ N(0, I), a pure function of (seed, k, L)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_samples, latent_dim)).astype(np.float32)
+
+
+def scoring_batch_rows(model, n_samples: int) -> int:
+    """Rows B per scoring batch so that k * B * width stays under MAX_BATCH_ELEMENTS."""
+    width = max(model.n_features, model.latent_dim, *model.hidden_units)
+    return int(np.clip(MAX_BATCH_ELEMENTS // (n_samples * width), 1, MAX_BATCH_ROWS))
+
+
+def _scorer(model):
+    """The model's compiled batch scorer, made once per model (held weakly)."""
+    scorer = _compiled_scorers.get(model)
+    if scorer is not None:
+        return scorer
+    model_ref = weakref.ref(model)
+
+    @tf.function(jit_compile=False)
+    def batch_terms(x, eps):
+        feature_log_likelihood, log_prior_ratio, kl = model_ref().log_weight_terms(x, eps)
+        feature_log_likelihood = tf.cast(feature_log_likelihood, tf.float64)  # [k, B, d]
+        log_weights = tf.reduce_sum(feature_log_likelihood, axis=-1) + tf.cast(
+            log_prior_ratio, tf.float64
+        )  # [k, B]
+        log_k = tf.math.log(tf.cast(tf.shape(eps)[0], tf.float64))
+        features = tf.reduce_mean(feature_log_likelihood, axis=0)  # [B, d]
+        kl = tf.cast(kl, tf.float64)
+        elbo = tf.reduce_sum(features, axis=-1) - kl
+        iwae = tf.reduce_logsumexp(log_weights, axis=0) - log_k
+        elbo_mc = tf.reduce_mean(log_weights, axis=0)
+        return elbo, iwae, elbo_mc, kl, features
+
+    _compiled_scorers[model] = batch_terms
+    return batch_terms
+
+
+def score_terms(model, X: np.ndarray, eps: np.ndarray) -> ScoreTerms:
+    """Score rows X [n, d] (already preprocessed) with shared noise eps [k, L]."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, d = X.shape
+    batch_rows = scoring_batch_rows(model, len(eps))
+    scorer = _scorer(model)
+    eps_tensor = tf.constant(eps, dtype=tf.float32)
+    out = [np.empty(n) for _ in range(4)] + [np.empty((n, d))]
+    padded = np.zeros((batch_rows, d), dtype=np.float32)
+    for start in range(0, n, batch_rows):
+        stop = min(start + batch_rows, n)
+        padded[: stop - start] = X[start:stop]
+        padded[stop - start :] = 0.0
+        results = scorer(tf.constant(padded), eps_tensor)
+        for target, result in zip(out, results):
+            target[start:stop] = result.numpy()[: stop - start]
+    return ScoreTerms(*out)
