@@ -47,7 +47,7 @@ class DenseStack(keras.layers.Layer):
         shape = tuple(input_shape)
         for layer in self.hidden_layers:
             layer.build(shape)
-            shape = shape[:-1] + (layer.units,)
+            shape = (*shape[:-1], layer.units)
 
     def call(self, inputs):
         outputs = inputs
@@ -57,7 +57,7 @@ class DenseStack(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         width = self.units[-1] if self.units else input_shape[-1]
-        return tuple(input_shape[:-1]) + (width,)
+        return (*input_shape[:-1], width)
 
     def get_config(self):
         config = super().get_config()

@@ -3,10 +3,10 @@
 For a row x and noise eps_1..eps_k shared by every row (common random numbers), with
 z_i = loc(x) + scale(x) * eps_i and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x):
 
-    elbo(x)      = (1/k) sum_i log p(x|z_i) - KL(q(z|x) || p(z))      analytic KL
-    iwae(x)      = log (1/k) sum_i w_i                                  Burda et al. (2016)
-    elbo_mc(x)   = (1/k) sum_i log w_i                                  iwae >= elbo_mc (Jensen)
-    feature_j(x) = (1/k) sum_i log p(x_j|z_i)                           so elbo = sum_j feature_j - KL
+    elbo(x)      = (1/k) sum_i log p(x|z_i) - KL(q(z|x) || p(z))   (analytic KL)
+    iwae(x)      = log (1/k) sum_i w_i                               (Burda et al., 2016)
+    elbo_mc(x)   = (1/k) sum_i log w_i                               (iwae >= elbo_mc: Jensen)
+    feature_j(x) = (1/k) sum_i log p(x_j|z_i)                        (elbo = sum_j feature_j - KL)
 
 Rows are scored through one fixed batch shape [B, d] (the last batch is padded), so a
 row's score does not depend on how many rows came with it; the largest tensor alive is
@@ -91,6 +91,6 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray) -> ScoreTerms:
         padded[: stop - start] = X[start:stop]
         padded[stop - start :] = 0.0
         results = scorer(tf.constant(padded), eps_tensor)
-        for target, result in zip(out, results):
+        for target, result in zip(out, results, strict=True):
             target[start:stop] = result.numpy()[: stop - start]
     return ScoreTerms(*out)
