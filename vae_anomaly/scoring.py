@@ -51,11 +51,11 @@ def scoring_batch_rows(model, n_samples: int) -> int:
     return int(np.clip(MAX_BATCH_ELEMENTS // (n_samples * width), 1, MAX_BATCH_ROWS))
 
 
-def _scorer(model):
-    """The model's compiled batch scorer, made once per model (held weakly)."""
-    scorer = _compiled_scorers.get(model)
-    if scorer is not None:
-        return scorer
+def _scorer(model, n_samples: int):
+    """The model's compiled batch scorer for k samples, traced once (held weakly)."""
+    scorers = _compiled_scorers.setdefault(model, {})
+    if n_samples in scorers:
+        return scorers[n_samples]
     model_ref = weakref.ref(model)
 
     @tf.function(jit_compile=False)
@@ -73,7 +73,7 @@ def _scorer(model):
         elbo_mc = tf.reduce_mean(log_weights, axis=0)
         return elbo, iwae, elbo_mc, kl, features
 
-    _compiled_scorers[model] = batch_terms
+    scorers[n_samples] = batch_terms
     return batch_terms
 
 
@@ -82,7 +82,7 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray) -> ScoreTerms:
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, d = X.shape
     batch_rows = scoring_batch_rows(model, len(eps))
-    scorer = _scorer(model)
+    scorer = _scorer(model, len(eps))
     eps_tensor = tf.constant(eps, dtype=tf.float32)
     out = [np.empty(n) for _ in range(4)] + [np.empty((n, d))]
     padded = np.zeros((batch_rows, d), dtype=np.float32)

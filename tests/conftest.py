@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny data and one fitted detector per session (fit once, reuse)."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from vae_anomaly import VAEAnomalyDetector
+
+
+def correlated_gaussian(n: int, seed: int) -> np.ndarray:
+    """n rows of a 4-d Gaussian with strong correlations and very different scales."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 2))
+    mixing = np.array([[1.0, 0.5, -1.0, 0.2], [0.0, 1.0, 0.5, -0.8]])
+    noise = 0.1 * rng.normal(size=(n, 4))
+    return (latent @ mixing + noise) * np.array([1.0, 10.0, 100.0, 0.1]) + 50.0
+
+
+@pytest.fixture(scope="session")
+def train_X() -> np.ndarray:
+    return correlated_gaussian(600, seed=0)
+
+
+@pytest.fixture(scope="session")
+def test_X() -> np.ndarray:
+    return correlated_gaussian(200, seed=1)
+
+
+@pytest.fixture(scope="session")
+def fitted(train_X) -> VAEAnomalyDetector:
+    """The shared fitted detector; tests must not refit or mutate it."""
+    return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(train_X)

@@ -1,0 +1,172 @@
+"""The estimator's contract: score relations, determinism, sklearn composition."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.scoring import MAX_BATCH_ELEMENTS, _compiled_scorers, scoring_batch_rows
+
+
+def test_scores_are_float64_and_tie_together(fitted, test_X):
+    scores = fitted.score_samples(test_X)
+    assert scores.dtype == np.float64 and scores.shape == (len(test_X),)
+    np.testing.assert_array_equal(fitted.decision_function(test_X), scores - fitted.offset_)
+    expected = np.where(scores - fitted.offset_ < 0, -1, 1)
+    np.testing.assert_array_equal(fitted.predict(test_X), expected)
+
+
+def test_outliers_score_lower_than_inliers(fitted, test_X):
+    outliers = test_X.copy()[:20]
+    outliers[:, 1] += 80.0  # 8 standard deviations on one correlated column
+    inlier_scores = fitted.score_samples(test_X)
+    assert np.max(fitted.score_samples(outliers)) < np.percentile(inlier_scores, 1)
+    assert np.all(fitted.predict(outliers) == -1)
+    assert np.mean(fitted.predict(test_X) == -1) < 0.05
+
+
+def test_score_features_sum_to_the_elbo_and_point_at_the_bad_column(fitted, test_X):
+    terms = fitted.score_terms(test_X)
+    features = fitted.score_features(test_X)
+    assert features.shape == test_X.shape and features.dtype == np.float64
+    np.testing.assert_allclose(features.sum(axis=1) - terms.kl, terms.elbo, rtol=1e-12)
+    np.testing.assert_array_equal(fitted.score_samples(test_X), terms.elbo)
+
+    broken = test_X[:10].copy()
+    broken[:, 2] += 800.0  # column 2 has std ~ 100
+    assert np.all(np.argmin(fitted.score_features(broken), axis=1) == 2)
+
+
+def test_same_row_same_score_whatever_batch_or_order(fitted, test_X):
+    scores = fitted.score_samples(test_X)
+    order = np.random.default_rng(0).permutation(len(test_X))
+    np.testing.assert_array_equal(fitted.score_samples(test_X[order]), scores[order])
+    np.testing.assert_array_equal(fitted.score_samples(test_X[:1]), scores[:1])
+    many = np.concatenate([test_X] * 8)  # 1600 rows: more than one internal batch
+    np.testing.assert_array_equal(fitted.score_samples(many)[-len(test_X) :], scores)
+
+
+def test_iwae_scores_are_deterministic_and_at_least_the_mc_elbo(fitted, test_X):
+    iwae = clone(fitted).set_params(score_method="iwae")
+    iwae.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
+    order = np.random.default_rng(1).permutation(len(test_X))
+    scores = iwae.score_samples(test_X)
+    np.testing.assert_array_equal(iwae.score_samples(test_X[order]), scores[order])
+    assert np.all(scores >= iwae.score_terms(test_X).elbo_mc)
+
+
+def test_scoring_runs_through_one_fixed_batch_shape_bounded_in_memory(fitted, test_X):
+    fitted.score_samples(test_X[:3])
+    fitted.score_samples(np.concatenate([test_X] * 6))
+    scorer = _compiled_scorers[fitted.model_][fitted.n_score_samples]
+    assert scorer.experimental_get_tracing_count() == 1  # one shape, whatever n
+    for k in (1, 64, 256, 4096):
+        rows = scoring_batch_rows(fitted.model_, k)
+        widest = max(fitted.n_features_in_, fitted.latent_dim_, *fitted.hidden_units_)
+        assert k * rows * widest <= max(MAX_BATCH_ELEMENTS, k * widest)
+
+
+def test_refit_with_same_random_state_is_identical(train_X, test_X):
+    params = dict(epochs=5, random_state=3, n_score_samples=4)
+    first = VAEAnomalyDetector(**params).fit(train_X).score_samples(test_X)
+    second = VAEAnomalyDetector(**params).fit(train_X).score_samples(test_X)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_contamination_sets_the_training_quantile(train_X):
+    detector = VAEAnomalyDetector(epochs=3, contamination=0.1, random_state=0)
+    labels = detector.fit_predict(train_X)
+    assert np.mean(labels == -1) == pytest.approx(0.1, abs=1 / len(train_X))
+    scores = detector.score_samples(train_X)
+    assert detector.offset_ == pytest.approx(np.percentile(scores, 10))
+
+
+def test_auto_contamination_uses_the_documented_tukey_fence(fitted, train_X):
+    q1, q3 = np.percentile(fitted.score_samples(train_X), [25, 75])
+    assert fitted.offset_ == pytest.approx(q1 - 3.0 * (q3 - q1))
+
+
+def test_training_history_reports_loss_terms_for_fit_and_validation(fitted):
+    history = fitted.history_
+    for name in ("loss", "reconstruction_loss", "kl"):
+        assert name in history and f"val_{name}" in history
+        assert len(history[name]) == fitted.n_epochs_
+    # beta = 1 and no warm-up: loss = reconstruction + KL, epoch by epoch.
+    np.testing.assert_allclose(
+        history["loss"], np.add(history["reconstruction_loss"], history["kl"]), rtol=1e-5
+    )
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_kl_warmup_ramps_the_kl_weight(train_X):
+    detector = VAEAnomalyDetector(
+        epochs=4, kl_warmup_epochs=4, validation_fraction=0.0, random_state=0
+    ).fit(train_X)
+    history = detector.history_
+    # Epoch 1 has weight 0: the loss is the reconstruction term alone.
+    assert history["loss"][0] == pytest.approx(history["reconstruction_loss"][0], rel=1e-6)
+    assert history["loss"][-1] > history["reconstruction_loss"][-1]
+    assert float(detector.model_.kl_weight.numpy()) == pytest.approx(0.75)
+
+
+def test_early_stopping_stops_before_the_epoch_budget(train_X):
+    detector = VAEAnomalyDetector(
+        epochs=400, n_iter_no_change=2, learning_rate=0.01, random_state=0
+    ).fit(train_X)
+    assert detector.n_epochs_ < 400
+
+
+def test_defaults_size_the_network_from_the_data(train_X):
+    detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(train_X)
+    assert detector.latent_dim_ == 2 and detector.hidden_units_ == (16, 8)
+    assert detector.hidden_units is None and detector.latent_dim is None  # params untouched
+
+
+def test_bernoulli_likelihood_on_binary_data():
+    rng = np.random.default_rng(0)
+    prototype = rng.random(12) < 0.5
+    X = np.where(rng.random((400, 12)) < 0.05, ~prototype, prototype).astype(float)
+    detector = VAEAnomalyDetector(likelihood="bernoulli", epochs=20, random_state=0).fit(X)
+    assert np.all(detector.center_ == 0) and np.all(detector.scale_ == 1)  # no scaling
+    inverted = 1.0 - X[:5]
+    assert np.max(detector.score_samples(inverted)) < np.min(detector.score_samples(X))
+
+
+def test_gaussian_scale_per_sample_is_available(train_X, test_X):
+    detector = VAEAnomalyDetector(likelihood_scale="sample", epochs=3, random_state=0)
+    assert np.all(np.isfinite(detector.fit(train_X).score_samples(test_X)))
+
+
+def test_dataframe_feature_names_are_kept(train_X):
+    frame = pd.DataFrame(train_X, columns=["a", "b", "c", "d"])
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(frame)
+    np.testing.assert_array_equal(detector.feature_names_in_, ["a", "b", "c", "d"])
+    np.testing.assert_array_equal(detector.score_samples(frame), detector.score_samples(frame))
+
+
+def test_works_in_pipeline_clone_and_grid_search(train_X, test_X):
+    detector = VAEAnomalyDetector(epochs=2, random_state=0)
+    cloned = clone(detector)
+    assert cloned.get_params() == detector.get_params() and not hasattr(cloned, "model_")
+
+    pipeline = make_pipeline(PCA(n_components=3), detector).fit(train_X)
+    pca = PCA(n_components=3).fit(train_X)
+    direct = clone(detector).fit(pca.transform(train_X))
+    np.testing.assert_array_equal(
+        pipeline.score_samples(test_X), direct.score_samples(pca.transform(test_X))
+    )
+    assert set(pipeline.predict(test_X)) <= {-1, 1}
+
+    # Average log-likelihood on held-out folds picks the latent size.
+    search = GridSearchCV(
+        VAEAnomalyDetector(epochs=2, random_state=0),
+        {"latent_dim": [1, 2]},
+        scoring=lambda est, X, y=None: float(np.mean(est.score_samples(X))),
+        cv=2,
+    ).fit(train_X)
+    assert search.best_params_["latent_dim"] in (1, 2)
+    assert np.isfinite(search.best_score_)
