@@ -83,6 +83,6 @@ def check_unit_interval(X: np.ndarray, feature_names=None, likelihood: str = "")
     rows, columns = np.nonzero(outside)
     row, j = int(rows[0]), int(columns[0])
     raise ValueError(
-        f"likelihood={likelihood!r} needs values in [0, 1], but X has {X[row, j]!r} at row "
+        f"likelihood={likelihood!r} needs values in [0, 1], but X has {float(X[row, j])!r} at row "
         f"{row}, {column_label(j, feature_names)} ({rows.size} value(s) outside [0, 1])."
     )

@@ -1,0 +1,128 @@
+"""Saving and loading: bit-identical scores, atomic writes, clear errors on damage."""
+
+import io
+import json
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+import vae_anomaly
+from vae_anomaly import ModelFileError, VAEAnomalyDetector, VersionMismatchWarning
+from vae_anomaly.persistence import MANIFEST_FILE, MODEL_FILE
+
+
+@pytest.fixture(scope="module")
+def saved(fitted, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "detector"
+    fitted.save(path)
+    return path
+
+
+def test_save_load_gives_bit_identical_scores(fitted, saved, test_X):
+    loaded = vae_anomaly.load(saved)
+    assert sorted(p.name for p in saved.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
+    for method in ("score_samples", "decision_function", "predict", "score_features"):
+        np.testing.assert_array_equal(
+            getattr(loaded, method)(test_X), getattr(fitted, method)(test_X)
+        )
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.offset_ == fitted.offset_
+
+
+def test_pickle_and_joblib_give_bit_identical_scores(fitted, test_X):
+    expected = fitted.score_samples(test_X)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.score_samples(test_X), expected)
+    buffer = io.BytesIO()
+    joblib.dump(fitted, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(joblib.load(buffer).score_samples(test_X), expected)
+
+
+def test_feature_names_survive_saving(train_X, tmp_path):
+    frame = pd.DataFrame(train_X, columns=["w", "x", "y", "z"])
+    detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(frame)
+    detector.save(tmp_path / "named")
+    loaded = vae_anomaly.load(tmp_path / "named")
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["w", "x", "y", "z"])
+    with pytest.raises(ValueError, match="Feature names"):
+        loaded.score_samples(frame.rename(columns={"z": "other"}))
+
+
+def test_save_replaces_an_old_model_and_leaves_no_temporary_files(fitted, tmp_path):
+    target = tmp_path / "model"
+    fitted.save(target)
+    first = (target / MODEL_FILE).read_bytes()
+    fitted.save(target)
+    assert (target / MODEL_FILE).read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_save_refuses_to_overwrite_a_directory_that_is_not_a_model(fitted, tmp_path):
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "results.csv").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a saved detector"):
+        fitted.save(precious)
+    assert (precious / "results.csv").read_text() == "keep me"
+
+
+def test_missing_model_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        vae_anomaly.load(tmp_path / "nowhere")
+
+
+def copy_of(saved, tmp_path):
+    target = tmp_path / "copy"
+    target.mkdir()
+    for name in (MANIFEST_FILE, MODEL_FILE):
+        (target / name).write_bytes((saved / name).read_bytes())
+    return target
+
+
+def test_missing_file_inside_the_model_is_named(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    (target / MODEL_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=MODEL_FILE):
+        vae_anomaly.load(target)
+
+
+def test_truncated_model_file_is_named(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    data = (target / MODEL_FILE).read_bytes()
+    (target / MODEL_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=f"{MODEL_FILE}.*truncated or changed"):
+        vae_anomaly.load(target)
+
+
+def test_tampered_manifest_is_reported(saved, tmp_path):
+    target = copy_of(saved, tmp_path)
+    (target / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ModelFileError, match=f"{MANIFEST_FILE} is not valid JSON"):
+        vae_anomaly.load(target)
+
+    manifest = json.loads((saved / MANIFEST_FILE).read_text())
+    manifest["fitted"]["center_"] = [0.0]  # wrong length
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="does not match"):
+        vae_anomaly.load(target)
+
+
+def test_version_mismatch_warns(saved, tmp_path, test_X, fitted):
+    target = copy_of(saved, tmp_path)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest["package_version"] = "0.0.1"
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.warns(VersionMismatchWarning, match="saved by vae-anomaly 0.0.1"):
+        loaded = vae_anomaly.load(target)
+    np.testing.assert_array_equal(loaded.score_samples(test_X), fitted.score_samples(test_X))
+
+
+def test_saving_an_unfitted_detector_is_an_error(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        VAEAnomalyDetector().save(tmp_path / "x")
