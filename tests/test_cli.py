@@ -1,0 +1,74 @@
+"""The command line and the bundled sample data."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vae_anomaly.cli import EXIT_FAILED, EXIT_OK, main
+from vae_anomaly.sample_data import ANOMALY_KINDS, make_sensor_readings, write_sample_data
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def test_bundled_sample_data_is_what_the_generator_writes(tmp_path):
+    for path in write_sample_data(tmp_path):
+        assert path.read_bytes() == (SAMPLE_DATA / path.name).read_bytes(), path.name
+
+
+def test_sample_data_plants_every_kind_of_anomaly():
+    readings, labels = make_sensor_readings(n_normal=100, n_per_kind=2)
+    assert len(readings) == 110 and labels["is_anomaly"].sum() == 10
+    assert set(labels["kind"]) == {"normal", *ANOMALY_KINDS}
+    assert (readings["reading_id"] == labels["reading_id"]).all()
+
+
+def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
+    readings, labels = make_sensor_readings(n_normal=1000, n_per_kind=2, seed=1)
+    readings.to_csv(tmp_path / "r.csv", index=False)
+    labels.to_csv(tmp_path / "l.csv", index=False)
+    status = main(
+        [
+            "rank",
+            "--input",
+            str(tmp_path / "r.csv"),
+            "--id-column",
+            "reading_id",
+            "--labels",
+            str(tmp_path / "l.csv"),
+            "--top",
+            "5",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == EXIT_OK
+    assert "The 5 most anomalous rows:" in out and "top_column" in out
+    table = out.split("The 5 most anomalous rows:\n")[1].splitlines()[1:6]
+    top_ids = [int(line.split()[0]) for line in table]
+    planted = set(labels.loc[labels["is_anomaly"] == 1, "reading_id"])
+    assert sum(i in planted for i in top_ids) >= 4
+    assert "planted anomalies" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a,b\n1,2\n3,x\n", "line 3, column 'b': 'x' is not a number"),
+        ("a,b\n1,2\n3,\n", "line 3, column 'b': value is missing"),
+        ("a,b\n", "no data rows"),
+    ],
+)
+def test_rank_reports_bad_csv_by_file_line_and_column(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["rank", "--input", str(path)]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err
+
+
+def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
+    assert main(["rank", "--input", str(tmp_path / "none.csv")]) == EXIT_FAILED
+    assert "no such file" in capsys.readouterr().err
+    pd.DataFrame({"a": [1.0, 2.0]}).to_csv(tmp_path / "ok.csv", index=False)
+    assert main(["rank", "--input", str(tmp_path / "ok.csv"), "--id-column", "id"]) == 1
+    assert "--id-column 'id' is not a column" in capsys.readouterr().err
