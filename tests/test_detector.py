@@ -85,9 +85,15 @@ def test_contamination_sets_the_training_quantile(train_X):
     assert detector.offset_ == pytest.approx(np.percentile(scores, 10))
 
 
-def test_auto_contamination_uses_the_documented_tukey_fence(fitted, train_X):
-    q1, q3 = np.percentile(fitted.score_samples(train_X), [25, 75])
-    assert fitted.offset_ == pytest.approx(q1 - 3.0 * (q3 - q1))
+def test_default_contamination_flags_one_percent_of_training_rows(fitted, train_X):
+    assert fitted.contamination == 0.01
+    assert fitted.offset_ == pytest.approx(np.percentile(fitted.score_samples(train_X), 1))
+
+
+def test_auto_contamination_uses_the_documented_tukey_fence(train_X):
+    detector = VAEAnomalyDetector(epochs=3, contamination="auto", random_state=0).fit(train_X)
+    q1, q3 = np.percentile(detector.score_samples(train_X), [25, 75])
+    assert detector.offset_ == pytest.approx(q1 - 3.0 * (q3 - q1))
 
 
 def test_training_history_reports_loss_terms_for_fit_and_validation(fitted):

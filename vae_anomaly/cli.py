@@ -94,11 +94,12 @@ def rank(args: argparse.Namespace) -> int:
     print(f"\nThe {len(order)} most anomalous rows:")
     print(table.to_string(index=False))
     if args.labels:
-        labels = pd.read_csv(args.labels).set_index(ids.name)
-        planted = labels.loc[table[ids.name], "is_anomaly"].to_numpy()
+        planted = pd.read_csv(args.labels).set_index(ids.name)["is_anomaly"]
+        planted = planted.loc[ids.to_numpy()].to_numpy().astype(bool)
         print(
-            f"\n{int(planted.sum())} of these {len(order)} are planted anomalies "
-            f"({int(labels['is_anomaly'].sum())} planted in {args.labels})."
+            f"\n{int(planted[order].sum())} of these {len(order)} are planted anomalies; "
+            f"{int((planted & flagged).sum())} of the {int(flagged.sum())} flagged rows are "
+            f"({int(planted.sum())} planted in {args.labels})."
         )
     return EXIT_OK
 

@@ -134,7 +134,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         The estimate of log p(x) returned by ``score_samples``.
     n_score_samples : int, default=16
         Monte Carlo samples k per row for scoring.
-    contamination : "auto" or float in (0, 0.5], default="auto"
+    contamination : float in (0, 0.5] or "auto", default=0.01
         Share of training rows flagged by ``predict``: ``offset_`` is that quantile of
         the training scores. ``"auto"``: Tukey's far-out fence ``offset_ = Q1 - 3 * IQR``
         of the training scores; for exactly Gaussian data this flags about 2.6% of normal
@@ -205,7 +205,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         scaling="auto",
         score_method="elbo",
         n_score_samples=16,
-        contamination="auto",
+        contamination=0.01,
         random_state=None,
         verbose=0,
     ):
