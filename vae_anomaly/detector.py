@@ -375,7 +375,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         _check_training_finite(model, self.history_, self.learning_rate)
         self.model_ = model
         self.score_seed_ = score_seed
-        self.offset_ = self._threshold(self._select(self._terms(X)))
+        self.offset_ = self._threshold(self._select(self._terms(X, features=False)))
         return self
 
     def _likelihood_options(self) -> dict:
@@ -394,10 +394,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.center_) / self.scale_).astype(np.float32)
 
-    def _terms(self, X: np.ndarray) -> ScoreTerms:
+    def _terms(self, X: np.ndarray, features: bool = True) -> ScoreTerms:
         """Score terms of validated X, in the units of X (log-Jacobian of the scaling added)."""
         noise = scoring_noise(self.score_seed_, self.n_score_samples, self.latent_dim_)
-        terms = score_terms(self.model_, self._scaled(X), noise)
+        terms = score_terms(self.model_, self._scaled(X), noise, features=features)
         log_scale = np.log(self.scale_)
         log_jacobian = -float(np.sum(log_scale))
         return ScoreTerms(
@@ -405,24 +405,27 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             iwae=terms.iwae + log_jacobian,
             elbo_mc=terms.elbo_mc + log_jacobian,
             kl=terms.kl,
-            feature_log_likelihood=terms.feature_log_likelihood - log_scale,
+            feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
         )
 
     def _select(self, terms: ScoreTerms) -> np.ndarray:
         return terms.iwae if self.score_method == "iwae" else terms.elbo
 
-    def score_terms(self, X) -> ScoreTerms:
-        """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood."""
+    def score_terms(self, X, *, features: bool = True) -> ScoreTerms:
+        """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood.
+
+        ``features=False`` leaves out the (n, d) per-feature terms to save memory.
+        """
         check_is_fitted(self)
         self._check_params()
-        return self._terms(self._validate_input(X, reset=False))
+        return self._terms(self._validate_input(X, reset=False), features=features)
 
     def score_samples(self, X) -> np.ndarray:
         """Estimate of log p(x) per row (ELBO or IWAE by ``score_method``), float64 (n,).
 
         Higher is more normal; ``-score_samples(X)`` is the anomaly score.
         """
-        return self._select(self.score_terms(X))
+        return self._select(self.score_terms(X, features=False))
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""

@@ -30,13 +30,17 @@ _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @dataclass(frozen=True)
 class ScoreTerms:
-    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, d]."""
+    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, d].
+
+    ``feature_log_likelihood`` is None unless asked for: it is the one output that grows
+    with n * d, and ``score_samples`` does not need it.
+    """
 
     elbo: np.ndarray
     iwae: np.ndarray
     elbo_mc: np.ndarray
     kl: np.ndarray
-    feature_log_likelihood: np.ndarray
+    feature_log_likelihood: np.ndarray | None
 
 
 def scoring_noise(seed: int, n_samples: int, latent_dim: int) -> np.ndarray:
@@ -77,14 +81,17 @@ def _scorer(model, n_samples: int):
     return batch_terms
 
 
-def score_terms(model, X: np.ndarray, eps: np.ndarray) -> ScoreTerms:
-    """Score rows X [n, d] (already preprocessed) with shared noise eps [k, L]."""
+def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) -> ScoreTerms:
+    """Score rows X [n, d] (already preprocessed) with shared noise eps [k, L].
+
+    ``features=False`` skips the [n, d] per-feature output.
+    """
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, d = X.shape
     batch_rows = scoring_batch_rows(model, len(eps))
     scorer = _scorer(model, len(eps))
     eps_tensor = tf.constant(eps, dtype=tf.float32)
-    out = [np.empty(n) for _ in range(4)] + [np.empty((n, d))]
+    out = [np.empty(n) for _ in range(4)] + [np.empty((n, d)) if features else None]
     padded = np.zeros((batch_rows, d), dtype=np.float32)
     for start in range(0, n, batch_rows):
         stop = min(start + batch_rows, n)
@@ -92,5 +99,6 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray) -> ScoreTerms:
         padded[stop - start :] = 0.0
         results = scorer(tf.constant(padded), eps_tensor)
         for target, result in zip(out, results, strict=True):
-            target[start:stop] = result.numpy()[: stop - start]
+            if target is not None:
+                target[start:stop] = result.numpy()[: stop - start]
     return ScoreTerms(*out)
