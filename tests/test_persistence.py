@@ -126,3 +126,19 @@ def test_saving_an_unfitted_detector_is_an_error(tmp_path):
 
     with pytest.raises(NotFittedError):
         VAEAnomalyDetector().save(tmp_path / "x")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"likelihood": "gaussian", "likelihood_scale": "sample", "hidden_units": ()},
+        {"likelihood": "bernoulli", "hidden_units": (8,), "kl_warmup_epochs": 1},
+    ],
+)
+def test_every_likelihood_head_round_trips(params, tmp_path):
+    X = (np.random.default_rng(0).random((60, 5)) < 0.3).astype(float)
+    detector = VAEAnomalyDetector(epochs=2, random_state=0, **params).fit(X)
+    detector.save(tmp_path / "m")
+    loaded = vae_anomaly.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
+    np.testing.assert_array_equal(loaded.score_features(X), detector.score_features(X))
