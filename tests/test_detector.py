@@ -128,7 +128,11 @@ def test_early_stopping_stops_before_the_epoch_budget(train_X):
 
 def test_defaults_size_the_network_from_the_data(train_X):
     detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(train_X)
-    assert detector.latent_dim_ == 2 and detector.hidden_units_ == (16, 8)
+    assert detector.latent_dim_ == 3 and detector.hidden_units_ == (16, 8)
+    median = np.median(train_X, axis=0)
+    iqr = np.subtract(*np.percentile(train_X, [75, 25], axis=0))
+    np.testing.assert_allclose(detector.center_, median)  # robust scaling by default
+    np.testing.assert_allclose(detector.scale_, iqr / 1.349)
     assert detector.hidden_units is None and detector.latent_dim is None  # params untouched
 
 
