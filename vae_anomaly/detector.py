@@ -18,6 +18,12 @@ from .errors import ModelFileError, TrainingDivergedError
 from .model import VAE, KLWarmup
 from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
 from .scoring import ScoreTerms, score_terms, scoring_noise
+from .thresholds import (
+    benjamini_hochberg,
+    conformal_p_values,
+    conformal_threshold,
+    min_calibration_size,
+)
 from .validation import check_finite, check_numeric_frame, check_unit_interval, with_location
 
 SCORE_METHODS = ("elbo", "iwae")
@@ -143,6 +149,12 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         of the training scores; for exactly Gaussian data this flags about 2.6% of normal
         rows at d = 1, 0.33% at d = 4 and 0.03% at d = 20. For a stated false-alarm rate,
         set ``contamination`` or calibrate on held-out normal data.
+    calibration_fraction : float in [0, 1), default=0.0
+        Share of rows that ``fit`` holds out (not trained on) and passes to
+        ``calibrate(X_held_out, fpr)``. The held-out rows should be normal: anomalies
+        among them make the threshold more lenient.
+    fpr : float in (0, 1), default=0.01
+        Target false-positive rate on normal rows when ``fit`` calibrates.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, training noise, shuffling, the validation split and the scoring
         noise. An int makes fit reproducible on CPU.
@@ -165,6 +177,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Epochs run.
     score_seed_ : int
         Seed of the scoring noise, shared by every row scored.
+    calibration_scores_ : ndarray of shape (n_calibration,)
+        Sorted anomaly scores of the calibration rows (after ``calibrate``).
+    fpr_ : float
+        The false-positive rate ``offset_`` was calibrated for (after ``calibrate``).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
 
@@ -209,6 +225,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         score_method="elbo",
         n_score_samples=16,
         contamination=0.01,
+        calibration_fraction=0.0,
+        fpr=0.01,
         random_state=None,
         verbose=0,
     ):
@@ -229,6 +247,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.score_method = score_method
         self.n_score_samples = n_score_samples
         self.contamination = contamination
+        self.calibration_fraction = calibration_fraction
+        self.fpr = fpr
         self.random_state = random_state
         self.verbose = verbose
 
@@ -262,6 +282,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         _check_int("n_score_samples", self.n_score_samples, 1)
         if not (isinstance(self.contamination, str) and self.contamination == "auto"):
             _check_real("contamination", self.contamination, 0, 0.5, low_open=True)
+        _check_real("calibration_fraction", self.calibration_fraction, 0, 1, False, True)
+        _check_real("fpr", self.fpr, 0, 1, low_open=True, high_open=True)
         _check_int("verbose", self.verbose, 0)
         scaling = self._resolved_scaling()
         if LIKELIHOODS[self.likelihood].support == "unit_interval" and scaling is not None:
@@ -319,10 +341,18 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         )
 
         order = np.random.RandomState(split_seed).permutation(n_samples)
-        n_validation = int(self.validation_fraction * n_samples)
-        if n_validation < 1 or n_validation >= n_samples:
+        n_calibration = int(self.calibration_fraction * n_samples)
+        if n_calibration and n_calibration < min_calibration_size(self.fpr):
+            raise ValueError(
+                f"calibration_fraction={self.calibration_fraction} holds out {n_calibration} "
+                f"rows, but fpr={self.fpr} needs at least {min_calibration_size(self.fpr)}."
+            )
+        calibration_rows, fitting_rows = order[:n_calibration], order[n_calibration:]
+        n_validation = int(self.validation_fraction * len(fitting_rows))
+        if n_validation < 1 or n_validation >= len(fitting_rows):
             n_validation = 0
-        train, validation = U[order[n_validation:]], U[order[:n_validation]]
+        train = U[fitting_rows[n_validation:]]
+        validation = U[fitting_rows[:n_validation]]
         batch_size = min(self.batch_size, len(train))
         steps_per_epoch = math.ceil(len(train) / batch_size)
         epochs = self.epochs or default_epochs(steps_per_epoch)
@@ -381,7 +411,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         _check_training_finite(model, self.history_, self.learning_rate)
         self.model_ = model
         self.score_seed_ = score_seed
-        self.offset_ = self._threshold(self._select(self._terms(X, features=False)))
+        fitted = X[fitting_rows]
+        self.offset_ = self._threshold(self._select(self._terms(fitted, features=False)))
+        if n_calibration:
+            self._calibrate(X[calibration_rows], self.fpr)
         return self
 
     def _likelihood_options(self) -> dict:
@@ -441,6 +474,53 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         """-1 for anomalies (``decision_function < 0``), +1 otherwise."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
+    # ------------------------------------------------------------------ calibration
+
+    def calibrate(self, X_normal, fpr: float | None = None):
+        """Set ``offset_`` so that at most ``fpr`` of new normal rows are flagged.
+
+        Scores the held-out normal rows ``X_normal`` (n of them; at least about 1/fpr)
+        and takes the split-conformal threshold on their anomaly scores a = -score:
+        t = a_(ceil((n + 1)(1 - fpr))), ``offset_ = -t``. ``predict`` then flags a new
+        normal row with probability at most ``fpr``. Returns self.
+        """
+        check_is_fitted(self)
+        fpr = self.fpr if fpr is None else fpr
+        _check_real("fpr", fpr, 0, 1, low_open=True, high_open=True)
+        return self._calibrate(self._validate_input(X_normal, reset=False), fpr)
+
+    def _calibrate(self, X: np.ndarray, fpr: float):
+        anomaly_scores = -self._select(self._terms(X, features=False))
+        threshold = conformal_threshold(anomaly_scores, fpr)
+        self.calibration_scores_ = np.sort(anomaly_scores)
+        self.fpr_ = float(fpr)
+        self.offset_ = -threshold
+        return self
+
+    def _check_calibrated(self) -> None:
+        check_is_fitted(
+            self,
+            "calibration_scores_",
+            msg="This VAEAnomalyDetector is not calibrated yet: call calibrate(X_normal, "
+            "fpr) or fit with calibration_fraction > 0 before asking for p-values.",
+        )
+
+    def p_values(self, X) -> np.ndarray:
+        """Conformal p-values, float64 (n,): p = (1 + #{cal. anomaly scores >= a}) / (n_cal + 1).
+
+        Uniform on normal rows; small for rows stranger than the calibration set.
+        """
+        self._check_calibrated()
+        return conformal_p_values(self.calibration_scores_, -self.score_samples(X))
+
+    def predict_fdr(self, X, fdr: float = 0.05) -> np.ndarray:
+        """-1 for the rows Benjamini-Hochberg flags at false-discovery rate ``fdr``, else +1.
+
+        Controls the expected share of normal rows among the flagged rows of this batch,
+        where ``predict`` controls the share of normal rows flagged.
+        """
+        return np.where(benjamini_hochberg(self.p_values(X), fdr), -1, 1)
+
     def score_features(self, X) -> np.ndarray:
         """Per-feature terms E_q[log p(x_j|z)], float64 (n, d), in the units of X.
 
@@ -475,6 +555,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         }
         if hasattr(self, "feature_names_in_"):
             fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
+        if hasattr(self, "calibration_scores_"):
+            fitted["calibration_scores_"] = self.calibration_scores_.tolist()
+            fitted["fpr_"] = self.fpr_
         return {"class": type(self).__name__, "params": params, "fitted": fitted}
 
     @classmethod
@@ -498,6 +581,11 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             detector.history_ = fitted["history_"]
             if "feature_names_in_" in fitted:
                 detector.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+            if "calibration_scores_" in fitted:
+                detector.calibration_scores_ = np.asarray(
+                    fitted["calibration_scores_"], dtype=np.float64
+                )
+                detector.fpr_ = float(fitted["fpr_"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
         if detector.center_.shape != (detector.n_features_in_,) or model.n_features != (

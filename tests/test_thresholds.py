@@ -1,0 +1,160 @@
+"""Calibrated thresholds, conformal p-values and Benjamini-Hochberg: the stated rates hold."""
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import correlated_gaussian
+from scipy import stats
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import vae_anomaly
+from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.thresholds import (
+    benjamini_hochberg,
+    conformal_p_values,
+    conformal_threshold,
+    min_calibration_size,
+)
+
+
+def test_conformal_threshold_is_the_documented_order_statistic():
+    scores = np.arange(1.0, 100.0)  # 99 scores
+    assert conformal_threshold(scores, 0.01) == 99.0  # k = ceil(100 * 0.99) = 99
+    assert conformal_threshold(scores[::-1], 0.1) == 90.0  # k = ceil(90) = 90
+    assert min_calibration_size(0.01) == 99 and min_calibration_size(0.1) == 9
+    with pytest.raises(ValueError, match=r"8 rows cannot certify fpr=0.1.*at least 9"):
+        conformal_threshold(np.arange(8.0), 0.1)
+
+
+def test_p_values_count_calibration_scores_at_least_as_large():
+    calibration = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(
+        conformal_p_values(calibration, [0.5, 2.0, 4.5]), [5 / 5, 4 / 5, 1 / 5]
+    )
+
+
+def test_benjamini_hochberg_step_up():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # q = 0.05, m = 10: thresholds 0.005 k; p_(2) = 0.008 <= 0.010 is the largest passing.
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [1, 1] + [0] * 8)
+    assert not benjamini_hochberg(np.array([0.9, 0.8]), 0.05).any()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: conformal_threshold([1.0, 2.0], 1.5), r"fpr must be in \(0, 1\)"),
+        (lambda: conformal_threshold([1.0, np.nan], 0.5), "position 1 is not finite"),
+        (lambda: conformal_threshold([], 0.5), "calibration set is empty"),
+        (lambda: benjamini_hochberg([0.1], 0.0), r"fdr must be in \(0, 1\)"),
+    ],
+)
+def test_bad_threshold_inputs(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.fixture(scope="module")
+def normal_pool(fitted):
+    """Anomaly scores of 400,000 fresh rows from the training distribution."""
+    return -fitted.score_samples(correlated_gaussian(400_000, seed=11))
+
+
+def test_false_positive_rate_on_fresh_normal_data_meets_the_target(normal_pool):
+    alpha, n_calibration, repeats = 0.05, 199, 2000
+    chunks = normal_pool[: repeats * (n_calibration + 1)].reshape(repeats, n_calibration + 1)
+    flagged = sum(
+        chunk[-1] > conformal_threshold(chunk[:-1], alpha) for chunk in chunks
+    )  # each repeat: a fresh calibration set and one fresh normal row
+    # flagged ~ Binomial(repeats, p) with alpha - 1/(n + 1) <= p <= alpha (conformal).
+    assert flagged <= stats.binom.ppf(0.999, repeats, alpha)
+    assert flagged >= stats.binom.ppf(0.001, repeats, alpha - 1 / (n_calibration + 1))
+
+
+def test_p_values_are_uniform_on_normal_data(normal_pool):
+    n_calibration, repeats = 99, 3000
+    chunks = normal_pool[: repeats * (n_calibration + 1)].reshape(repeats, n_calibration + 1)
+    p = np.array([conformal_p_values(chunk[:-1], chunk[-1:])[0] for chunk in chunks])
+    # Exactly uniform on {1/100, ..., 100/100}: 10 equal bins of 10 values each.
+    counts = np.histogram(p, bins=np.linspace(0, 1, 11) + 1e-9)[0]
+    assert stats.chisquare(counts).pvalue > 0.001
+    assert p.min() >= 0.01 and p.max() <= 1.0
+
+
+def test_benjamini_hochberg_keeps_the_false_discovery_proportion(fitted, normal_pool):
+    fdr, batches, n_normal, n_anomalies = 0.1, 200, 190, 10
+    # p >= 1 / (n_cal + 1), and BH's first cut is fdr / m = 0.0005: n_cal must exceed 2,000.
+    calibration = normal_pool[:9999]
+    rng = np.random.default_rng(0)
+    anomalies = correlated_gaussian(batches * n_anomalies, seed=12)
+    anomalies[:, 1] += rng.uniform(50.0, 120.0, len(anomalies))  # planted, of varied strength
+    anomaly_scores = -fitted.score_samples(anomalies).reshape(batches, n_anomalies)
+    normal = normal_pool[9999 : 9999 + batches * n_normal].reshape(batches, n_normal)
+    proportions, found = [], []
+    for batch in range(batches):
+        scores = np.concatenate([normal[batch], anomaly_scores[batch]])
+        flagged = benjamini_hochberg(conformal_p_values(calibration, scores), fdr)
+        false = flagged[:n_normal].sum()
+        proportions.append(false / max(1, flagged.sum()))
+        found.append(flagged[n_normal:].mean())
+    proportions = np.array(proportions)
+    standard_error = proportions.std(ddof=1) / np.sqrt(batches)
+    assert proportions.mean() <= fdr + 3 * standard_error  # E[FDP] <= fdr (BH, PRDS)
+    assert np.mean(found) > 0.5  # and it still finds most planted anomalies
+
+
+def test_calibrate_sets_offset_and_keeps_predict_consistent(fitted, test_X):
+    detector = pickle.loads(pickle.dumps(fitted))  # a private copy: calibrate mutates
+    X_normal = correlated_gaussian(500, seed=21)
+    assert detector.calibrate(X_normal, fpr=0.02) is detector
+    anomaly = -fitted.score_samples(X_normal)
+    assert detector.offset_ == -conformal_threshold(anomaly, 0.02)
+    np.testing.assert_array_equal(detector.calibration_scores_, np.sort(anomaly))
+    assert detector.fpr_ == 0.02
+    scores = detector.score_samples(test_X)
+    np.testing.assert_array_equal(detector.decision_function(test_X), scores - detector.offset_)
+    np.testing.assert_array_equal(
+        detector.predict(test_X), np.where(scores < detector.offset_, -1, 1)
+    )
+    np.testing.assert_array_equal(
+        detector.p_values(test_X), conformal_p_values(detector.calibration_scores_, -scores)
+    )
+    labels = detector.predict_fdr(test_X, fdr=0.1)
+    assert set(labels) <= {-1, 1}
+
+
+def test_calibration_errors(fitted):
+    detector = pickle.loads(pickle.dumps(fitted))
+    with pytest.raises(NotFittedError, match="not calibrated yet"):
+        detector.p_values(correlated_gaussian(5, seed=1))
+    with pytest.raises(ValueError, match=r"fpr must be in \(0, 1\)"):
+        detector.calibrate(correlated_gaussian(50, seed=1), fpr=1.0)
+    with pytest.raises(ValueError, match=r"50 rows cannot certify fpr=0.01.*at least 99"):
+        detector.calibrate(correlated_gaussian(50, seed=1), fpr=0.01)
+    X = correlated_gaussian(200, seed=1)
+    X[17, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN at row 17, column 3"):
+        detector.calibrate(X, fpr=0.05)
+
+
+def test_fit_holds_out_a_calibration_set(train_X):
+    detector = VAEAnomalyDetector(
+        epochs=3, calibration_fraction=0.25, fpr=0.05, random_state=0
+    ).fit(train_X)
+    assert len(detector.calibration_scores_) == 150 and detector.fpr_ == 0.05
+    assert detector.offset_ == -conformal_threshold(detector.calibration_scores_, 0.05)
+    with pytest.raises(ValueError, match=r"holds out 6 rows, but fpr=0\.01 needs at least 99"):
+        clone(detector).set_params(calibration_fraction=0.01, fpr=0.01).fit(train_X)
+
+
+def test_calibration_survives_save_load_and_pickle(fitted, test_X, tmp_path):
+    detector = pickle.loads(pickle.dumps(fitted)).calibrate(correlated_gaussian(300, 22), 0.05)
+    detector.save(tmp_path / "calibrated")
+    for restored in (
+        vae_anomaly.load(tmp_path / "calibrated"),
+        pickle.loads(pickle.dumps(detector)),
+    ):
+        assert restored.offset_ == detector.offset_ and restored.fpr_ == 0.05
+        np.testing.assert_array_equal(restored.p_values(test_X), detector.p_values(test_X))
