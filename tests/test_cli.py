@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from vae_anomaly.cli import EXIT_FAILED, EXIT_OK, main
+from vae_anomaly.cli import main
+from vae_anomaly.exit_status import ExitStatus
 from vae_anomaly.sample_data import ANOMALY_KINDS, make_sensor_readings, write_sample_data
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
@@ -41,7 +42,7 @@ def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert status == EXIT_OK
+    assert status == ExitStatus.OK
     assert "The 5 most anomalous rows:" in out and "top_column" in out
     table = out.split("The 5 most anomalous rows:\n")[1].splitlines()[1:6]
     top_ids = [int(line.split()[0]) for line in table]
@@ -61,13 +62,13 @@ def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
 def test_rank_reports_bad_csv_by_file_line_and_column(tmp_path, capsys, content, message):
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    assert main(["rank", "--input", str(path)]) == EXIT_FAILED
+    assert main(["rank", "--input", str(path)]) == ExitStatus.FAILED
     err = capsys.readouterr().err
     assert str(path) in err and message in err
 
 
 def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
-    assert main(["rank", "--input", str(tmp_path / "none.csv")]) == EXIT_FAILED
+    assert main(["rank", "--input", str(tmp_path / "none.csv")]) == ExitStatus.FAILED
     assert "no such file" in capsys.readouterr().err
     pd.DataFrame({"a": [1.0, 2.0]}).to_csv(tmp_path / "ok.csv", index=False)
     assert main(["rank", "--input", str(tmp_path / "ok.csv"), "--id-column", "id"]) == 1

@@ -1,13 +1,15 @@
 """The ``vae-anomaly`` command.
 
     vae-anomaly rank --input FILE.csv [--id-column ID] [--top N] [--labels LABELS.csv]
+                     [--alerts ALERTS.jsonl|.csv]
         Fit a detector on the CSV's numeric columns and print the N most anomalous rows,
         each with its anomaly score (-log p(x) bound) and the column that contributes most.
+        With --alerts, write an alert record per flagged row and exit with status 3.
     vae-anomaly make-sample-data [--output-dir sample_data]
         Regenerate the bundled sample data.
 
-Exit status: 0 on success, 1 when the input or the fit failed (the message says why),
-2 for a malformed command line.
+Exit statuses are those of ``exit_status.ExitStatus``: 0 OK, 1 FAILED (the message says
+why), 2 USAGE (malformed command line), 3 ALERTS (with --alerts, rows were flagged).
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .alerts import alert_records, write_alerts
 from .detector import VAEAnomalyDetector
+from .exit_status import ExitStatus
 from .sample_data import write_sample_data
-
-EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
@@ -101,13 +102,18 @@ def rank(args: argparse.Namespace) -> int:
             f"{int((planted & flagged).sum())} of the {int(flagged.sum())} flagged rows are "
             f"({int(planted.sum())} planted in {args.labels})."
         )
-    return EXIT_OK
+    if args.alerts:
+        records = alert_records(detector, features, row_ids=ids.to_numpy())
+        write_alerts(records, args.alerts)
+        print(f"\n{len(records)} alert records written to {args.alerts}.")
+        return ExitStatus.ALERTS if records else ExitStatus.OK
+    return ExitStatus.OK
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
     for path in write_sample_data(args.output_dir):
         print(f"wrote {path}")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def parser() -> argparse.ArgumentParser:
@@ -121,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--labels", help="CSV with the id column and is_anomaly, to compare")
     ranking.add_argument("--epochs", type=int, default=None, help="default: from a step budget")
     ranking.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
@@ -135,7 +142,7 @@ def main(argv=None) -> int:
         return args.run(args)
     except (ValueError, TypeError, OSError, FloatingPointError) as error:
         print(f"vae-anomaly {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+        return ExitStatus.FAILED
 
 
 if __name__ == "__main__":

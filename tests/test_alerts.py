@@ -1,0 +1,108 @@
+"""Alert records and files: exactly the flagged rows, with valid fields; exit statuses."""
+
+import csv
+import json
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import correlated_gaussian
+
+from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.alerts import FIELDS, alert_records, write_alerts
+from vae_anomaly.cli import main
+from vae_anomaly.exit_status import ExitStatus
+
+COLUMNS = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="module")
+def batch(train_X):
+    """A detector fitted on named columns and calibrated, and a batch with 5 anomalies."""
+    detector = VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0)
+    detector.fit(pd.DataFrame(train_X, columns=COLUMNS))
+    detector.calibrate(pd.DataFrame(correlated_gaussian(500, 31), columns=COLUMNS), 0.01)
+    X = correlated_gaussian(100, seed=32)
+    X[[3, 20, 41, 77, 98], 2] += 900.0  # column 2 has std ~ 100
+    frame = pd.DataFrame(X, columns=COLUMNS)
+    ids = np.array([f"row-{i}" for i in range(100)])
+    return detector, frame, ids
+
+
+def test_records_list_exactly_the_flagged_rows_with_valid_fields(batch):
+    detector, frame, ids = batch
+    records = alert_records(detector, frame, row_ids=ids)
+    flagged = np.flatnonzero(detector.predict(frame) == -1)
+    assert {3, 20, 41, 77, 98} <= set(flagged)
+    assert [r["row_id"] for r in records] == list(ids[flagged])
+    for record in records:
+        assert tuple(record) == FIELDS
+        assert record["anomaly_score"] > record["threshold"] == -detector.offset_
+        assert 0 < record["p_value"] <= 1
+        shares = [f["share"] for f in record["top_features"]]
+        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-12
+        assert datetime.fromisoformat(record["scored_at"]).tzinfo is not None
+    planted = [r for r in records if r["row_id"] in {"row-3", "row-20", "row-41"}]
+    assert all(r["top_features"][0]["feature"] == "c" for r in planted)
+
+
+def test_uncalibrated_records_have_no_p_value(fitted):
+    X = correlated_gaussian(50, seed=33)
+    X[0, 2] += 900.0
+    records = alert_records(fitted, X)
+    assert records[0]["row_id"] == 0 and records[0]["p_value"] is None
+    assert records[0]["top_features"][0]["feature"] == "x2"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_alert_files_round_trip_and_leave_no_temporary_file(batch, tmp_path, suffix):
+    detector, frame, ids = batch
+    records = alert_records(detector, frame, row_ids=ids)
+    path = write_alerts(records, tmp_path / f"alerts{suffix}")
+    if suffix == ".jsonl":
+        read = [json.loads(line) for line in path.read_text().splitlines()]
+        assert read == records
+    else:
+        with open(path, newline="") as handle:
+            read = list(csv.DictReader(handle))
+        assert [r["row_id"] for r in read] == [r["row_id"] for r in records]
+        assert read[0]["top_features"].startswith(records[0]["top_features"][0]["feature"] + ":")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_alert_file_suffix_is_checked(tmp_path):
+    with pytest.raises(ValueError, match=r"must end in \.jsonl or \.csv"):
+        write_alerts([], tmp_path / "alerts.txt")
+
+
+def test_exit_statuses_are_distinct_and_documented():
+    assert [s.value for s in ExitStatus] == [0, 1, 2, 3]
+    assert ExitStatus.ALERTS not in (ExitStatus.OK, ExitStatus.FAILED, ExitStatus.USAGE)
+
+
+def test_rank_with_alerts_writes_them_and_exits_with_the_alert_status(tmp_path, capsys):
+    X = correlated_gaussian(400, seed=34)
+    X[[5, 6], 1] += 200.0
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame.insert(0, "id", range(1000, 1400))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    status = main(
+        [
+            "rank",
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--id-column",
+            "id",
+            "--epochs",
+            "20",
+            "--alerts",
+            str(tmp_path / "alerts.jsonl"),
+        ]
+    )
+    assert status == ExitStatus.ALERTS
+    ids = [
+        json.loads(line)["row_id"] for line in (tmp_path / "alerts.jsonl").read_text().splitlines()
+    ]
+    assert {1005, 1006} <= set(ids)
+    assert "alert records written" in capsys.readouterr().out

@@ -1,0 +1,96 @@
+"""Alert records for flagged rows, written as JSON Lines or CSV by every job.
+
+One record per row that ``detector.predict`` flags (-1):
+
+    row_id           the row's identifier (an id column's value, or the row position)
+    anomaly_score    -score_samples: -ELBO or -IWAE, by the detector's score_method
+    threshold        the anomaly score above which rows are flagged, -offset_
+    p_value          conformal p-value (None when the detector is not calibrated)
+    top_features     the columns that make the row unlikely, with their share:
+                     share_j = max(0, -f_j) / sum_k max(0, -f_k), f = score_features(row)
+    scored_at        time of scoring, ISO 8601 in UTC
+
+Files are written under a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = ("row_id", "anomaly_score", "threshold", "p_value", "top_features", "scored_at")
+
+
+def _top_features(contributions: np.ndarray, names, top: int) -> list[dict]:
+    excess = np.maximum(0.0, -contributions)  # negative log-likelihood above 0 nats
+    total = excess.sum()
+    order = np.argsort(-excess, kind="stable")[:top]
+    return [
+        {"feature": str(names[j]), "share": float(excess[j] / total) if total > 0 else 0.0}
+        for j in order
+    ]
+
+
+def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=None) -> list[dict]:
+    """Alert records for the rows of X that the detector flags, in row order."""
+    scores = detector.score_samples(X)
+    flagged = np.flatnonzero(scores - detector.offset_ < 0)
+    if flagged.size == 0:
+        return []
+    rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
+    contributions = detector.score_features(rows)
+    names = getattr(detector, "feature_names_in_", None)
+    names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
+    p_values = (
+        detector.p_values(rows) if hasattr(detector, "calibration_scores_") else [None] * len(rows)
+    )
+    row_ids = np.arange(len(scores)) if row_ids is None else np.asarray(row_ids)
+    when = (scored_at or datetime.now(UTC)).isoformat()
+    return [
+        {
+            "row_id": row_ids[i].item() if hasattr(row_ids[i], "item") else row_ids[i],
+            "anomaly_score": float(-scores[i]),
+            "threshold": float(-detector.offset_),
+            "p_value": None if p is None else float(p),
+            "top_features": _top_features(contributions[position], names, top_features),
+            "scored_at": when,
+        }
+        for position, (i, p) in enumerate(zip(flagged, p_values, strict=True))
+    ]
+
+
+def write_alerts(records: list[dict], path) -> Path:
+    """Write records to ``path``: JSON Lines for .jsonl/.json, CSV for .csv; atomically."""
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".json", ".csv"):
+        raise ValueError(f"alerts file {path} must end in .jsonl or .csv, got {path.suffix!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.tmp-", delete=False, newline=""
+    )
+    try:
+        with handle:
+            if path.suffix == ".csv":
+                writer = csv.DictWriter(handle, fieldnames=FIELDS)
+                writer.writeheader()
+                for record in records:
+                    features = ";".join(
+                        f"{f['feature']}:{f['share']:.4f}" for f in record["top_features"]
+                    )
+                    writer.writerow({**record, "top_features": features})
+            else:
+                for record in records:
+                    handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return path
