@@ -47,6 +47,13 @@ def test_records_list_exactly_the_flagged_rows_with_valid_fields(batch):
     assert all(r["top_features"][0]["feature"] == "c" for r in planted)
 
 
+def test_row_ids_default_to_the_dataframe_index(batch):
+    detector, frame, _ = batch
+    indexed = frame.set_index(pd.Index(range(500, 600)))
+    records = alert_records(detector, indexed)
+    assert {503, 520, 541, 577, 598} <= {r["row_id"] for r in records}
+
+
 def test_uncalibrated_records_have_no_p_value(fitted):
     X = correlated_gaussian(50, seed=33)
     X[0, 2] += 900.0

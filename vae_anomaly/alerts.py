@@ -2,7 +2,8 @@
 
 One record per row that ``detector.predict`` flags (-1):
 
-    row_id           the row's identifier (an id column's value, or the row position)
+    row_id           the row's identifier: the given ids (an id column), else the
+                     DataFrame's index, else the row position
     anomaly_score    -score_samples: -ELBO or -IWAE, by the detector's score_method
     threshold        the anomaly score above which rows are flagged, -offset_
     p_value          conformal p-value (None when the detector is not calibrated)
@@ -50,7 +51,9 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     p_values = (
         detector.p_values(rows) if hasattr(detector, "calibration_scores_") else [None] * len(rows)
     )
-    row_ids = np.arange(len(scores)) if row_ids is None else np.asarray(row_ids)
+    if row_ids is None:  # a DataFrame's index, else the row position
+        row_ids = X.index.to_numpy() if hasattr(X, "index") else np.arange(len(scores))
+    row_ids = np.asarray(row_ids)
     when = (scored_at or datetime.now(UTC)).isoformat()
     return [
         {
