@@ -10,31 +10,36 @@ import pandas as pd
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+def run_script(name: str, *args) -> subprocess.CompletedProcess:
+    """Run benchmarks/NAME with ARGS; fail with the end of its stderr if it fails."""
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
 def test_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(size=(120, 3)), rng.normal(6.0, 1.0, size=(12, 3))])
     y = np.r_[np.zeros(120, dtype=int), np.ones(12, dtype=int)]
     (tmp_path / "data").mkdir()
     np.savez(tmp_path / "data" / "1_tiny.npz", X=X, y=y)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "quality.py"),
-            "--data",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "out"),
-            "--seeds",
-            "0",
-            "--detectors",
-            "vae",
-            "iforest",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    result = run_script(
+        "quality.py",
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "out"),
+        "--seeds",
+        "0",
+        "--detectors",
+        "vae",
+        "iforest",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs["detector"]) == {"vae-elbo", "vae-iwae", "iforest"}
     assert runs["auroc"].between(0.9, 1.0).all()  # 6-sigma outliers are easy
@@ -43,20 +48,7 @@ def test_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
 
 
 def test_speed_benchmark_runs_in_quick_mode(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "speed.py"),
-            "--quick",
-            "--no-pyod",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_script("speed.py", "--quick", "--no-pyod", "--out", str(tmp_path))
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert list(runs["phase"]) == ["train", "score"]
     assert (runs["peak_rss_mb"] > 0).all() and np.isfinite(runs["rows_per_s"]).all()
@@ -72,26 +64,19 @@ def test_mnist_benchmark_runs_on_tiny_generated_digits(tmp_path):
         "y_test": np.tile([0, 1], 20),
     }
     np.savez(tmp_path / "mnist.npz", **images)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "mnist.py"),
-            "--data",
-            str(tmp_path / "mnist.npz"),
-            "--out",
-            str(tmp_path / "out"),
-            "--digits",
-            "0",
-            "1",
-            "--detectors",
-            "vae-bernoulli",
-            "iforest",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_script(
+        "mnist.py",
+        "--data",
+        str(tmp_path / "mnist.npz"),
+        "--out",
+        str(tmp_path / "out"),
+        "--digits",
+        "0",
+        "1",
+        "--detectors",
+        "vae-bernoulli",
+        "iforest",
     )
-    assert result.returncode == 0, result.stderr[-2000:]
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert len(runs) == 4 and runs["auroc"].between(0, 1).all()
     assert "| mean" in (tmp_path / "out" / "table.md").read_text()
