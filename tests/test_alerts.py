@@ -36,6 +36,8 @@ def test_records_list_exactly_the_flagged_rows_with_valid_fields(batch):
     flagged = np.flatnonzero(detector.predict(frame) == -1)
     assert {3, 20, 41, 77, 98} <= set(flagged)
     assert [r["row_id"] for r in records] == list(ids[flagged])
+    expected_p = detector.p_values(frame.iloc[flagged])
+    np.testing.assert_array_equal([r["p_value"] for r in records], expected_p)
     for record in records:
         assert tuple(record) == FIELDS
         assert record["anomaly_score"] > record["threshold"] == -detector.offset_

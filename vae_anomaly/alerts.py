@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .thresholds import conformal_p_values
+
 FIELDS = ("row_id", "anomaly_score", "threshold", "p_value", "top_features", "scored_at")
 
 
@@ -48,8 +50,11 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     contributions = detector.score_features(rows)
     names = getattr(detector, "feature_names_in_", None)
     names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
-    p_values = (
-        detector.p_values(rows) if hasattr(detector, "calibration_scores_") else [None] * len(rows)
+    calibration = getattr(detector, "calibration_scores_", None)
+    p_values = (  # from the scores already computed: no second scoring pass
+        [None] * len(rows)
+        if calibration is None
+        else conformal_p_values(calibration, -scores[flagged])
     )
     if row_ids is None:  # a DataFrame's index, else the row position
         row_ids = X.index.to_numpy() if hasattr(X, "index") else np.arange(len(scores))
