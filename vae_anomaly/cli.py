@@ -26,6 +26,7 @@ from .alerts import alert_records, write_alerts
 from .detector import VAEAnomalyDetector
 from .exit_status import ExitStatus
 from .sample_data import write_sample_data
+from .validation import first_non_numeric
 
 
 def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
@@ -48,10 +49,8 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
             )
         ids = frame.pop(id_column)
     for name in frame.columns:
-        parsed = pd.to_numeric(frame[name], errors="coerce")
-        bad = parsed.isna() & frame[name].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+        row, parsed = first_non_numeric(frame[name])
+        if row is not None:
             raise ValueError(
                 f"{path}, line {row + 2}, column {name!r}: {frame[name].iloc[row]!r} is not a "
                 "number. `rank` models numeric columns only; pass an id column with --id-column."

@@ -412,7 +412,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.model_ = model
         self.score_seed_ = score_seed
         fitted = X[fitting_rows]
-        self.offset_ = self._threshold(self._select(self._terms(fitted, features=False)))
+        self.offset_ = self._threshold(self._log_density(fitted))
         if n_calibration:
             self._calibrate(X[calibration_rows], self.fpr)
         return self
@@ -450,6 +450,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     def _select(self, terms: ScoreTerms) -> np.ndarray:
         return terms.iwae if self.score_method == "iwae" else terms.elbo
 
+    def _log_density(self, X: np.ndarray) -> np.ndarray:
+        """The score_method estimate of log p(x) for validated X, without per-feature terms."""
+        return self._select(self._terms(X, features=False))
+
     def score_terms(self, X, *, features: bool = True) -> ScoreTerms:
         """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood.
 
@@ -464,7 +468,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
 
         Higher is more normal; ``-score_samples(X)`` is the anomaly score.
         """
-        return self._select(self.score_terms(X, features=False))
+        check_is_fitted(self)
+        self._check_params()
+        return self._log_density(self._validate_input(X, reset=False))
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""
@@ -490,7 +496,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         return self._calibrate(self._validate_input(X_normal, reset=False), fpr)
 
     def _calibrate(self, X: np.ndarray, fpr: float):
-        anomaly_scores = -self._select(self._terms(X, features=False))
+        anomaly_scores = -self._log_density(X)
         threshold = conformal_threshold(anomaly_scores, fpr)
         self.calibration_scores_ = np.sort(anomaly_scores)
         self.fpr_ = float(fpr)

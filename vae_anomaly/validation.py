@@ -17,15 +17,21 @@ def column_label(j: int, feature_names=None) -> str:
     return f"column {j}"
 
 
+def first_non_numeric(column: pd.Series) -> tuple[int | None, pd.Series]:
+    """(position of the first present value that is not a number or None, the parsed column)."""
+    parsed = pd.to_numeric(column, errors="coerce")
+    bad = parsed.isna() & column.notna()
+    position = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else None
+    return position, parsed
+
+
 def check_numeric_frame(frame: pd.DataFrame) -> None:
     """Raise ValueError naming the first non-numeric column, its first bad row and value."""
     for j, (name, column) in enumerate(frame.items()):
         if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
             continue
-        parsed = pd.to_numeric(column, errors="coerce")
-        bad = parsed.isna() & column.notna()
-        if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
+        position, _ = first_non_numeric(column)
+        if position is not None:
             raise ValueError(
                 f"X has a non-numeric value in column {name!r} (index {j}) at row {position} "
                 f"(index label {frame.index[position]!r}): {column.iloc[position]!r}. "
