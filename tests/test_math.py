@@ -48,7 +48,7 @@ def test_likelihoods_give_per_feature_log_probs():
     for head in (GaussianHead(3, seed=0), BernoulliHead(3, seed=0)):
         params = head(tf.zeros([1, 5]))
         assert head.distribution(params).log_prob(x).shape == (1, 3)
-    assert set(LIKELIHOODS) == {"gaussian", "bernoulli"}
+    assert set(LIKELIHOODS) == {"gaussian", "bernoulli", "mixed"}
 
 
 def linear_gaussian_data(n=800):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import keras
@@ -15,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS, GaussianHead
 from .errors import ModelFileError, TrainingDivergedError
+from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
 from .model import VAE, KLWarmup
 from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
 from .scoring import ScoreTerms, score_terms, scoring_noise
@@ -28,6 +30,7 @@ from .validation import check_finite, check_numeric_frame, check_unit_interval, 
 
 SCORE_METHODS = ("elbo", "iwae")
 SCALINGS = ("auto", "standard", "robust", None)
+MISSING = ("error", "mask")
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
 AUTO_EPOCH_STEPS = 3000
 AUTO_EPOCH_RANGE = (10, 300)
@@ -56,19 +59,24 @@ def default_epochs(steps_per_epoch: int) -> int:
     return int(np.clip(math.ceil(AUTO_EPOCH_STEPS / steps_per_epoch), low, high))
 
 
-def _fit_scaling(X: np.ndarray, scaling: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """(center, scale) per column; a constant column gets scale 1."""
+def _fit_scaling(X: np.ndarray, scaling: str | None, columns=None) -> tuple[np.ndarray, np.ndarray]:
+    """(center, scale) per column, ignoring NaN; a constant, empty or unselected column
+    (``columns`` is a boolean mask of the columns to scale) gets center 0 and scale 1."""
     n_features = X.shape[1]
-    if scaling is None:
+    columns = np.ones(n_features, dtype=bool) if columns is None else np.asarray(columns)
+    if scaling is None or not columns.any():
         return np.zeros(n_features), np.ones(n_features)
-    if scaling == "standard":
-        center, scale = X.mean(axis=0), X.std(axis=0)
-    else:  # robust: median and interquartile range / 1.349 (the IQR of N(0, 1))
-        center = np.median(X, axis=0)
-        q25, q75 = np.percentile(X, [25, 75], axis=0)
-        scale = (q75 - q25) / 1.349
-        scale = np.where(scale > 0, scale, X.std(axis=0))
-    return center, np.where(scale > 0, scale, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
+        if scaling == "standard":
+            center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        else:  # robust: median and interquartile range / 1.349 (the IQR of N(0, 1))
+            center = np.nanmedian(X, axis=0)
+            q25, q75 = np.nanpercentile(X, [25, 75], axis=0)
+            scale = (q75 - q25) / 1.349
+            scale = np.where(scale > 0, scale, np.nanstd(X, axis=0))
+    usable = columns & np.isfinite(center) & np.isfinite(scale) & (scale > 0)
+    return np.where(usable, center, 0.0), np.where(usable, scale, 1.0)
 
 
 def _check_int(name, value, minimum, allow_none=False):
@@ -112,8 +120,11 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         ``()`` gives a linear encoder and decoder.
     activation : str, default="relu"
         Keras activation of the hidden layers.
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Family of p(x_j|z). ``"bernoulli"`` needs X in [0, 1].
+    likelihood : {"gaussian", "bernoulli"} or sequence of (family, width), default="gaussian"
+        Family of p(x_j|z). ``"bernoulli"`` needs X in [0, 1]. A sequence of blocks
+        (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``, ``("categorical", w)``
+        for one one-hot column of w levels) models mixed-type columns; only the Gaussian
+        columns are scaled, and ``score_features`` has one column per original column.
     likelihood_scale : {"feature", "sample"}, default="feature"
         Gaussian only: one learned scale per feature, or one per feature and row.
     min_scale : float, default=0.1
@@ -134,6 +145,12 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         (so does a share that leaves no row on either side).
     n_iter_no_change : int, default=10
         Early-stopping patience in epochs; the best weights are restored.
+    missing : {"error", "mask"}, default="error"
+        ``"mask"``: NaN marks a missing entry, left out of the likelihood (the exact
+        marginal of the observed entries, not an imputation) and shown to the encoder
+        as 0. ``"error"``: NaN is an input error.
+    missing_indicator : bool, default=False
+        With ``missing="mask"``, also give the encoder the presence mask.
     scaling : {"auto", "standard", "robust", None}, default="auto"
         Affine scaling learned at fit: ``"standard"`` (mean, std), ``"robust"`` (median,
         IQR/1.349) or None. ``"auto"``: robust for the Gaussian (heavy tails stay far
@@ -221,6 +238,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         learning_rate=1e-3,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        missing="error",
+        missing_indicator=False,
         scaling="auto",
         score_method="elbo",
         n_score_samples=16,
@@ -243,6 +262,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.missing = missing
+        self.missing_indicator = missing_indicator
         self.scaling = scaling
         self.score_method = score_method
         self.n_score_samples = n_score_samples
@@ -267,7 +288,13 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 _check_int("each of hidden_units", width, 1)
         if not isinstance(self.activation, str):
             raise TypeError(f"activation must be a string, got {self.activation!r}.")
-        _check_choice("likelihood", self.likelihood, sorted(LIKELIHOODS))
+        if isinstance(self.likelihood, str):
+            _check_choice("likelihood", self.likelihood, ["gaussian", "bernoulli"])
+        else:
+            normalize_layout(self.likelihood)
+        _check_choice("missing", self.missing, MISSING)
+        if not isinstance(self.missing_indicator, (bool, np.bool_)):
+            raise TypeError(f"missing_indicator must be a bool, got {self.missing_indicator!r}.")
         _check_choice("likelihood_scale", self.likelihood_scale, GaussianHead.SCALE_MODES)
         _check_real("min_scale", self.min_scale, 0, math.inf, low_open=True, high_open=True)
         _check_real("beta", self.beta, 0, math.inf, low_open=False, high_open=True)
@@ -286,16 +313,31 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         _check_real("fpr", self.fpr, 0, 1, low_open=True, high_open=True)
         _check_int("verbose", self.verbose, 0)
         scaling = self._resolved_scaling()
-        if LIKELIHOODS[self.likelihood].support == "unit_interval" and scaling is not None:
+        if LIKELIHOODS[self._family()].support == "unit_interval" and scaling is not None:
             raise ValueError(
                 f"scaling={self.scaling!r} would move X out of [0, 1], which "
                 f"likelihood={self.likelihood!r} needs; use scaling='auto' or None."
             )
 
+    def _family(self) -> str:
+        """The likelihood head: "gaussian", "bernoulli", or "mixed" for a layout."""
+        return self.likelihood if isinstance(self.likelihood, str) else "mixed"
+
+    def _layout(self, n_features: int) -> tuple[tuple[str, int], ...]:
+        """The layout of the columns; a single family covers all of them."""
+        if isinstance(self.likelihood, str):
+            return ((self.likelihood, n_features),)
+        return normalize_layout(self.likelihood)
+
     def _resolved_scaling(self) -> str | None:
         if self.scaling != "auto":
             return self.scaling
-        return "robust" if LIKELIHOODS[self.likelihood].support == "real" else None
+        return "robust" if LIKELIHOODS[self._family()].support == "real" else None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "mask"
+        return tags
 
     def _validate_input(self, X, *, reset: bool) -> np.ndarray:
         """X as float64 [n, d]; errors name the row and column of the first bad cell."""
@@ -309,9 +351,17 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 raise
             raise located from error
         names = getattr(self, "feature_names_in_", None)
-        check_finite(array, names)
-        if LIKELIHOODS[self.likelihood].support == "unit_interval":
-            check_unit_interval(array, names, self.likelihood)
+        check_finite(array, names, allow_nan=self.missing == "mask")
+        layout = self._layout(array.shape[1])
+        if layout_width(layout) != array.shape[1]:
+            raise ValueError(
+                f"X has {array.shape[1]} columns but the likelihood layout covers "
+                f"{layout_width(layout)}: {layout}."
+            )
+        unit = ~gaussian_columns(layout)
+        if unit.any():
+            # Gaussian columns masked with 0.5 so that positions in the error stay those of X.
+            check_unit_interval(np.where(unit, array, 0.5), names, self._family())
         return array
 
     # ------------------------------------------------------------------ fit
@@ -331,7 +381,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
         )
 
-        self.center_, self.scale_ = _fit_scaling(X, self._resolved_scaling())
+        layout = self._layout(n_features)
+        self.center_, self.scale_ = _fit_scaling(
+            X, self._resolved_scaling(), gaussian_columns(layout)
+        )
         U = self._scaled(X)
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
         self.hidden_units_ = (
@@ -362,9 +415,11 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             self.latent_dim_,
             self.hidden_units_,
             activation=self.activation,
-            likelihood=self.likelihood,
-            likelihood_options=self._likelihood_options(),
+            likelihood=self._family(),
+            likelihood_options=self._likelihood_options(layout),
             beta=self.beta,
+            missing=self.missing == "mask",
+            missing_indicator=bool(self.missing_indicator),
             seed=model_seed,
         )
         model.compile(
@@ -417,9 +472,11 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             self._calibrate(X[calibration_rows], self.fpr)
         return self
 
-    def _likelihood_options(self) -> dict:
-        if self.likelihood == "gaussian":
+    def _likelihood_options(self, layout) -> dict:
+        if self._family() == "gaussian":
             return {"scale_mode": self.likelihood_scale, "min_scale": float(self.min_scale)}
+        if self._family() == "mixed":
+            return {"blocks": [list(block) for block in layout], "min_scale": float(self.min_scale)}
         return {}
 
     def _threshold(self, training_scores: np.ndarray) -> float:
@@ -437,8 +494,15 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         """Score terms of validated X, in the units of X (log-Jacobian of the scaling added)."""
         noise = scoring_noise(self.score_seed_, self.n_score_samples, self.latent_dim_)
         terms = score_terms(self.model_, self._scaled(X), noise, features=features)
-        log_scale = np.log(self.scale_)
-        log_jacobian = -float(np.sum(log_scale))
+        # Per output: log scale of its column (0 for non-Gaussian outputs), counted only
+        # where the output is observed: log p(x) = log p(u) - sum_observed log scale.
+        layout = self._layout(X.shape[1])
+        log_scale = np.array(
+            [np.log(self.scale_[a]) if f == "gaussian" else 0.0 for f, a, _ in output_spans(layout)]
+        )
+        if self.missing == "mask":
+            log_scale = observed_outputs(X, layout) * log_scale  # [n, outputs]
+        log_jacobian = -np.sum(log_scale, axis=-1)
         return ScoreTerms(
             elbo=terms.elbo + log_jacobian,
             iwae=terms.iwae + log_jacobian,
@@ -528,7 +592,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         return np.where(benjamini_hochberg(self.p_values(X), fdr), -1, 1)
 
     def score_features(self, X) -> np.ndarray:
-        """Per-feature terms E_q[log p(x_j|z)], float64 (n, d), in the units of X.
+        """Per-feature terms E_q[log p(x_j|z)], float64 (n, outputs), in the units of X.
+
+        One column per feature, or per original column with a layout (a one-hot group is
+        one column); a missing entry contributes 0.
 
         Low values mark the columns that make a row unlikely. They add up to the ELBO:
         ``score_features(X).sum(axis=1) - score_terms(X).kl == score_terms(X).elbo``.
@@ -548,6 +615,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             params["random_state"] = None  # a RandomState instance cannot be written as JSON
         if params["hidden_units"] is not None:
             params["hidden_units"] = [int(w) for w in params["hidden_units"]]
+        if not isinstance(params["likelihood"], str):
+            params["likelihood"] = [list(block) for block in normalize_layout(params["likelihood"])]
         fitted = {
             "n_features_in_": int(self.n_features_in_),
             "center_": self.center_.tolist(),
@@ -573,6 +642,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         params = dict(manifest["params"])
         if params.get("hidden_units") is not None:
             params["hidden_units"] = tuple(params["hidden_units"])
+        if not isinstance(params.get("likelihood", "gaussian"), str):
+            params["likelihood"] = tuple(tuple(block) for block in params["likelihood"])
         try:
             detector = cls(**params)
             fitted = manifest["fitted"]

@@ -7,7 +7,8 @@
 Every likelihood returns a distribution whose batch shape ends in the feature axis
 (no ``tfd.Independent`` over features), so per-feature terms log p(x_j|z) stay visible;
 the model sums them. Adding a family is one ``LikelihoodHead`` subclass plus one entry
-in ``LIKELIHOODS``.
+in ``LIKELIHOODS``. ``MixedHead`` models mixed-type rows (see ``layout``): Gaussian
+numeric columns, Bernoulli boolean columns and a Categorical per one-hot group.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import ClassVar
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from .layout import normalize_layout, output_spans
 
 tfd = tfp.distributions
 
@@ -111,6 +114,8 @@ class LikelihoodHead(keras.layers.Layer):
     (``"real"`` or ``"unit_interval"``), create their layers in ``__init__``, and
     implement ``call`` (returns a tuple of parameter tensors, each [..., d]) and
     ``distribution`` (builds a TFP distribution with batch shape [..., d]).
+    ``log_likelihood`` gives log p(x_j|z) per output j ([..., n_outputs]); an output is
+    one feature, except in ``MixedHead`` where a one-hot group is one output.
     """
 
     family: ClassVar[str]
@@ -123,8 +128,20 @@ class LikelihoodHead(keras.layers.Layer):
         self.n_features = int(n_features)
         self.seed = int(seed)
 
+    @property
+    def n_outputs(self) -> int:
+        return self.n_features
+
     def distribution(self, params: tuple[tf.Tensor, ...]) -> tfd.Distribution:
         raise NotImplementedError
+
+    def log_likelihood(self, params, x) -> tf.Tensor:
+        """log p(x_j|z) per output, [..., n_outputs]."""
+        return self.distribution(params).log_prob(x)
+
+    def observed_outputs(self, observed: tf.Tensor) -> tf.Tensor:
+        """Per-output presence [..., n_outputs] from per-column presence [..., d] (bool)."""
+        return observed
 
     def get_config(self):
         config = super().get_config()
@@ -213,8 +230,79 @@ class BernoulliHead(LikelihoodHead):
         return tfd.Bernoulli(logits=logits, dtype=logits.dtype)
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MixedHead(LikelihoodHead):
+    """Mixed-type rows: p(x|z) = prod over the layout's blocks (``layout.py``) of
+
+        N(x_j; loc_j(z), scale_j^2)              gaussian columns (scale per column, floored)
+        Bernoulli(x_j; sigmoid(logit_j(z)))      bernoulli columns
+        OneHotCategorical(x_g; softmax(logits_g(z)))   one categorical column per group g
+
+    One dense layer gives every location and logit; one output per original column.
+    """
+
+    family = "mixed"
+    support = "real"
+
+    def __init__(self, n_features, blocks=(), min_scale=1e-2, seed=0, **kwargs):
+        super().__init__(n_features, seed=seed, **kwargs)
+        self.blocks = normalize_layout(blocks)
+        if sum(width for _, width in self.blocks) != self.n_features:
+            raise ValueError(
+                f"The layout covers {sum(w for _, w in self.blocks)} columns, not {n_features}."
+            )
+        self.min_scale = _check_floor("min_scale", min_scale)
+        self.spans = output_spans(self.blocks)
+        self.n_gaussian = sum(width for family, width in self.blocks if family == "gaussian")
+        self.raw_layer = _dense(self.n_features, self.seed, "locs_and_logits")
+        self.raw_scale = self.add_weight(
+            shape=(max(self.n_gaussian, 1),),
+            initializer=keras.initializers.Constant(_INVERSE_SOFTPLUS_ONE),
+            name="raw_scale",
+        )
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.spans)
+
+    def build(self, input_shape):
+        self.raw_layer.build(input_shape)
+
+    def call(self, features):
+        return self.raw_layer(features), _positive_scale(self.raw_scale, self.min_scale)
+
+    def log_likelihood(self, params, x):
+        raw, scale = params
+        terms, column, gaussian = [], 0, 0
+        for family, width in self.blocks:
+            values = x[..., column : column + width]
+            block = raw[..., column : column + width]
+            if family == "gaussian":
+                block_scale = scale[gaussian : gaussian + width]
+                terms.append(tfd.Normal(loc=block, scale=block_scale).log_prob(values))
+                gaussian += width
+            elif family == "bernoulli":
+                terms.append(tfd.Bernoulli(logits=block, dtype=block.dtype).log_prob(values))
+            else:
+                group = tfd.OneHotCategorical(logits=block, dtype=block.dtype)
+                terms.append(group.log_prob(values)[..., tf.newaxis])
+            column += width
+        return tf.concat(terms, axis=-1)
+
+    def observed_outputs(self, observed):
+        return tf.stack(
+            [tf.reduce_all(observed[..., start:stop], axis=-1) for _, start, stop in self.spans],
+            axis=-1,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(blocks=[list(block) for block in self.blocks], min_scale=self.min_scale)
+        return config
+
+
 LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
-    head.family: head for head in (GaussianHead, BernoulliHead)
+    head.family: head for head in (GaussianHead, BernoulliHead, MixedHead)
 }
 
 

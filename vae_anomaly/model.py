@@ -10,6 +10,10 @@ For scoring, ``log_weight_terms`` gives the pieces of the importance weights
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
 
 from which ``scoring`` forms the ELBO and the IWAE bound.
+
+With ``missing=True``, NaN entries of x are missing: they are left out of log p(x|z)
+(the decoder factorises, so this is the exact marginal of the observed entries), the
+encoder sees them as 0, and with ``missing_indicator=True`` also sees the presence mask.
 """
 
 from __future__ import annotations
@@ -51,6 +55,10 @@ class VAE(keras.Model):
         Floor on the posterior scale.
     beta : float
         Weight of the KL term in the training loss (the beta-VAE); scoring ignores it.
+    missing : bool
+        Treat NaN entries as missing (masked out of the likelihood).
+    missing_indicator : bool
+        With ``missing``, also give the encoder the 0/1 presence of every entry.
     seed : int
         Seeds the initializers and the training noise.
     """
@@ -65,6 +73,8 @@ class VAE(keras.Model):
         likelihood_options: dict | None = None,
         posterior_min_scale: float = 1e-3,
         beta: float = 1.0,
+        missing: bool = False,
+        missing_indicator: bool = False,
         seed: int = 0,
         **kwargs,
     ):
@@ -77,6 +87,8 @@ class VAE(keras.Model):
         self.likelihood_options = dict(likelihood_options or {})
         self.posterior_min_scale = float(posterior_min_scale)
         self.beta = float(beta)
+        self.missing = bool(missing)
+        self.missing_indicator = bool(missing_indicator) and self.missing
         self.seed = int(seed)
 
         self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
@@ -97,10 +109,11 @@ class VAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.n_outputs = self.likelihood_head.n_outputs
         self.build((None, self.n_features))
 
     def build(self, input_shape):
-        encoder_shape = (None, self.n_features)
+        encoder_shape = (None, self.n_features * (2 if self.missing_indicator else 1))
         if not self.encoder.built:
             self.encoder.build(encoder_shape)
         features = self.encoder.compute_output_shape(encoder_shape)
@@ -114,31 +127,50 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ distributions
 
-    def posterior_params(self, x):
-        """(loc, scale) of q(z|x), each [batch, L]."""
-        return self.posterior_head(self.encoder(x))
+    def prepare(self, x):
+        """(encoder input, x with missing entries set to 0, per-output presence or None)."""
+        if not self.missing:
+            return x, x, None
+        present = tf.logical_not(tf.math.is_nan(x))
+        filled = tf.where(present, x, tf.zeros_like(x))  # no NaN reaches a gradient
+        encoder_input = filled
+        if self.missing_indicator:
+            encoder_input = tf.concat([filled, tf.cast(present, x.dtype)], axis=-1)
+        return encoder_input, filled, self.likelihood_head.observed_outputs(present)
+
+    def posterior_params(self, encoder_input):
+        """(loc, scale) of q(z|x), each [batch, L], from ``prepare(x)[0]``."""
+        return self.posterior_head(self.encoder(encoder_input))
 
     def likelihood_params(self, z):
         """Parameters of p(x|z) for z [rows, L], each [rows, d]."""
         return self.likelihood_head(self.decoder(z))
 
-    def feature_log_likelihood(self, x, z):
-        """log p(x_j|z) for x [rows, d] and z [rows, L]: [rows, d]."""
-        return self.likelihood_head.distribution(self.likelihood_params(z)).log_prob(x)
+    def feature_log_likelihood(self, x, z, observed=None):
+        """log p(x_j|z) per output for x [rows, d] and z [rows, L]: [rows, outputs].
+
+        Outputs that are not ``observed`` contribute 0 (they are marginalised out).
+        """
+        terms = self.likelihood_head.log_likelihood(self.likelihood_params(z), x)
+        if observed is None:
+            return terms
+        return tf.where(observed, terms, tf.zeros_like(terms))
 
     def call(self, inputs):
         """The posterior mean E_q[z], [batch, L]: the usual embedding of x."""
-        loc, _ = self.posterior_params(inputs)
+        loc, _ = self.posterior_params(self.prepare(inputs)[0])
         return loc
 
     # ------------------------------------------------------------------ training
 
     def negative_elbo_terms(self, x):
         """Batch means of (loss, -E_q[log p(x|z)], KL), one reparameterised z per row."""
-        loc, scale = self.posterior_params(x)  # [batch, L]
+        encoder_input, x, observed = self.prepare(x)
+        loc, scale = self.posterior_params(encoder_input)  # [batch, L]
         eps = keras.random.normal(tf.shape(loc), seed=self.noise, dtype=loc.dtype)
         z = loc + scale * eps  # reparameterisation trick
-        reconstruction = -tf.reduce_mean(tf.reduce_sum(self.feature_log_likelihood(x, z), axis=-1))
+        log_likelihood = self.feature_log_likelihood(x, z, observed)
+        reconstruction = -tf.reduce_mean(tf.reduce_sum(log_likelihood, axis=-1))
         kl = tf.reduce_mean(analytic_kl(loc, scale))
         loss = reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl
         return loss, reconstruction, kl
@@ -172,19 +204,26 @@ class VAE(keras.Model):
 
         Returns
         -------
-        feature_log_likelihood : [k, B, d]   log p(x_j|z_i)
-        log_prior_minus_posterior : [k, B]   log p(z_i) - log q(z_i|x)
-        kl : [B]                             KL(q(z|x) || p(z)), analytic
+        feature_log_likelihood : [k, B, outputs]   log p(x_j|z_i) (0 where x_j is missing)
+        log_prior_minus_posterior : [k, B]         log p(z_i) - log q(z_i|x)
+        kl : [B]                                   KL(q(z|x) || p(z)), analytic
         """
-        loc, scale = self.posterior_params(x)  # [B, L]
+        encoder_input, x, observed = self.prepare(x)
+        loc, scale = self.posterior_params(encoder_input)  # [B, L]
         z = loc[tf.newaxis] + scale[tf.newaxis] * eps[:, tf.newaxis, :]  # [k, B, L]
         k, batch = tf.shape(z)[0], tf.shape(z)[1]
         flat_z = tf.reshape(z, [-1, self.latent_dim])  # [k * B, L]
         flat_x = tf.reshape(
             tf.broadcast_to(x[tf.newaxis], [k, batch, self.n_features]), [-1, self.n_features]
         )
+        flat_observed = None
+        if observed is not None:
+            flat_observed = tf.reshape(
+                tf.broadcast_to(observed[tf.newaxis], [k, batch, self.n_outputs]),
+                [-1, self.n_outputs],
+            )
         feature_log_likelihood = tf.reshape(
-            self.feature_log_likelihood(flat_x, flat_z), [k, batch, self.n_features]
+            self.feature_log_likelihood(flat_x, flat_z, flat_observed), [k, batch, self.n_outputs]
         )
         log_prior = prior_distribution(self.latent_dim, z.dtype).log_prob(z)
         log_posterior = posterior_distribution(loc, scale).log_prob(z)
@@ -201,6 +240,8 @@ class VAE(keras.Model):
             "likelihood_options": dict(self.likelihood_options),
             "posterior_min_scale": self.posterior_min_scale,
             "beta": self.beta,
+            "missing": self.missing,
+            "missing_indicator": self.missing_indicator,
             "seed": self.seed,
         }
 

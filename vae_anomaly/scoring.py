@@ -30,7 +30,7 @@ _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @dataclass(frozen=True)
 class ScoreTerms:
-    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, d].
+    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, outputs].
 
     ``feature_log_likelihood`` is None unless asked for: it is the one output that grows
     with n * d, and ``score_samples`` does not need it.
@@ -65,12 +65,12 @@ def _scorer(model, n_samples: int):
     @tf.function(jit_compile=False)
     def batch_terms(x, eps):
         feature_log_likelihood, log_prior_ratio, kl = model_ref().log_weight_terms(x, eps)
-        feature_log_likelihood = tf.cast(feature_log_likelihood, tf.float64)  # [k, B, d]
+        feature_log_likelihood = tf.cast(feature_log_likelihood, tf.float64)  # [k, B, outputs]
         log_weights = tf.reduce_sum(feature_log_likelihood, axis=-1) + tf.cast(
             log_prior_ratio, tf.float64
         )  # [k, B]
         log_k = tf.math.log(tf.cast(tf.shape(eps)[0], tf.float64))
-        features = tf.reduce_mean(feature_log_likelihood, axis=0)  # [B, d]
+        features = tf.reduce_mean(feature_log_likelihood, axis=0)  # [B, outputs]
         kl = tf.cast(kl, tf.float64)
         elbo = tf.reduce_sum(features, axis=-1) - kl
         iwae = tf.reduce_logsumexp(log_weights, axis=0) - log_k
@@ -88,10 +88,11 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) ->
     """
     X = np.ascontiguousarray(X, dtype=np.float32)
     n, d = X.shape
+    outputs = model.n_outputs
     batch_rows = scoring_batch_rows(model, len(eps))
     scorer = _scorer(model, len(eps))
     eps_tensor = tf.constant(eps, dtype=tf.float32)
-    out = [np.empty(n) for _ in range(4)] + [np.empty((n, d)) if features else None]
+    out = [np.empty(n) for _ in range(4)] + [np.empty((n, outputs)) if features else None]
     padded = np.zeros((batch_rows, d), dtype=np.float32)
     for start in range(0, n, batch_rows):
         stop = min(start + batch_rows, n)

@@ -66,9 +66,9 @@ def with_location(error: Exception, X, feature_names=None) -> Exception:
     return type(error)(located)
 
 
-def check_finite(X: np.ndarray, feature_names=None, name: str = "X") -> None:
-    """Raise ValueError naming the first NaN or infinity by row and column."""
-    finite = np.isfinite(X)
+def check_finite(X: np.ndarray, feature_names=None, name: str = "X", allow_nan=False) -> None:
+    """Raise ValueError naming the first NaN or infinity by row and column (NaN may be allowed)."""
+    finite = np.isfinite(X) | (np.isnan(X) if allow_nan else False)
     if finite.all():
         return
     rows, columns = np.nonzero(~finite)
