@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_open
 from .thresholds import conformal_p_values
 
 FIELDS = ("row_id", "anomaly_score", "threshold", "p_value", "top_features", "scored_at")
@@ -47,29 +46,48 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     if flagged.size == 0:
         return []
     rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
-    contributions = detector.score_features(rows)
     names = getattr(detector, "feature_names_in_", None)
     names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
     calibration = getattr(detector, "calibration_scores_", None)
     p_values = (  # from the scores already computed: no second scoring pass
-        [None] * len(rows)
-        if calibration is None
-        else conformal_p_values(calibration, -scores[flagged])
+        None if calibration is None else conformal_p_values(calibration, -scores[flagged])
     )
     if row_ids is None:  # a DataFrame's index, else the row position
         row_ids = X.index.to_numpy() if hasattr(X, "index") else np.arange(len(scores))
-    row_ids = np.asarray(row_ids)
+    return flagged_records(
+        np.asarray(row_ids)[flagged],
+        -scores[flagged],
+        -detector.offset_,
+        p_values,
+        detector.score_features(rows),
+        names,
+        top_features,
+        scored_at,
+    )
+
+
+def flagged_records(
+    row_ids,
+    anomaly_scores,
+    threshold,
+    p_values,
+    contributions,
+    names,
+    top_features=3,
+    scored_at=None,
+) -> list[dict]:
+    """Alert records from scores already computed for flagged rows (p_values may be None)."""
     when = (scored_at or datetime.now(UTC)).isoformat()
     return [
         {
-            "row_id": row_ids[i].item() if hasattr(row_ids[i], "item") else row_ids[i],
-            "anomaly_score": float(-scores[i]),
-            "threshold": float(-detector.offset_),
-            "p_value": None if p is None else float(p),
-            "top_features": _top_features(contributions[position], names, top_features),
+            "row_id": row_id.item() if hasattr(row_id, "item") else row_id,
+            "anomaly_score": float(anomaly_scores[i]),
+            "threshold": float(threshold),
+            "p_value": None if p_values is None else float(p_values[i]),
+            "top_features": _top_features(contributions[i], names, top_features),
             "scored_at": when,
         }
-        for position, (i, p) in enumerate(zip(flagged, p_values, strict=True))
+        for i, row_id in enumerate(row_ids)
     ]
 
 
@@ -78,27 +96,16 @@ def write_alerts(records: list[dict], path) -> Path:
     path = Path(path)
     if path.suffix not in (".jsonl", ".json", ".csv"):
         raise ValueError(f"alerts file {path} must end in .jsonl or .csv, got {path.suffix!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}.tmp-", delete=False, newline=""
-    )
-    try:
-        with handle:
-            if path.suffix == ".csv":
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
-                writer.writeheader()
-                for record in records:
-                    features = ";".join(
-                        f"{f['feature']}:{f['share']:.4f}" for f in record["top_features"]
-                    )
-                    writer.writerow({**record, "top_features": features})
-            else:
-                for record in records:
-                    handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        if path.suffix == ".csv":
+            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+            writer.writeheader()
+            for record in records:
+                features = ";".join(
+                    f"{f['feature']}:{f['share']:.4f}" for f in record["top_features"]
+                )
+                writer.writerow({**record, "top_features": features})
+        else:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
     return path

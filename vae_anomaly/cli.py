@@ -1,5 +1,15 @@
 """The ``vae-anomaly`` command.
 
+    vae-anomaly fit --input TRAIN.csv [--input MORE.csv ...] --model-dir DIR
+                    [--config pipelines/tabular.toml] [--epochs N] [--seed S] [--fpr F]
+        Infer column roles, fit and calibrate a mixed-type detector, save it to DIR.
+    vae-anomaly score --model-dir DIR --input NEW.csv (or a glob) --output OUT.csv
+                      --rejects REJECTS.csv --report REPORT.json [--alerts ALERTS.jsonl]
+                      [--resume] [--engine local|dask] [--scheduler ADDRESS]
+                      [--config FILE] [--chunk-rows N] [--format csv|parquet]
+        Score CSVs chunk by chunk; every line is scored or rejected with its reason.
+        Exit 3 when any row was flagged.
+
     vae-anomaly rank --input FILE.csv [--id-column ID] [--top N] [--labels LABELS.csv]
                      [--alerts ALERTS.jsonl|.csv]
         Fit a detector on the CSV's numeric columns and print the N most anomalous rows,
@@ -25,6 +35,7 @@ import pandas as pd
 from .alerts import alert_records, write_alerts
 from .detector import VAEAnomalyDetector
 from .exit_status import ExitStatus
+from .machine_records import write_machine_records
 from .sample_data import write_sample_data
 from .validation import first_non_numeric
 
@@ -110,9 +121,74 @@ def rank(args: argparse.Namespace) -> int:
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
-    for path in write_sample_data(args.output_dir):
+    for path in write_sample_data(args.output_dir) + write_machine_records(args.output_dir):
         print(f"wrote {path}")
     return ExitStatus.OK
+
+
+def _job_config(args: argparse.Namespace, base=None):
+    from .tabular.config import load_config
+
+    config = load_config(args.config) if args.config else base or load_config()
+    model = {}
+    if getattr(args, "epochs", None) is not None:
+        model["epochs"] = args.epochs
+    if getattr(args, "seed", None) is not None:
+        model["random_state"] = args.seed
+    return config.with_overrides(
+        model=model,
+        fpr=getattr(args, "fpr", None),
+        chunk_rows=getattr(args, "chunk_rows", None),
+        format=getattr(args, "format", None),
+    )
+
+
+def fit(args: argparse.Namespace) -> int:
+    from .tabular.fit_job import fit_job
+
+    report = fit_job(args.input, args.model_dir, _job_config(args))
+    roles = ", ".join(f"{c['column']}={c['role']}" for c in report["columns"])
+    print(
+        f"fit: {report['rows_used']} of {report['rows_read']} rows used "
+        f"({report['rows_rejected']} rejected, see {Path(args.model_dir) / 'fit_rejects.csv'}); "
+        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
+        f"fit: columns: {roles}.\n"
+        f"fit: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for a "
+        f"false-alarm rate of {report['threshold']['fpr']} on "
+        f"{report['threshold']['calibration_rows']} held-out rows; model saved to {args.model_dir}."
+    )
+    return ExitStatus.OK
+
+
+def score(args: argparse.Namespace) -> int:
+    from .tabular.config import JobConfig
+    from .tabular.fit_job import read_model_dir
+    from .tabular.score_job import score_job
+
+    _, _, document = read_model_dir(args.model_dir)
+    config = _job_config(args, base=JobConfig(**document["settings"]))
+    report, status = score_job(
+        args.model_dir,
+        args.input,
+        args.output,
+        args.rejects,
+        args.report,
+        args.alerts,
+        config=config,
+        resume=args.resume,
+        engine=args.engine,
+        scheduler=args.scheduler,
+    )
+    unknown = report["unknown_categories"]
+    print(
+        f"score: {report['rows_read']} rows read, {report['rows_scored']} scored, "
+        f"{report['rows_rejected']} rejected ({args.rejects}), {report['alerts']} alerts "
+        f"(anomaly score > {report['threshold']['anomaly_score']:.2f}) in "
+        f"{report['elapsed_seconds']:.1f} s."
+        + (f" Unseen categories: {unknown}." if unknown else "")
+        + f" Report: {args.report}."
+    )
+    return status
 
 
 def parser() -> argparse.ArgumentParser:
@@ -128,6 +204,30 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
+
+    fitting = commands.add_parser("fit", help="fit a detector on training CSV(s)")
+    fitting.add_argument("--input", required=True, action="append", help="CSV (repeatable)")
+    fitting.add_argument("--model-dir", required=True, help="directory to save the model in")
+    fitting.add_argument("--config", help="job settings (TOML), e.g. pipelines/tabular.toml")
+    fitting.add_argument("--epochs", type=int, help="overrides [model] epochs")
+    fitting.add_argument("--seed", type=int, help="overrides [model] random_state")
+    fitting.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    fitting.set_defaults(run=fit)
+
+    scoring = commands.add_parser("score", help="score CSV(s) with a saved model")
+    scoring.add_argument("--model-dir", required=True)
+    scoring.add_argument("--input", required=True, action="append", help="CSV or glob")
+    scoring.add_argument("--output", required=True, help="scored rows (.csv or .parquet)")
+    scoring.add_argument("--rejects", required=True, help="CSV of lines not scored")
+    scoring.add_argument("--report", required=True, help="JSON run report")
+    scoring.add_argument("--alerts", help="alert records of flagged rows (.jsonl or .csv)")
+    scoring.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    scoring.add_argument("--engine", choices=("local", "dask"), default="local")
+    scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
+    scoring.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    scoring.add_argument("--chunk-rows", type=int, help="lines per chunk (memory bound)")
+    scoring.add_argument("--format", choices=("csv", "parquet"), help="output format")
+    scoring.set_defaults(run=score)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
     sample.add_argument("--output-dir", default="sample_data")

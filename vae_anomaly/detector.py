@@ -511,12 +511,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
         )
 
-    def _select(self, terms: ScoreTerms) -> np.ndarray:
-        return terms.iwae if self.score_method == "iwae" else terms.elbo
-
     def _log_density(self, X: np.ndarray) -> np.ndarray:
         """The score_method estimate of log p(x) for validated X, without per-feature terms."""
-        return self._select(self._terms(X, features=False))
+        return self._terms(X, features=False).estimate(self.score_method)
 
     def score_terms(self, X, *, features: bool = True) -> ScoreTerms:
         """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood.

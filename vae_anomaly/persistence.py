@@ -75,14 +75,15 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
         manifest_path = staging / MANIFEST_FILE
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync_file(manifest_path)
-        _move_into_place(staging, target)
+        move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def move_into_place(staging: Path, target: Path) -> None:
+    """Rename the finished directory ``staging`` to ``target``, replacing an old one."""
     if not target.exists():
         staging.rename(target)
         return

@@ -42,6 +42,10 @@ class ScoreTerms:
     kl: np.ndarray
     feature_log_likelihood: np.ndarray | None
 
+    def estimate(self, method: str) -> np.ndarray:
+        """The estimate of log p(x) named by ``method``: "elbo" or "iwae"."""
+        return self.iwae if method == "iwae" else self.elbo
+
 
 def scoring_noise(seed: int, n_samples: int, latent_dim: int) -> np.ndarray:
     """The shared noise eps [k, L] ~ N(0, I), a pure function of (seed, k, L)."""

@@ -1,0 +1,361 @@
+"""The tabular batch jobs: roles, accounting of every line, atomic outputs, resume, engines."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vae_anomaly.cli import main
+from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.machine_records import make_machine_records, write_machine_records
+from vae_anomaly.tabular import score_job as score_job_module
+from vae_anomaly.tabular.config import JobConfig, load_config
+from vae_anomaly.tabular.fit_job import fit_job
+from vae_anomaly.tabular.score_job import score_job
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = ROOT / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """One model fitted on the bundled training file (few epochs: tests check plumbing)."""
+    target = tmp_path_factory.mktemp("model") / "machines"
+    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 15})
+    fit_job([SAMPLE_DATA / "machines_train.csv"], target, config)
+    return target
+
+
+def run_score(model_dir, inputs, folder: Path, name="run", **options):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {key: folder / f"{name}.{key}" for key in ("csv", "rejects.csv", "json", "jsonl")}
+    report, status = score_job(
+        model_dir,
+        inputs,
+        paths["csv"],
+        paths["rejects.csv"],
+        paths["json"],
+        paths["jsonl"],
+        progress=False,
+        **options,
+    )
+    return report, status, paths
+
+
+def test_bundled_machine_records_are_what_the_generator_writes(tmp_path):
+    for path in write_machine_records(tmp_path):
+        assert path.read_bytes() == (SAMPLE_DATA / path.name).read_bytes(), path.name
+
+
+def test_fit_infers_roles_and_stores_the_report(model_dir):
+    document = json.loads((model_dir / "schema.json").read_text())
+    roles = {c["name"]: c["role"] for c in document["columns"]}
+    assert roles == {
+        "record_id": "passthrough",
+        "timestamp": "passthrough",
+        "machine_type": "categorical",
+        "site": "categorical",
+        "load_pct": "numeric",
+        "rpm": "numeric",
+        "power_kw": "numeric",
+        "temperature_c": "numeric",
+        "runtime_h": "numeric",
+        "maintenance_due": "boolean",
+    }
+    report = document["fit_report"]
+    assert report["rows_read"] == 3000 == report["rows_used"] + report["rows_rejected"]
+    assert report["layout"] == [
+        ["gaussian", 5],
+        ["categorical", 4],
+        ["categorical", 4],
+        ["bernoulli", 1],
+    ]
+    assert report["threshold"]["calibrated"] and report["threshold"]["calibration_rows"] == 600
+
+
+def test_roles_are_inferred_without_a_config(tmp_path):
+    train, _, _ = make_machine_records(n_train=300, n_new=10, n_per_kind=0)
+    (tmp_path / "t.csv").write_text(train)
+    config = JobConfig(model={"epochs": 1, "random_state": 0}, calibration_fraction=0.0)
+    report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    inferred = {c["column"]: (c["role"], c["reason"]) for c in report["columns"]}
+    assert inferred["record_id"] == ("passthrough", "distinct integers named like an id")
+    assert (
+        inferred["timestamp"] == ("passthrough", "timestamps")
+        or inferred["timestamp"][0] == "passthrough"
+    )
+    assert inferred["maintenance_due"][0] == "boolean"
+    assert inferred["site"] == ("categorical", "3 levels")
+
+
+def malformed_file(path: Path) -> dict[int, str]:
+    """A new-records file with every kind of bad line; returns line -> expected reason kind."""
+    _, new, _ = make_machine_records(n_train=10, n_new=60, n_per_kind=0, seed=5)
+    lines = [line.encode() for line in new.splitlines()[:41]]  # header + lines 2..41
+    good = lines[2].decode().split(",")
+
+    def variant(index: int, value: str) -> bytes:
+        return ",".join([*good[:index], value, *good[index + 1 :]]).encode()
+
+    extra = [  # (line number, text, expected reason kind or None when it is scored)
+        (42, ",".join(good[:-1]).encode(), "wrong field count"),
+        (43, ",".join([*good, "1", "2"]).encode(), "wrong field count"),
+        (44, variant(5, "fast"), "not a number"),
+        (45, variant(6, "-inf"), "infinite value"),
+        (46, variant(9, "perhaps"), "not a boolean (true/false, yes/no, 1/0)"),
+        (47, b"", "blank line"),
+        (48, variant(4, "1e999"), "infinite value"),
+        (49, variant(3, '"north'), "cannot split"),
+        (50, variant(3, "café"), None),  # a new category, scored
+        (51, variant(3, "sou").replace(b"sou", b"sou\xffth"), "not valid UTF-8"),
+        (52, variant(3, '"north, quoted"'), None),  # a quoted delimiter, scored
+    ]
+    path.write_bytes(b"\n".join(lines + [text for _, text, _ in extra]) + b"\n")
+    return {line: kind for line, _, kind in extra if kind}
+
+
+def test_every_line_is_scored_or_rejected_with_its_reason(model_dir, tmp_path):
+    expected = malformed_file(tmp_path / "bad.csv")
+    report, _, paths = run_score(model_dir, [tmp_path / "bad.csv"], tmp_path / "out")
+    per_file = report["files"][0]
+    assert per_file["rows_read"] == 51  # lines 2..52
+    assert per_file["rows_read"] == per_file["rows_scored"] + per_file["rows_rejected"]
+    rejects = pd.read_csv(paths["rejects.csv"], keep_default_na=False)
+    scored = pd.read_csv(paths["csv"])
+    kinds = dict(zip(rejects["line"], rejects["reason"].str.split(":").str[0], strict=True))
+    assert kinds == expected
+    assert sorted(set(scored["source_line"]) | set(rejects["line"])) == list(range(2, 53))
+    assert not set(scored["source_line"]) & set(rejects["line"])
+    raw = (tmp_path / "bad.csv").read_bytes().decode("utf-8", "replace").split("\n")
+    for line, text in zip(rejects["line"], rejects["raw_line"], strict=True):
+        assert text == raw[line - 1]
+    assert report["unknown_categories"] == {"site": 2}  # café and "north, quoted"
+    assert per_file["reject_reasons"]["wrong field count"] == 2
+
+
+def test_a_file_without_a_required_column_is_rejected_line_by_line(model_dir, tmp_path):
+    _, new, _ = make_machine_records(n_train=10, n_new=20, n_per_kind=0, seed=6)
+    frame = pd.read_csv(pd.io.common.StringIO(new), dtype=str, keep_default_na=False)
+    frame.drop(columns="rpm").to_csv(tmp_path / "no_rpm.csv", index=False)
+    report, _, paths = run_score(model_dir, [tmp_path / "no_rpm.csv"], tmp_path / "out")
+    assert report["rows_read"] == 20 == report["rows_rejected"]
+    rejects = pd.read_csv(paths["rejects.csv"])
+    assert rejects["reason"].str.startswith("required column missing: ['rpm']").all()
+
+
+def test_scores_do_not_depend_on_the_chunk_size(model_dir, tmp_path):
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    _, _, small = run_score(
+        model_dir, [new], tmp_path, "small", config=settings.with_overrides(chunk_rows=7)
+    )
+    _, _, large = run_score(model_dir, [new], tmp_path, "large")
+    assert small["csv"].read_bytes() == large["csv"].read_bytes()
+    assert small["rejects.csv"].read_bytes() == large["rejects.csv"].read_bytes()
+
+
+def test_parquet_output_holds_the_same_rows_as_csv(model_dir, tmp_path):
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    _, _, csv_paths = run_score(model_dir, [new], tmp_path, "csv")
+    out = tmp_path / "scored.parquet"
+    score_job(
+        model_dir,
+        [new],
+        out,
+        tmp_path / "r.csv",
+        tmp_path / "r.json",
+        config=settings.with_overrides(format="parquet", chunk_rows=300),
+        progress=False,
+    )
+    from_csv = pd.read_csv(csv_paths["csv"], dtype={"record_id": str, "timestamp": str})
+    pd.testing.assert_frame_equal(pd.read_parquet(out), from_csv, check_dtype=False)
+
+
+def test_a_failed_job_leaves_no_output_behind(model_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = score_job_module.score_chunk
+
+    def failing(task):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk on fire")
+        return real(task)
+
+    monkeypatch.setattr(score_job_module, "score_chunk", failing)
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    with pytest.raises(OSError, match="disk on fire"):
+        run_score(
+            model_dir,
+            [SAMPLE_DATA / "machines_new.csv"],
+            tmp_path,
+            config=settings.with_overrides(chunk_rows=100),
+        )
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+
+
+def test_exit_statuses_and_messages_of_the_cli(model_dir, tmp_path, capsys):
+    args = [
+        "score",
+        "--model-dir",
+        str(model_dir),
+        "--input",
+        str(SAMPLE_DATA / "machines_new.csv"),
+        "--output",
+        str(tmp_path / "o.csv"),
+        "--rejects",
+        str(tmp_path / "r.csv"),
+        "--report",
+        str(tmp_path / "r.json"),
+    ]
+    assert main(args) == ExitStatus.ALERTS  # the new file has planted anomalies
+    summary = capsys.readouterr().out
+    assert "1000 rows read, 995 scored, 5 rejected" in summary
+    clean = tmp_path / "clean.csv"
+    scored = pd.read_csv(tmp_path / "o.csv")
+    calm = scored.nsmallest(5, "anomaly_score")["source_line"].to_list()
+    lines = (SAMPLE_DATA / "machines_new.csv").read_text().splitlines()
+    clean.write_text("\n".join([lines[0]] + [lines[i - 1] for i in calm]) + "\n")
+    args[args.index("--input") + 1] = str(clean)
+    assert main(args) == ExitStatus.OK
+    args[args.index("--model-dir") + 1] = str(tmp_path / "nowhere")
+    assert main(args) == ExitStatus.FAILED
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_glob_inputs_are_accounted_per_file(model_dir, tmp_path):
+    lines = (SAMPLE_DATA / "machines_new.csv").read_text().splitlines()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("\n".join(lines[:301]) + "\n")
+    (tmp_path / "in" / "b.csv").write_text("\n".join([lines[0], *lines[301:]]) + "\n")
+    report, _, _ = run_score(model_dir, [str(tmp_path / "in" / "*.csv")], tmp_path / "out")
+    assert [Path(f["path"]).name for f in report["files"]] == ["a.csv", "b.csv"]
+    assert [f["rows_read"] for f in report["files"]] == [300, 700]
+    for f in report["files"]:
+        assert f["rows_read"] == f["rows_scored"] + f["rows_rejected"]
+    assert report["rows_scored"] == 995
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[columns]\nrolez = {}\n", "unknown key 'rolez' in \\[columns\\]"),
+        ("[modle]\n", "unknown section \\[modle\\]"),
+        ("[model]\nlikelihood = 'gaussian'\n", "'likelihood' is set by the job"),
+        ("[model]\nepoch = 3\n", "'epoch' is not a VAEAnomalyDetector parameter"),
+        ("[columns]\nroles = { a = 'numerical' }\n", "role of column 'a' must be one of"),
+        ("[score]\nformat = 'xlsx'\n", "format must be one of"),
+        ("[score\n", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+
+
+def big_new_file(path: Path, n: int = 12_000) -> Path:
+    _, new, _ = make_machine_records(n_train=10, n_new=n, n_per_kind=2, seed=7)
+    path.write_text(new)
+    return path
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path):
+    new = big_new_file(tmp_path / "new.csv")
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = settings.with_overrides(chunk_rows=100)
+    _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
+
+    out = tmp_path / "killed"
+    out.mkdir()
+    command = [
+        sys.executable,
+        "-m",
+        "vae_anomaly.cli",
+        "score",
+        "--model-dir",
+        str(model_dir),
+        "--input",
+        str(new),
+        "--output",
+        str(out / "run.csv"),
+        "--rejects",
+        str(out / "run.rejects.csv"),
+        "--report",
+        str(out / "run.json"),
+        "--alerts",
+        str(out / "run.jsonl"),
+        "--chunk-rows",
+        "100",
+    ]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out / ".run.csv.parts"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*.stats.json"))) < 5 and time.monotonic() < deadline:
+        assert job.poll() is None, "the job ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    committed = len(list(parts.glob("*.stats.json")))
+    assert 5 <= committed < 120  # killed midway: 120 chunks in all
+    assert not (out / "run.csv").exists() and not (out / "run.json").exists()
+
+    report, _, resumed = run_score(model_dir, [new], out, config=settings, resume=True)
+    assert report["chunks_resumed"] >= committed
+    for key in ("csv", "rejects.csv", "jsonl"):
+        if key == "jsonl":  # alert times differ between runs
+            strip = [
+                {k: v for k, v in json.loads(line).items() if k != "scored_at"}
+                for line in resumed[key].read_text().splitlines()
+            ]
+            assert strip == [
+                {k: v for k, v in json.loads(line).items() if k != "scored_at"}
+                for line in whole[key].read_text().splitlines()
+            ]
+        else:
+            assert resumed[key].read_bytes() == whole[key].read_bytes()
+    assert report["rows_read"] == 12_000 == report["rows_scored"] + report["rows_rejected"]
+    assert not parts.exists()
+
+
+def test_resume_refuses_a_different_job(model_dir, tmp_path):
+    new = big_new_file(tmp_path / "new.csv", n=500)
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    parts = tmp_path / "out" / ".run.csv.parts"
+    parts.mkdir(parents=True)
+    (parts / "job.json").write_text(json.dumps({"model": "another"}))
+    with pytest.raises(ValueError, match="belongs to a different job"):
+        run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
+
+
+def test_dask_engine_gives_the_local_results_row_for_row(model_dir, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = settings.with_overrides(chunk_rows=150)
+    local_report, _, local = run_score(model_dir, [new], tmp_path, "local", config=settings)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        dask_report, _, on_dask = run_score(
+            model_dir,
+            [new],
+            tmp_path,
+            "dask",
+            config=settings,
+            engine="dask",
+            scheduler=cluster.scheduler_address,
+        )
+    assert on_dask["csv"].read_bytes() == local["csv"].read_bytes()
+    assert on_dask["rejects.csv"].read_bytes() == local["rejects.csv"].read_bytes()
+    for key in ("rows_read", "rows_scored", "rows_rejected", "alerts", "files"):
+        assert dask_report[key] == local_report[key]
+    assert dask_report["engine"] == "dask"

@@ -1,0 +1,250 @@
+"""Column roles of a CSV and the encoding of its text cells into the detector's columns.
+
+Roles:
+
+    numeric       float; modelled by a Gaussian (scaled robustly inside the detector)
+    categorical   one-hot over the training levels plus an explicit unknown level;
+                  modelled by a Categorical (one output per column)
+    boolean       true/false, yes/no, t/f, y/n, 1/0; modelled by a Bernoulli
+    passthrough   carried to the output untouched (ids, timestamps, free text)
+    ignore        dropped
+
+Missing cells (empty, NA, N/A, NaN, null, None, ?) become NaN, which the detector masks
+out of the likelihood. The encoded columns are ordered numeric, categorical groups,
+boolean, matching ``layout()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+ROLES = ("numeric", "categorical", "boolean", "passthrough", "ignore")
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0"})
+UNKNOWN_LEVEL = "<unknown>"
+# Inference: a text column with more distinct values than this is passed through.
+DEFAULT_MAX_LEVELS = 50
+# Inference: a column is numeric when at least this share of its present cells parse.
+NUMERIC_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    role: str
+    levels: tuple[str, ...] = ()  # categorical: training levels, most frequent first
+    reason: str = ""  # how the role was chosen, for the inference report
+
+
+@dataclass
+class Encoded:
+    """Encoded rows of one chunk: X [n_kept, width] and the rows that could not be encoded."""
+
+    X: np.ndarray
+    kept: np.ndarray  # positions (in the chunk) of the rows in X
+    rejected: list[tuple[int, str]]  # (position, reason)
+    unknown: dict[str, int] = field(default_factory=dict)  # column -> unseen-level cells
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    return np.char.lower(np.char.strip(values.astype(str)))
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    return np.isin(_normalised(values), list(MISSING_TOKENS))
+
+
+def _parse_numbers(values: np.ndarray) -> np.ndarray:
+    """Floats; NaN where a cell does not parse (the caller tells missing from bad)."""
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+        np.float64, copy=True
+    )
+
+
+def infer_column(name: str, values: np.ndarray, max_levels: int) -> Column:
+    """The role of one column from its text cells (see the module docstring)."""
+    present = values[~_missing(values)]
+    if present.size == 0:
+        return Column(name, "ignore", reason="every cell is missing")
+    tokens = set(np.unique(_normalised(present)).tolist())
+    if tokens <= TRUE_TOKENS | FALSE_TOKENS and len(tokens) <= 2:
+        return Column(name, "boolean", reason=f"values {sorted(tokens)}")
+    numbers = _parse_numbers(present)
+    parsed = np.isfinite(numbers)
+    if parsed.mean() >= NUMERIC_SHARE:
+        integral = np.all(numbers[parsed] == np.round(numbers[parsed]))
+        unique = np.unique(numbers[parsed]).size == parsed.sum()
+        if integral and unique and name.lower().rstrip("_").endswith("id"):
+            return Column(name, "passthrough", reason="distinct integers named like an id")
+        return Column(name, "numeric", reason=f"{parsed.mean():.1%} of present cells are numbers")
+    counts = pd.Series(present).value_counts(sort=True)
+    if counts.size > max_levels:
+        return Column(name, "passthrough", reason=f"{counts.size} distinct texts > {max_levels}")
+    if _looks_like_time(present):
+        return Column(name, "passthrough", reason="timestamps")
+    levels = tuple(str(level) for level in counts.index)
+    return Column(name, "categorical", levels=levels, reason=f"{counts.size} levels")
+
+
+def _looks_like_time(values: np.ndarray) -> bool:
+    sample = pd.Series(values[:200], dtype=object)
+    parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
+
+
+def _encode_numeric(values, missing):
+    """([n, 1] floats, NaN where missing or bad; [(problem, rows)])."""
+    numbers = _parse_numbers(values)
+    bad = ~missing & np.isnan(numbers)
+    infinite = np.isinf(numbers)
+    numbers[missing | bad | infinite] = np.nan
+    return numbers[:, None], [("not a number", bad), ("infinite value", infinite)]
+
+
+def _encode_boolean(values, missing):
+    """([n, 1] 0/1, NaN where missing or bad; [(problem, rows)])."""
+    tokens = _normalised(values)
+    true, false = np.isin(tokens, list(TRUE_TOKENS)), np.isin(tokens, list(FALSE_TOKENS))
+    bad = ~missing & ~true & ~false
+    flags = np.where(true, 1.0, 0.0)
+    flags[missing | bad] = np.nan
+    return flags[:, None], [("not a boolean (true/false, yes/no, 1/0)", bad)]
+
+
+def _encode_categorical(values, missing, levels):
+    """[n, levels + 1] one-hot, the last level for values unseen in training; NaN if missing."""
+    lookup = {level: i for i, level in enumerate(levels)}
+    codes = np.array([lookup.get(str(v), len(levels)) for v in values], dtype=int)
+    one_hot = np.eye(len(levels) + 1)[codes]
+    one_hot[missing] = np.nan
+    return one_hot, []
+
+
+class TabularSchema:
+    """Roles of the columns of a training CSV, and the encoding they imply."""
+
+    def __init__(self, columns: list[Column]):
+        self.columns = list(columns)
+        names = [column.name for column in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Duplicate column names: {names}.")
+        for column in self.columns:
+            if column.role not in ROLES:
+                raise ValueError(f"Column {column.name!r}: role must be one of {ROLES}.")
+        if not self.modelled:
+            raise ValueError(
+                "No column is modelled: every column is passthrough or ignored "
+                f"({[(c.name, c.role, c.reason) for c in self.columns]})."
+            )
+
+    @classmethod
+    def infer(cls, frame: pd.DataFrame, roles: dict | None = None, max_levels=DEFAULT_MAX_LEVELS):
+        """Infer roles from a frame of text cells; ``roles`` (name -> role) override them."""
+        roles = dict(roles or {})
+        unknown = set(roles) - set(frame.columns)
+        if unknown:
+            raise ValueError(
+                f"Roles were given for columns the data does not have: {sorted(unknown)}; "
+                f"its columns are {list(frame.columns)}."
+            )
+        columns = []
+        for name in frame.columns:
+            values = frame[name].to_numpy(dtype=object)
+            if name not in roles:
+                columns.append(infer_column(name, values, max_levels))
+                continue
+            role = roles[name]
+            if role not in ROLES:
+                raise ValueError(f"Column {name!r}: role must be one of {ROLES}, got {role!r}.")
+            levels = ()
+            if role == "categorical":
+                present = values[~_missing(values)]
+                levels = tuple(str(v) for v in pd.Series(present).value_counts().index)
+            columns.append(Column(name, role, levels, reason="set in the config"))
+        return cls(columns)
+
+    # ------------------------------------------------------------------ structure
+
+    def by_role(self, role: str) -> list[Column]:
+        return [column for column in self.columns if column.role == role]
+
+    @property
+    def modelled(self) -> list[Column]:
+        """Modelled columns in encoded order: numeric, categorical, boolean."""
+        return self.by_role("numeric") + self.by_role("categorical") + self.by_role("boolean")
+
+    @property
+    def required(self) -> list[str]:
+        """Columns a scoring file must have: every modelled and passthrough column."""
+        return [c.name for c in self.columns if c.role != "ignore"]
+
+    def layout(self) -> tuple[tuple[str, int], ...]:
+        """The detector's likelihood layout (``layout.py``)."""
+        blocks = []
+        if self.by_role("numeric"):
+            blocks.append(("gaussian", len(self.by_role("numeric"))))
+        blocks += [("categorical", len(c.levels) + 1) for c in self.by_role("categorical")]
+        if self.by_role("boolean"):
+            blocks.append(("bernoulli", len(self.by_role("boolean"))))
+        return tuple(blocks)
+
+    @property
+    def output_names(self) -> list[str]:
+        """Original column per output of ``score_features``."""
+        return [column.name for column in self.modelled]
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode(self, cells: dict[str, np.ndarray], n_rows: int) -> Encoded:
+        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed."""
+        parts, reasons, unknown = [], {}, {}
+        for column in self.modelled:
+            values = cells[column.name]
+            missing = _missing(values)
+            if column.role == "numeric":
+                encoded, problems = _encode_numeric(values, missing)
+            elif column.role == "boolean":
+                encoded, problems = _encode_boolean(values, missing)
+            else:
+                encoded, problems = _encode_categorical(values, missing, column.levels)
+                unseen = int(np.all(encoded[:, :-1] == 0, axis=1).sum())
+                if unseen:
+                    unknown[column.name] = unseen
+            for kind, rows in problems:
+                for row in np.flatnonzero(rows):
+                    reasons.setdefault(
+                        int(row), f"{kind}: column {column.name!r} = {values[row]!r}"
+                    )
+            parts.append(encoded)
+        X = np.hstack(parts) if parts else np.empty((n_rows, 0))
+        bad_rows = np.array(sorted(reasons), dtype=int)
+        kept = np.setdiff1d(np.arange(n_rows), bad_rows)
+        return Encoded(X[kept], kept, [(row, reasons[row]) for row in bad_rows], unknown)
+
+    # ------------------------------------------------------------------ files
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": [asdict(column) | {"levels": list(column.levels)} for column in self.columns]
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TabularSchema:
+        return cls(
+            [
+                Column(c["name"], c["role"], tuple(c["levels"]), c.get("reason", ""))
+                for c in data["columns"]
+            ]
+        )
+
+    def report(self) -> list[dict]:
+        """The inference report: name, role, reason (and level count) per column."""
+        return [
+            {"column": c.name, "role": c.role, "reason": c.reason}
+            | ({"levels": len(c.levels)} if c.role == "categorical" else {})
+            for c in self.columns
+        ]

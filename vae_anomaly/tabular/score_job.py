@@ -1,0 +1,386 @@
+"""``vae-anomaly score``: a saved model and CSV(s) -> scored output, rejects, alerts, report.
+
+Every input line ends in exactly one place: a row of the output, or a row of the rejects
+file (file, line, reason, raw line). Per file, rows_read = rows_scored + rows_rejected.
+
+The work is split into chunks of ``chunk_rows`` lines (``reader.plan_chunks``). Each
+chunk is scored on its own (``score_chunk``: by this process, or by a Dask worker) and
+its results are committed as part files in ``.OUTPUT.parts/``, the stats file last. When
+every chunk is committed, the parts are joined into the outputs, each written under a
+temporary name and renamed, and the report is written last. ``--resume`` keeps the
+committed chunks of an interrupted run of the same job and scores only the others.
+Peak memory depends on ``chunk_rows``, not on the size of the files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..alerts import flagged_records, write_alerts
+from ..atomic import atomic_open, atomic_path, write_bytes_atomically
+from ..exit_status import ExitStatus
+from ..thresholds import conformal_p_values
+from .config import JobConfig
+from .fit_job import model_fingerprint, read_model_dir, threshold_info
+from .reader import ChunkPlan, expand_inputs, plan_chunks, read_chunk
+from .rejects import REJECT_FIELDS
+
+SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
+SOURCE_COLUMNS = ("source_file", "source_line")
+_loaded_models: dict[tuple[str, str], tuple] = {}  # per process: each worker loads once
+
+
+def _model(model_dir: str, fingerprint: str):
+    key = (model_dir, fingerprint)
+    if key not in _loaded_models:
+        _loaded_models.clear()
+        _loaded_models[key] = read_model_dir(model_dir)
+    return _loaded_models[key]
+
+
+def _part_stem(plan: ChunkPlan, file_index: int) -> str:
+    return f"{file_index:05d}-{plan.index:07d}"
+
+
+def score_chunk(task: dict) -> dict:
+    """Score one chunk and commit its part files; returns the chunk's stats."""
+    plan = ChunkPlan(**task["plan"])
+    settings = JobConfig(**task["settings"])
+    detector, schema, _ = _model(task["model_dir"], task["fingerprint"])
+    parts = Path(task["parts_dir"])
+    stem = _part_stem(plan, task["file_index"])
+    chunk = read_chunk(plan, settings.delimiter)
+    rejected = [(line, reason, raw) for line, reason, raw in chunk.rejected]
+    absent = [name for name in schema.required if name not in chunk.header]
+    n = len(chunk.lines)
+    if absent:  # every row of the file lacks these columns
+        reason = f"required column missing: {absent} not in the header of {plan.path}"
+        rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i in range(n)]
+        encoded_rows, X, unknown = np.empty(0, int), None, {}
+    else:
+        encoded = schema.encode(chunk.cells, n)
+        rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i, reason in encoded.rejected]
+        encoded_rows, X, unknown = encoded.kept, encoded.X, encoded.unknown
+    rejected.sort()
+
+    scored, feature_terms = _scored_frame(detector, schema, settings, chunk, plan, encoded_rows, X)
+    alerts = _alerts(detector, schema, settings, scored, feature_terms)
+
+    if settings.format == "parquet":
+        with atomic_path(parts / f"{stem}.scored.parquet") as temporary:
+            scored.to_parquet(temporary, index=False)
+    else:
+        write_bytes_atomically(
+            parts / f"{stem}.scored.csv", scored.to_csv(index=False, header=False).encode()
+        )
+    reject_frame = pd.DataFrame(
+        [(plan.path, line, reason, raw) for line, reason, raw in rejected], columns=REJECT_FIELDS
+    )
+    write_bytes_atomically(
+        parts / f"{stem}.rejects.csv", reject_frame.to_csv(index=False, header=False).encode()
+    )
+    write_bytes_atomically(
+        parts / f"{stem}.alerts.jsonl", "".join(json.dumps(a) + "\n" for a in alerts).encode()
+    )
+    stats = {
+        "file": plan.path,
+        "chunk": plan.index,
+        "rows_read": plan.n_lines,
+        "rows_scored": len(scored),
+        "rows_rejected": len(rejected),
+        "rows_flagged": int(scored["is_anomaly"].sum()) if len(scored) else 0,
+        "unknown_categories": unknown,
+        "reject_reasons": dict(Counter(reason.split(":")[0] for _, reason, _ in rejected)),
+    }
+    if stats["rows_scored"] + stats["rows_rejected"] != stats["rows_read"]:
+        raise RuntimeError(f"Accounting error in {plan.path} chunk {plan.index}: {stats}.")
+    write_bytes_atomically(parts / f"{stem}.stats.json", json.dumps(stats).encode())  # commit
+    return stats
+
+
+def _scored_frame(detector, schema, settings, chunk, plan, rows, X):
+    """(output rows of the chunk, their per-column log-likelihood terms)."""
+    passthrough = [c.name for c in schema.by_role("passthrough")]
+    frame = pd.DataFrame({name: chunk.cells[name][rows] for name in passthrough})
+    frame["source_file"] = plan.path
+    frame["source_line"] = chunk.lines[rows]
+    if len(rows) == 0:
+        for name in SCORE_COLUMNS:
+            frame[name] = pd.Series(dtype=object)
+        return frame, None
+    terms = detector.score_terms(X)
+    log_density = terms.estimate(detector.score_method)
+    anomaly = -log_density
+    frame["anomaly_score"] = anomaly
+    calibration = getattr(detector, "calibration_scores_", None)
+    frame["p_value"] = np.nan if calibration is None else conformal_p_values(calibration, anomaly)
+    frame["is_anomaly"] = log_density - detector.offset_ < 0
+    names = np.array(schema.output_names, dtype=object)
+    order = np.argsort(terms.feature_log_likelihood, axis=1, kind="stable")[
+        :, : settings.top_columns
+    ]
+    frame["top_columns"] = [";".join(names[o]) for o in order]
+    return frame, terms.feature_log_likelihood
+
+
+def _alerts(detector, schema, settings, scored, feature_terms) -> list[dict]:
+    if len(scored) == 0 or not scored["is_anomaly"].any():
+        return []
+    positions = np.flatnonzero(scored["is_anomaly"].to_numpy())
+    flagged = scored.iloc[positions]
+    if settings.id_column and settings.id_column in flagged:
+        row_ids = flagged[settings.id_column].to_numpy()
+    else:
+        row_ids = np.array(
+            [
+                f"{Path(f).name}:{line}"
+                for f, line in zip(flagged["source_file"], flagged["source_line"], strict=True)
+            ],
+            dtype=object,
+        )
+    p_values = (
+        None if not hasattr(detector, "calibration_scores_") else flagged["p_value"].to_numpy()
+    )
+    return flagged_records(
+        row_ids,
+        flagged["anomaly_score"].to_numpy(),
+        -detector.offset_,
+        p_values,
+        feature_terms[positions],
+        schema.output_names,
+        settings.top_columns,
+    )
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+def score_job(
+    model_dir,
+    inputs,
+    output,
+    rejects,
+    report,
+    alerts=None,
+    *,
+    config: JobConfig | None = None,
+    resume: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
+    progress: bool | None = None,
+) -> tuple[dict, ExitStatus]:
+    """Run the scoring job; returns (report, exit status: OK, or ALERTS if rows were flagged)."""
+    started = time.perf_counter()
+    model_dir = str(Path(model_dir).resolve())
+    detector, schema, document = read_model_dir(model_dir)
+    settings = config or JobConfig(**{k: v for k, v in document["settings"].items()})
+    paths = expand_inputs(inputs)
+    output, rejects, report = Path(output), Path(rejects), Path(report)
+    for target in (output, rejects, report) + ((Path(alerts),) if alerts else ()):
+        target.parent.mkdir(parents=True, exist_ok=True)
+    fingerprint = model_fingerprint(model_dir)
+    plans = [
+        (i, plan)
+        for i, path in enumerate(paths)
+        for plan in plan_chunks(path, settings.chunk_rows, settings.delimiter)
+    ]
+    parts = _prepare_parts(
+        output,
+        resume,
+        {
+            "model": fingerprint,
+            "inputs": [_file_identity(p) for p in paths],
+            "settings": asdict(settings),
+        },
+    )
+    done = {p.name.removesuffix(".stats.json") for p in parts.glob("*.stats.json")}
+    tasks = [
+        {
+            "plan": asdict(plan),
+            "file_index": i,
+            "settings": asdict(settings),
+            "model_dir": model_dir,
+            "fingerprint": fingerprint,
+            "parts_dir": str(parts),
+        }
+        for i, plan in plans
+        if _part_stem(plan, i) not in done
+    ]
+    meter = _Progress(sum(p.n_lines for _, p in plans), enabled=progress)
+    meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
+    from .engines import run_tasks
+
+    for stats in run_tasks(score_chunk, tasks, engine, scheduler):
+        meter.advance(stats["rows_read"])
+    meter.close()
+
+    stems = [_part_stem(plan, i) for i, plan in plans]
+    all_stats = [json.loads((parts / f"{stem}.stats.json").read_text()) for stem in stems]
+    _join_scored(parts, stems, output, settings, schema)
+    _join_csv(parts, stems, "rejects.csv", rejects, ",".join(REJECT_FIELDS) + "\n")
+    n_alerts = sum(s["rows_flagged"] for s in all_stats)
+    if alerts:
+        _join_alerts(parts, stems, Path(alerts))
+    document = _report(
+        all_stats,
+        paths,
+        detector,
+        engine,
+        started,
+        output,
+        rejects,
+        alerts,
+        resume,
+        len(tasks),
+        len(plans),
+    )
+    write_bytes_atomically(report, json.dumps(document, indent=2).encode())
+    shutil.rmtree(parts, ignore_errors=True)
+    return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
+
+
+def _file_identity(path: Path) -> dict:
+    status = path.stat()
+    return {"path": str(path.resolve()), "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+
+
+def _prepare_parts(output: Path, resume: bool, job: dict) -> Path:
+    """The part directory of this job: kept on --resume if it is the same job, else fresh."""
+    parts = output.with_name(f".{output.name}.parts")
+    job_file = parts / "job.json"
+    if resume and job_file.is_file():
+        previous = json.loads(job_file.read_text())
+        if previous != job:
+            raise ValueError(
+                f"--resume: {parts} belongs to a different job (the model, the input files or "
+                "the settings changed since it started); rerun without --resume to start over."
+            )
+        return parts
+    if parts.exists():
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True)
+    write_bytes_atomically(job_file, json.dumps(job).encode())
+    return parts
+
+
+def _join_csv(parts: Path, stems, suffix: str, target: Path, header: str) -> None:
+    with atomic_open(target, "wb") as handle:
+        handle.write(header.encode())
+        for stem in stems:
+            with open(parts / f"{stem}.{suffix}", "rb") as part:
+                shutil.copyfileobj(part, handle)
+
+
+def _join_scored(parts: Path, stems, output: Path, settings: JobConfig, schema) -> None:
+    columns = (
+        [c.name for c in schema.by_role("passthrough")] + list(SOURCE_COLUMNS) + list(SCORE_COLUMNS)
+    )
+    if settings.format == "csv":
+        header = pd.DataFrame(columns=columns).to_csv(index=False)
+        _join_csv(parts, stems, "scored.csv", output, header)
+        return
+    import pyarrow.parquet as pq
+
+    with atomic_path(output) as temporary:
+        writer = None
+        for stem in stems:
+            table = pq.read_table(parts / f"{stem}.scored.parquet")
+            if table.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(temporary, table.schema)
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:  # no row was scored: an empty file with the columns
+            pd.DataFrame(columns=columns).to_parquet(temporary, index=False)
+        else:
+            writer.close()
+
+
+def _join_alerts(parts: Path, stems, target: Path) -> None:
+    if target.suffix in (".jsonl", ".json"):
+        _join_csv(parts, stems, "alerts.jsonl", target, "")
+        return
+    records = []
+    for stem in stems:
+        text = (parts / f"{stem}.alerts.jsonl").read_text()
+        records += [json.loads(line) for line in text.splitlines() if line]
+    write_alerts(records, target)
+
+
+def _report(
+    all_stats, paths, detector, engine, started, output, rejects, alerts, resume, n_run, n_chunks
+) -> dict:
+    files = []
+    for path in paths:
+        mine = [s for s in all_stats if s["file"] == str(path)]
+        unknown, reasons = Counter(), Counter()
+        for s in mine:
+            unknown.update(s["unknown_categories"])
+            reasons.update(s["reject_reasons"])
+        files.append(
+            {
+                "path": str(path),
+                "rows_read": sum(s["rows_read"] for s in mine),
+                "rows_scored": sum(s["rows_scored"] for s in mine),
+                "rows_rejected": sum(s["rows_rejected"] for s in mine),
+                "rows_flagged": sum(s["rows_flagged"] for s in mine),
+                "unknown_categories": dict(unknown),
+                "reject_reasons": dict(reasons),
+            }
+        )
+    totals = {
+        key: sum(f[key] for f in files)
+        for key in ("rows_read", "rows_scored", "rows_rejected", "rows_flagged")
+    }
+    unknown = Counter()
+    for f in files:
+        unknown.update(f["unknown_categories"])
+    return {
+        **totals,
+        "alerts": totals["rows_flagged"],
+        "unknown_categories": dict(unknown),
+        "files": files,
+        "threshold": threshold_info(detector),
+        "score_method": detector.score_method,
+        "engine": engine,
+        "chunks": n_chunks,
+        "chunks_resumed": n_chunks - n_run if resume else 0,
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+        "outputs": {
+            "scored": str(output),
+            "rejects": str(rejects),
+            "alerts": str(alerts) if alerts else None,
+        },
+    }
+
+
+class _Progress:
+    """Rows done and rows per second on stderr, when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool | None = None):
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def advance(self, rows: int) -> None:
+        self.done += rows
+        if self.enabled:
+            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
+            print(
+                f"\rscoring: {self.done:,}/{self.total:,} rows ({rate:,.0f} rows/s)",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
