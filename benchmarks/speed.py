@@ -3,7 +3,7 @@
     python benchmarks/speed.py --out benchmarks/results/speed          # about 15 minutes
     python benchmarks/speed.py --quick --out /tmp/speed                 # smoke test
 
-Each measurement runs in a fresh subprocess, so its peak resident memory (ru_maxrss) is
+Each measurement runs in a fresh subprocess, so its peak resident memory (VmHWM) is
 its own. Training throughput excludes a warm-up epoch (tracing, first allocations):
 samples/s = n * E / (t(1 + E epochs) - t(1 epoch)), with E large enough for at least
 MIN_TIMED_STEPS optimiser steps, so the difference is not lost in noise. Floating-point
@@ -17,13 +17,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_memory import peak_rss_mb
 
 MIN_TIMED_STEPS = 500
 
@@ -121,7 +123,7 @@ def _pyod(task: dict) -> dict:
 
 def worker(task: dict) -> None:
     result = (_pyod if task["library"] == "pyod" else _ours)(task)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 

@@ -80,3 +80,10 @@ def test_mnist_benchmark_runs_on_tiny_generated_digits(tmp_path):
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert len(runs) == 4 and runs["auroc"].between(0, 1).all()
     assert "| mean" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_stream_benchmark_runs_on_tiny_files(tmp_path):
+    run_script("stream.py", "--quick", "--out", tmp_path / "out")
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs["kind"]) == {"ours", "pandas.read_csv"}
+    assert (runs["peak_rss_mb"] > 0).all() and (tmp_path / "out" / "table.md").is_file()

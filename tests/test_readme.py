@@ -18,3 +18,25 @@ def test_usage_example_runs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(detector.predict(X_new), [1, 1, 1, 1, 1, -1])
     assert np.argmin(detector.score_features(X_new)[-1]) == 4
     assert (tmp_path / "my_detector" / "model.keras").is_file()
+
+
+def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, capsys):
+    """README command 1, run through the CLI with its outputs redirected to tmp_path."""
+    from vae_anomaly.cli import main
+    from vae_anomaly.exit_status import ExitStatus
+
+    text = README.read_text()
+    command = re.search(r"^pip install -e \. && (vae-anomaly fit .*)$", text, re.M).group(1)
+    shown = re.search(r"This\nis what command 1 printed here.*?```\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(README.parent)
+    statuses = []
+    for part in command.split(" && "):
+        args = [arg.replace("runs/", f"{tmp_path}/") for arg in part.split()[1:]]
+        statuses.append(main(args))
+    assert statuses == [ExitStatus.OK, ExitStatus.ALERTS]
+    printed = capsys.readouterr().out.replace(f"{tmp_path}/", "runs/")
+
+    def without_timings(lines: str) -> str:
+        return re.sub(r"in \d+\.\d s", "in T s", lines).strip()
+
+    assert without_timings(printed) == without_timings(shown)

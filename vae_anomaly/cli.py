@@ -166,6 +166,8 @@ def score(args: argparse.Namespace) -> int:
     from .tabular.score_job import score_job
 
     _, _, document = read_model_dir(args.model_dir)
+    if args.format is None and Path(args.output).suffix == ".parquet":
+        args.format = "parquet"
     config = _job_config(args, base=JobConfig(**document["settings"]))
     report, status = score_job(
         args.model_dir,
@@ -188,7 +190,29 @@ def score(args: argparse.Namespace) -> int:
         + (f" Unseen categories: {unknown}." if unknown else "")
         + f" Report: {args.report}."
     )
+    if args.labels:
+        print(_compare_with_labels(args.output, args.labels, config.id_column))
     return status
+
+
+def _compare_with_labels(output, labels_path, id_column) -> str:
+    """How many planted anomalies (is_anomaly = 1 in the labels file) the job flagged."""
+    if not id_column:
+        raise ValueError("--labels needs [columns] id_column in the job config to match rows.")
+    read = pd.read_parquet if Path(output).suffix == ".parquet" else pd.read_csv
+    scored = read(output, dtype={id_column: str}) if read is pd.read_csv else read(output)
+    labels = pd.read_csv(labels_path, dtype={id_column: str})
+    merged = scored.merge(labels, on=id_column, how="inner", suffixes=("", "_label"))
+    planted = merged["is_anomaly_label"].astype(bool)
+    flagged = merged["is_anomaly"].astype(str).str.lower().isin({"true", "1"})
+    found = (
+        merged.loc[planted & flagged, "kind"].value_counts().to_dict() if "kind" in merged else {}
+    )
+    return (
+        f"labels: {int((planted & flagged).sum())} of the {int(planted.sum())} planted anomalies "
+        f"among the scored rows were flagged ({found}); {int((~planted & flagged).sum())} of "
+        f"{int((~planted).sum())} normal rows were flagged."
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -226,7 +250,10 @@ def parser() -> argparse.ArgumentParser:
     scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
     scoring.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     scoring.add_argument("--chunk-rows", type=int, help="lines per chunk (memory bound)")
-    scoring.add_argument("--format", choices=("csv", "parquet"), help="output format")
+    scoring.add_argument(
+        "--format", choices=("csv", "parquet"), help="output format (default: by --output suffix)"
+    )
+    scoring.add_argument("--labels", help="CSV of id_column and is_anomaly, to compare")
     scoring.set_defaults(run=score)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
@@ -239,7 +266,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, FloatingPointError) as error:
+    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as error:
         print(f"vae-anomaly {args.command}: error: {error}", file=sys.stderr)
         return ExitStatus.FAILED
 

@@ -51,11 +51,16 @@ class Encoded:
 
 
 def _normalised(values: np.ndarray) -> np.ndarray:
-    return np.char.lower(np.char.strip(values.astype(str)))
+    """Cells stripped and lower-cased (each distinct cell normalised once)."""
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    normal = np.array([str(u).strip().lower() for u in uniques], dtype=object)
+    return normal[codes] if len(codes) else np.empty(0, dtype=object)
 
 
 def _missing(values: np.ndarray) -> np.ndarray:
-    return np.isin(_normalised(values), list(MISSING_TOKENS))
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    token = np.array([str(u).strip().lower() in MISSING_TOKENS for u in uniques], dtype=bool)
+    return token[codes] if len(codes) else np.zeros(0, dtype=bool)
 
 
 def _parse_numbers(values: np.ndarray) -> np.ndarray:
@@ -96,32 +101,41 @@ def _looks_like_time(values: np.ndarray) -> bool:
     return bool(parsed.notna().mean() >= NUMERIC_SHARE)
 
 
-def _encode_numeric(values, missing):
+def _encode_numeric(values):
     """([n, 1] floats, NaN where missing or bad; [(problem, rows)])."""
     numbers = _parse_numbers(values)
-    bad = ~missing & np.isnan(numbers)
+    failed = np.flatnonzero(np.isnan(numbers))  # missing or bad: tell them apart (few cells)
+    bad = np.zeros(len(values), dtype=bool)
+    bad[failed] = ~_missing(values[failed])
     infinite = np.isinf(numbers)
-    numbers[missing | bad | infinite] = np.nan
+    numbers[bad | infinite] = np.nan
     return numbers[:, None], [("not a number", bad), ("infinite value", infinite)]
 
 
-def _encode_boolean(values, missing):
+def _encode_boolean(values):
     """([n, 1] 0/1, NaN where missing or bad; [(problem, rows)])."""
     tokens = _normalised(values)
     true, false = np.isin(tokens, list(TRUE_TOKENS)), np.isin(tokens, list(FALSE_TOKENS))
+    missing = np.isin(tokens, list(MISSING_TOKENS))
     bad = ~missing & ~true & ~false
     flags = np.where(true, 1.0, 0.0)
     flags[missing | bad] = np.nan
     return flags[:, None], [("not a boolean (true/false, yes/no, 1/0)", bad)]
 
 
-def _encode_categorical(values, missing, levels):
-    """[n, levels + 1] one-hot, the last level for values unseen in training; NaN if missing."""
-    lookup = {level: i for i, level in enumerate(levels)}
-    codes = np.array([lookup.get(str(v), len(levels)) for v in values], dtype=int)
+def _encode_categorical(values, levels):
+    """([n, levels + 1] one-hot, NaN rows where missing; [], number of unseen cells).
+
+    The last level stands for every value not seen in training."""
+    codes = pd.Index(levels, dtype=object).get_indexer(pd.Series(values, dtype=object).astype(str))
+    codes = codes.astype(np.int64)  # -1: not a level
+    other = np.flatnonzero(codes < 0)  # unseen or missing (missing tokens are not levels)
+    missing = np.zeros(len(values), dtype=bool)
+    missing[other] = _missing(values[other])
+    codes[other] = len(levels)
     one_hot = np.eye(len(levels) + 1)[codes]
     one_hot[missing] = np.nan
-    return one_hot, []
+    return one_hot, [], int(len(other) - missing.sum())
 
 
 class TabularSchema:
@@ -204,14 +218,12 @@ class TabularSchema:
         parts, reasons, unknown = [], {}, {}
         for column in self.modelled:
             values = cells[column.name]
-            missing = _missing(values)
             if column.role == "numeric":
-                encoded, problems = _encode_numeric(values, missing)
+                encoded, problems = _encode_numeric(values)
             elif column.role == "boolean":
-                encoded, problems = _encode_boolean(values, missing)
+                encoded, problems = _encode_boolean(values)
             else:
-                encoded, problems = _encode_categorical(values, missing, column.levels)
-                unseen = int(np.all(encoded[:, :-1] == 0, axis=1).sum())
+                encoded, problems, unseen = _encode_categorical(values, column.levels)
                 if unseen:
                     unknown[column.name] = unseen
             for kind, rows in problems:

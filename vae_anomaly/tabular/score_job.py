@@ -39,7 +39,8 @@ SOURCE_COLUMNS = ("source_file", "source_line")
 _loaded_models: dict[tuple[str, str], tuple] = {}  # per process: each worker loads once
 
 
-def _model(model_dir: str, fingerprint: str):
+def cached_model(model_dir: str, fingerprint: str):
+    """(detector, schema, document) of a model directory, loaded once per process."""
     key = (model_dir, fingerprint)
     if key not in _loaded_models:
         _loaded_models.clear()
@@ -55,7 +56,7 @@ def score_chunk(task: dict) -> dict:
     """Score one chunk and commit its part files; returns the chunk's stats."""
     plan = ChunkPlan(**task["plan"])
     settings = JobConfig(**task["settings"])
-    detector, schema, _ = _model(task["model_dir"], task["fingerprint"])
+    detector, schema, _ = cached_model(task["model_dir"], task["fingerprint"])
     parts = Path(task["parts_dir"])
     stem = _part_stem(plan, task["file_index"])
     chunk = read_chunk(plan, settings.delimiter)
@@ -181,13 +182,20 @@ def score_job(
     """Run the scoring job; returns (report, exit status: OK, or ALERTS if rows were flagged)."""
     started = time.perf_counter()
     model_dir = str(Path(model_dir).resolve())
-    detector, schema, document = read_model_dir(model_dir)
+    fingerprint = model_fingerprint(model_dir)
+    detector, schema, document = cached_model(model_dir, fingerprint)
     settings = config or JobConfig(**{k: v for k, v in document["settings"].items()})
     paths = expand_inputs(inputs)
+    if settings.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as error:
+            raise ImportError(
+                "--format parquet needs pyarrow: pip install 'vae-anomaly[parquet]'."
+            ) from error
     output, rejects, report = Path(output), Path(rejects), Path(report)
     for target in (output, rejects, report) + ((Path(alerts),) if alerts else ()):
         target.parent.mkdir(parents=True, exist_ok=True)
-    fingerprint = model_fingerprint(model_dir)
     plans = [
         (i, plan)
         for i, path in enumerate(paths)

@@ -1,0 +1,157 @@
+"""Streaming CSV scoring: peak memory stays flat as the file grows; rows per second.
+
+    python benchmarks/stream.py --out benchmarks/results/stream --gigabytes 0.1 2.0
+    python benchmarks/stream.py --quick --out /tmp/stream                    # smoke test
+
+Fits the tabular job on the bundled machine records, writes generated CSVs of the given
+sizes (machine records repeated, planted anomalies and malformed lines included), and
+runs the ``vae-anomaly score`` job on each (rows/s exclude the start-up: importing
+TensorFlow and loading the model, reported apart), every run in a fresh process so its peak resident
+memory (VmHWM) is its own. The peer, in the same run, is what a script without
+chunking does: ``pandas.read_csv`` of the whole file (reading only, no scoring), whose
+peak memory grows with the file. Writes OUT/runs.csv and OUT/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from process_memory import peak_rss_mb  # noqa: E402
+
+
+def write_csv(path: Path, gigabytes: float) -> int:
+    """Repeat a block of generated machine records (header once) up to the size; rows."""
+    from vae_anomaly.machine_records import make_machine_records
+
+    _, block, _ = make_machine_records(n_train=10, n_new=50_000, n_per_kind=20, seed=1)
+    header, body = block.split("\n", 1)
+    body = body.encode()
+    repeats = max(1, round(gigabytes * 1e9 / len(body)))
+    with open(path, "wb") as handle:
+        handle.write(header.encode() + b"\n")
+        for _ in range(repeats):
+            handle.write(body)
+    return repeats * body.count(b"\n")
+
+
+def worker(task: dict) -> None:
+    """Run one measurement in this (fresh) process and print its JSON result."""
+    started = time.perf_counter()
+    if task["kind"] == "ours":
+        from vae_anomaly.tabular.fit_job import model_fingerprint
+        from vae_anomaly.tabular.score_job import cached_model, score_job
+
+        model_dir = str(Path(task["model_dir"]).resolve())
+        cached_model(model_dir, model_fingerprint(model_dir))  # loaded once, not timed
+        startup = time.perf_counter() - started
+        started = time.perf_counter()
+
+        out = Path(task["out"])
+        report, _ = score_job(
+            model_dir,
+            [task["csv"]],
+            out / "scored.csv",
+            out / "rejects.csv",
+            out / "report.json",
+            progress=False,
+        )
+        rows = report["rows_read"]
+        extra = {"rows_scored": report["rows_scored"], "rows_rejected": report["rows_rejected"]}
+    else:  # the peer: the whole file in memory
+        frame = pd.read_csv(task["csv"], on_bad_lines="skip")
+        rows, extra, startup = len(frame), {}, 0.0
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mb()
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": seconds,
+                "startup_seconds": startup,
+                "rows_per_s": rows / seconds,
+                "peak_rss_mb": peak,
+                **extra,
+            }
+        )
+    )
+
+
+def measure(task: dict) -> dict:
+    completed = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(task)],
+        capture_output=True,
+        text=True,
+        timeout=6 * 3600,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{task} failed:\n{completed.stderr[-3000:]}")
+    return {**task, **json.loads(completed.stdout.strip().splitlines()[-1])}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/stream"))
+    parser.add_argument("--gigabytes", type=float, nargs="+", default=[0.1, 2.0])
+    parser.add_argument("--work", type=Path, help="folder for the generated files (default: temp)")
+    parser.add_argument("--quick", action="store_true", help="tiny files, few epochs")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
+    from vae_anomaly.tabular.config import load_config
+    from vae_anomaly.tabular.fit_job import fit_job
+
+    sizes = [0.002, 0.004] if args.quick else args.gigabytes
+    with tempfile.TemporaryDirectory(dir=args.work) as folder:
+        work = Path(folder)
+        config = load_config(ROOT / "pipelines" / "tabular.toml")
+        if args.quick:
+            config = config.with_overrides(model={"epochs": 2})
+        fit_job([ROOT / "sample_data" / "machines_train.csv"], work / "model", config)
+        runs = []
+        for gigabytes in sizes:
+            csv = work / f"records_{gigabytes}.csv"
+            write_csv(csv, gigabytes)
+            size_gb = csv.stat().st_size / 1e9
+            for kind in ("ours", "pandas.read_csv"):
+                (work / "out").mkdir(exist_ok=True)
+                task = {
+                    "kind": kind,
+                    "csv": str(csv),
+                    "model_dir": str(work / "model"),
+                    "out": str(work / "out"),
+                }
+                result = measure(task)
+                result["file_gb"] = round(size_gb, 3)
+                runs.append(result)
+                print(
+                    f"{kind} {size_gb:.3f} GB: {result['rows']} rows, "
+                    f"{result['rows_per_s']:.0f} rows/s, peak {result['peak_rss_mb']:.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            csv.unlink()
+    table = pd.DataFrame(runs)[
+        ["kind", "file_gb", "rows", "startup_seconds", "seconds", "rows_per_s", "peak_rss_mb"]
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "runs.csv", index=False)
+    markdown = table.round(3).to_markdown(index=False)
+    (args.out / "table.md").write_text(markdown + "\n")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
