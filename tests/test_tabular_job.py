@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -359,3 +360,43 @@ def test_dask_engine_gives_the_local_results_row_for_row(model_dir, tmp_path):
     for key in ("rows_read", "rows_scored", "rows_rejected", "alerts", "files"):
         assert dask_report[key] == local_report[key]
     assert dask_report["engine"] == "dask"
+
+
+def test_fit_rejects_bad_training_lines_and_reports_them(tmp_path):
+    train, _, _ = make_machine_records(n_train=400, n_new=10, n_per_kind=0)
+    lines = train.splitlines()
+    lines[10] = lines[10] + ",surplus"
+    lines[20] = lines[20].replace(lines[20].split(",")[6], "lots", 1)
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    config = JobConfig(model={"epochs": 1, "random_state": 0}, calibration_fraction=0.0)
+    report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    assert report["rows_read"] == 400 and report["rows_rejected"] == 2
+    rejects = pd.read_csv(tmp_path / "m" / "fit_rejects.csv")
+    assert rejects["line"].tolist() == [11, 21]
+    assert rejects["reason"].str.split(":").str[0].tolist() == ["wrong field count", "not a number"]
+
+
+def test_fit_refuses_to_replace_a_directory_that_is_not_a_model(tmp_path):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("do not delete")
+    with pytest.raises(FileExistsError, match="not a vae-anomaly model directory"):
+        fit_job([SAMPLE_DATA / "machines_train.csv"], tmp_path / "precious", JobConfig())
+    assert (tmp_path / "precious" / "thesis.tex").read_text() == "do not delete"
+
+
+def test_progress_shows_rows_and_rate(model_dir, tmp_path, capsys):
+    score_job(
+        model_dir,
+        [SAMPLE_DATA / "machines_new.csv"],
+        tmp_path / "o.csv",
+        tmp_path / "r.csv",
+        tmp_path / "r.json",
+        progress=True,
+    )
+    assert re.search(r"scoring: 1,000/1,000 rows \([\d,]+ rows/s\)", capsys.readouterr().err)
+
+
+def test_the_same_file_given_twice_is_scored_once(model_dir, tmp_path):
+    new = SAMPLE_DATA / "machines_new.csv"
+    report, _, _ = run_score(model_dir, [new, str(SAMPLE_DATA / "machines_new.*")], tmp_path)
+    assert len(report["files"]) == 1 and report["rows_read"] == 1000

@@ -53,7 +53,8 @@ def expand_inputs(patterns) -> list[Path]:
             path = Path(match)
             if not path.is_file():
                 raise FileNotFoundError(f"--input {path}: no such file.")
-            paths.append(path)
+            if path.resolve() not in {p.resolve() for p in paths}:  # a file is scored once
+                paths.append(path)
     return paths
 
 
