@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from process_memory import peak_rss_mb
+from isolated import peak_rss_mb, run_isolated
 
 MIN_TIMED_STEPS = 500
 
@@ -128,15 +127,7 @@ def worker(task: dict) -> None:
 
 
 def measure(task: dict) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(task)],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{task} failed:\n{completed.stderr[-3000:]}")
-    return {**task, **json.loads(completed.stdout.strip().splitlines()[-1])}
+    return run_isolated(__file__, task)
 
 
 def plan(quick: bool, with_pyod: bool) -> list[dict]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from process_memory import peak_rss_mb  # noqa: E402
+from isolated import peak_rss_mb, run_isolated  # noqa: E402
 
 
 def write_csv(path: Path, gigabytes: float) -> int:
@@ -87,15 +86,7 @@ def worker(task: dict) -> None:
 
 
 def measure(task: dict) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(task)],
-        capture_output=True,
-        text=True,
-        timeout=6 * 3600,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{task} failed:\n{completed.stderr[-3000:]}")
-    return {**task, **json.loads(completed.stdout.strip().splitlines()[-1])}
+    return run_isolated(__file__, task)
 
 
 def main(argv=None) -> int:

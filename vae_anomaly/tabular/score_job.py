@@ -30,6 +30,7 @@ from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..thresholds import conformal_p_values
 from .config import JobConfig
+from .engines import run_tasks
 from .fit_job import model_fingerprint, read_model_dir, threshold_info
 from .reader import ChunkPlan, expand_inputs, plan_chunks, read_chunk
 from .rejects import REJECT_FIELDS
@@ -225,8 +226,6 @@ def score_job(
     ]
     meter = _Progress(sum(p.n_lines for _, p in plans), enabled=progress)
     meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
-    from .engines import run_tasks
-
     for stats in run_tasks(score_chunk, tasks, engine, scheduler):
         meter.advance(stats["rows_read"])
     meter.close()
@@ -238,19 +237,17 @@ def score_job(
     n_alerts = sum(s["rows_flagged"] for s in all_stats)
     if alerts:
         _join_alerts(parts, stems, Path(alerts))
-    document = _report(
-        all_stats,
-        paths,
-        detector,
-        engine,
-        started,
-        output,
-        rejects,
-        alerts,
-        resume,
-        len(tasks),
-        len(plans),
-    )
+    document = _report(all_stats, paths, detector) | {
+        "engine": engine,
+        "chunks": len(plans),
+        "chunks_resumed": len(plans) - len(tasks) if resume else 0,
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+        "outputs": {
+            "scored": str(output),
+            "rejects": str(rejects),
+            "alerts": str(alerts) if alerts else None,
+        },
+    }
     write_bytes_atomically(report, json.dumps(document, indent=2).encode())
     shutil.rmtree(parts, ignore_errors=True)
     return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
@@ -324,9 +321,8 @@ def _join_alerts(parts: Path, stems, target: Path) -> None:
     write_alerts(records, target)
 
 
-def _report(
-    all_stats, paths, detector, engine, started, output, rejects, alerts, resume, n_run, n_chunks
-) -> dict:
+def _report(all_stats, paths, detector) -> dict:
+    """Accounting per file and in total, from the chunks' stats; the threshold used."""
     files = []
     for path in paths:
         mine = [s for s in all_stats if s["file"] == str(path)]
@@ -359,15 +355,6 @@ def _report(
         "files": files,
         "threshold": threshold_info(detector),
         "score_method": detector.score_method,
-        "engine": engine,
-        "chunks": n_chunks,
-        "chunks_resumed": n_chunks - n_run if resume else 0,
-        "elapsed_seconds": round(time.perf_counter() - started, 3),
-        "outputs": {
-            "scored": str(output),
-            "rejects": str(rejects),
-            "alerts": str(alerts) if alerts else None,
-        },
     }
 
 
