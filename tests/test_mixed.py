@@ -102,3 +102,14 @@ def test_one_hot_and_flag_columns_must_be_in_unit_interval():
 def test_nan_is_still_an_error_unless_missing_is_mask():
     with pytest.raises(ValueError, match="NaN at row"):
         VAEAnomalyDetector(likelihood=LAYOUT, epochs=1).fit(mixed_rows(50, seed=0))
+
+
+def test_missing_indicator_gives_the_encoder_the_presence_mask():
+    X = mixed_rows(300, seed=5)
+    with_mask = VAEAnomalyDetector(
+        likelihood=LAYOUT, missing="mask", missing_indicator=True, epochs=2, random_state=0
+    ).fit(X)
+    without = VAEAnomalyDetector(likelihood=LAYOUT, missing="mask", epochs=2, random_state=0).fit(X)
+    first_layer = lambda d: d.model_.encoder.hidden_layers[0].kernel.shape[0]  # noqa: E731
+    assert first_layer(with_mask) == 2 * X.shape[1] and first_layer(without) == X.shape[1]
+    assert np.all(np.isfinite(with_mask.score_samples(X)))
