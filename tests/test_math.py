@@ -15,6 +15,7 @@ from vae_anomaly.distributions import (
     posterior_distribution,
     prior_distribution,
 )
+from vae_anomaly.model import VAE
 from vae_anomaly.scoring import score_terms, scoring_noise
 
 tfd = tfp.distributions
@@ -65,6 +66,7 @@ def fit_linear_gaussian(epochs):
         scaling=None,
         epochs=epochs,
         validation_fraction=0.0,
+        trim_fraction=0.0,  # clean data: fit it whole, to compare with the exact density
         random_state=0,
     ).fit(linear_gaussian_data())
 
@@ -149,8 +151,21 @@ def test_detector_scores_match_the_exact_density_in_data_units():
         epochs=40,
         score_method="iwae",
         n_score_samples=2048,
+        trim_fraction=0.0,  # compared with the true density of all of X
         random_state=0,
     ).fit(X)
     truth = stats.norm(7.0, [100.0, 10.0]).logpdf(X[:200]).sum(axis=1)
     # Within 0.25 nats on average; a missing log-Jacobian would be off by log(1000) = 6.9.
     assert abs(np.mean(detector.score_samples(X[:200]) - truth)) < 0.25
+
+
+def test_trimmed_training_loss_leaves_out_the_worst_fitting_rows():
+    """trim_fraction = q: the loss averages the (1 - q) * B best-fitting rows of a batch."""
+    x = np.zeros((20, 3), dtype=np.float32)
+    x[7] = 1000.0  # one gross outlier: its negative ELBO is of order 1e5 / 2
+    losses = {}
+    for q in (0.0, 0.05):
+        model = VAE(3, 2, (8,), trim_fraction=q, seed=0)
+        losses[q] = float(model.negative_elbo_terms(tf.constant(x))[0])
+    assert losses[0.0] > 1000.0  # the outlier dominates the untrimmed mean
+    assert losses[0.05] < 50.0  # drop ceil(0.05 * 20) = 1 row: the outlier is gone

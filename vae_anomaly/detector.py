@@ -132,6 +132,10 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         density from spiking on repeated or discretised values.
     beta : float, default=1.0
         Weight of the KL term during training (scoring always uses the true bound).
+    trim_fraction : float in [0, 1), default=0.2
+        Share of each training batch's worst-fitting rows left out of the loss (a
+        trimmed likelihood). Training data in practice holds some anomalies; fitting
+        them too would make them look normal. Scoring is unaffected (the full bound).
     kl_warmup_epochs : int, default=0
         Epochs over which the KL weight rises linearly from 0 to ``beta``.
     epochs : int or None, default=None
@@ -232,6 +236,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         likelihood_scale="feature",
         min_scale=0.1,
         beta=1.0,
+        trim_fraction=0.2,
         kl_warmup_epochs=0,
         epochs=None,
         batch_size=128,
@@ -256,6 +261,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         self.likelihood_scale = likelihood_scale
         self.min_scale = min_scale
         self.beta = beta
+        self.trim_fraction = trim_fraction
         self.kl_warmup_epochs = kl_warmup_epochs
         self.epochs = epochs
         self.batch_size = batch_size
@@ -298,6 +304,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         _check_choice("likelihood_scale", self.likelihood_scale, GaussianHead.SCALE_MODES)
         _check_real("min_scale", self.min_scale, 0, math.inf, low_open=True, high_open=True)
         _check_real("beta", self.beta, 0, math.inf, low_open=False, high_open=True)
+        _check_real("trim_fraction", self.trim_fraction, 0, 1, low_open=False, high_open=True)
         _check_int("kl_warmup_epochs", self.kl_warmup_epochs, 0)
         _check_int("epochs", self.epochs, 1, allow_none=True)
         _check_int("batch_size", self.batch_size, 1)
@@ -418,6 +425,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             likelihood=self._family(),
             likelihood_options=self._likelihood_options(layout),
             beta=self.beta,
+            trim_fraction=float(self.trim_fraction),
             missing=self.missing == "mask",
             missing_indicator=bool(self.missing_indicator),
             seed=model_seed,

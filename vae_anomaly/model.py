@@ -4,7 +4,10 @@ Training minimises the negative ELBO per row,
 
     -ELBO(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)),
 
-with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL.
+with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL,
+averaged over the batch; with ``trim_fraction = q``, averaged over the (1 - q) * B rows
+of the batch that fit best (a trimmed likelihood: anomalies in the training data, which
+fit worst, do not pull the model towards them).
 For scoring, ``log_weight_terms`` gives the pieces of the importance weights
 
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
@@ -55,6 +58,8 @@ class VAE(keras.Model):
         Floor on the posterior scale.
     beta : float
         Weight of the KL term in the training loss (the beta-VAE); scoring ignores it.
+    trim_fraction : float in [0, 1)
+        Share of each batch's worst-fitting rows left out of the training loss.
     missing : bool
         Treat NaN entries as missing (masked out of the likelihood).
     missing_indicator : bool
@@ -73,6 +78,7 @@ class VAE(keras.Model):
         likelihood_options: dict | None = None,
         posterior_min_scale: float = 1e-3,
         beta: float = 1.0,
+        trim_fraction: float = 0.0,
         missing: bool = False,
         missing_indicator: bool = False,
         seed: int = 0,
@@ -87,6 +93,9 @@ class VAE(keras.Model):
         self.likelihood_options = dict(likelihood_options or {})
         self.posterior_min_scale = float(posterior_min_scale)
         self.beta = float(beta)
+        self.trim_fraction = float(trim_fraction)
+        if not 0.0 <= self.trim_fraction < 1.0:
+            raise ValueError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}.")
         self.missing = bool(missing)
         self.missing_indicator = bool(missing_indicator) and self.missing
         self.seed = int(seed)
@@ -164,16 +173,23 @@ class VAE(keras.Model):
     # ------------------------------------------------------------------ training
 
     def negative_elbo_terms(self, x):
-        """Batch means of (loss, -E_q[log p(x|z)], KL), one reparameterised z per row."""
+        """Means of (loss, -E_q[log p(x|z)], KL) over the batch, one reparameterised z per
+        row; with ``trim_fraction``, over the rows with the smallest loss only."""
         encoder_input, x, observed = self.prepare(x)
         loc, scale = self.posterior_params(encoder_input)  # [batch, L]
         eps = keras.random.normal(tf.shape(loc), seed=self.noise, dtype=loc.dtype)
         z = loc + scale * eps  # reparameterisation trick
-        log_likelihood = self.feature_log_likelihood(x, z, observed)
-        reconstruction = -tf.reduce_mean(tf.reduce_sum(log_likelihood, axis=-1))
-        kl = tf.reduce_mean(analytic_kl(loc, scale))
+        reconstruction = -tf.reduce_sum(self.feature_log_likelihood(x, z, observed), axis=-1)
+        kl = analytic_kl(loc, scale)  # [batch]
         loss = reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl
-        return loss, reconstruction, kl
+        if self.trim_fraction > 0.0:
+            batch = tf.shape(loss)[0]
+            dropped = tf.cast(
+                tf.math.ceil(self.trim_fraction * tf.cast(batch, tf.float32)), tf.int32
+            )
+            kept = tf.math.top_k(-loss, k=tf.maximum(1, batch - dropped)).indices
+            loss, reconstruction, kl = (tf.gather(t, kept) for t in (loss, reconstruction, kl))
+        return tf.reduce_mean(loss), tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
 
     @property
     def metrics(self):
@@ -240,6 +256,7 @@ class VAE(keras.Model):
             "likelihood_options": dict(self.likelihood_options),
             "posterior_min_scale": self.posterior_min_scale,
             "beta": self.beta,
+            "trim_fraction": self.trim_fraction,
             "missing": self.missing,
             "missing_indicator": self.missing_indicator,
             "seed": self.seed,
