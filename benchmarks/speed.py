@@ -67,7 +67,13 @@ def _data(n: int, d: int) -> np.ndarray:
 
 
 def _training_rows_per_s(fit, n: int, epochs: int) -> float:
-    """n * E / (t(1 + E epochs) - t(1 epoch)), where fit(epochs) trains a fresh model."""
+    """n * E / (t(1 + E epochs) - t(1 epoch)), where fit(epochs) trains a fresh model.
+
+    An untimed fit(1) runs first: one-time costs of the library (thread pools, kernel
+    selection, lazy initialisation) would otherwise fall into t(1 epoch) alone and make
+    the difference, and so the throughput, wrong (it even came out negative once).
+    """
+    fit(1)
     timings = []
     for total in (1, 1 + epochs):
         started = time.perf_counter()
