@@ -17,7 +17,7 @@ from vae_anomaly.exit_status import ExitStatus
 from vae_anomaly.machine_records import make_machine_records, write_machine_records
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig, load_config
-from vae_anomaly.tabular.fit_job import fit_job
+from vae_anomaly.tabular.fit_job import fit_job, saved_settings
 from vae_anomaly.tabular.score_job import score_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,7 @@ def test_a_file_without_a_required_column_is_rejected_line_by_line(model_dir, tm
 
 def test_scores_do_not_depend_on_the_chunk_size(model_dir, tmp_path):
     new = SAMPLE_DATA / "machines_new.csv"
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     _, _, small = run_score(
         model_dir, [new], tmp_path, "small", config=settings.with_overrides(chunk_rows=7)
     )
@@ -163,7 +163,7 @@ def test_scores_do_not_depend_on_the_chunk_size(model_dir, tmp_path):
 
 def test_parquet_output_holds_the_same_rows_as_csv(model_dir, tmp_path):
     new = SAMPLE_DATA / "machines_new.csv"
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     _, _, csv_paths = run_score(model_dir, [new], tmp_path, "csv")
     out = tmp_path / "scored.parquet"
     score_job(
@@ -190,7 +190,7 @@ def test_a_failed_job_leaves_no_output_behind(model_dir, tmp_path, monkeypatch):
         return real(task)
 
     monkeypatch.setattr(score_job_module, "score_chunk", failing)
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     with pytest.raises(OSError, match="disk on fire"):
         run_score(
             model_dir,
@@ -271,7 +271,7 @@ def big_new_file(path: Path, n: int = 12_000) -> Path:
 
 def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path):
     new = big_new_file(tmp_path / "new.csv")
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     settings = settings.with_overrides(chunk_rows=100)
     _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
 
@@ -329,7 +329,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path)
 
 def test_resume_refuses_a_different_job(model_dir, tmp_path):
     new = big_new_file(tmp_path / "new.csv", n=500)
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     parts = tmp_path / "out" / ".run.csv.parts"
     parts.mkdir(parents=True)
     (parts / "job.json").write_text(json.dumps({"model": "another"}))
@@ -340,7 +340,7 @@ def test_resume_refuses_a_different_job(model_dir, tmp_path):
 def test_dask_engine_gives_the_local_results_row_for_row(model_dir, tmp_path):
     distributed = pytest.importorskip("distributed")
     new = SAMPLE_DATA / "machines_new.csv"
-    settings = JobConfig(**json.loads((model_dir / "schema.json").read_text())["settings"])
+    settings = saved_settings(model_dir)
     settings = settings.with_overrides(chunk_rows=150)
     local_report, _, local = run_score(model_dir, [new], tmp_path, "local", config=settings)
     with distributed.LocalCluster(

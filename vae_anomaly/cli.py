@@ -161,14 +161,12 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace) -> int:
-    from .tabular.config import JobConfig
-    from .tabular.fit_job import read_model_dir
+    from .tabular.fit_job import saved_settings
     from .tabular.score_job import score_job
 
-    _, _, document = read_model_dir(args.model_dir)
     if args.format is None and Path(args.output).suffix == ".parquet":
         args.format = "parquet"
-    config = _job_config(args, base=JobConfig(**document["settings"]))
+    config = _job_config(args, base=saved_settings(args.model_dir))
     report, status = score_job(
         args.model_dir,
         args.input,

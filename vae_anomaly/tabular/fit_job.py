@@ -127,23 +127,35 @@ def threshold_info(detector) -> dict:
     }
 
 
-def read_model_dir(model_dir) -> tuple[VAEAnomalyDetector, TabularSchema, dict]:
-    """(detector, schema, schema.json document) of a directory written by ``fit_job``."""
-    from ..detector import load
-
-    model_dir = Path(model_dir)
-    schema_path = model_dir / SCHEMA_FILE
+def read_schema_document(model_dir) -> dict:
+    """The schema.json document of a directory written by ``fit_job`` (the model unloaded)."""
+    schema_path = Path(model_dir) / SCHEMA_FILE
     if not schema_path.is_file():
         raise FileNotFoundError(
             f"--model-dir {model_dir}: {schema_path} is missing; is this a directory written "
             "by `vae-anomaly fit`?"
         )
     try:
-        document = json.loads(schema_path.read_text())
-        schema = TabularSchema.from_dict(document)
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        return json.loads(schema_path.read_text())
+    except json.JSONDecodeError as error:
         raise ValueError(f"{schema_path} is damaged: {error!r}.") from error
-    detector = load(model_dir / DETECTOR_DIR)
+
+
+def saved_settings(model_dir) -> JobConfig:
+    """The job settings stored by ``fit_job``: the defaults of ``vae-anomaly score``."""
+    return JobConfig(**read_schema_document(model_dir)["settings"])
+
+
+def read_model_dir(model_dir) -> tuple[VAEAnomalyDetector, TabularSchema, dict]:
+    """(detector, schema, schema.json document) of a directory written by ``fit_job``."""
+    from ..detector import load
+
+    document = read_schema_document(model_dir)
+    try:
+        schema = TabularSchema.from_dict(document)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{Path(model_dir) / SCHEMA_FILE} is damaged: {error!r}.") from error
+    detector = load(Path(model_dir) / DETECTOR_DIR)
     return detector, schema, document
 
 

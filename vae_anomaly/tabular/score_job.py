@@ -185,7 +185,7 @@ def score_job(
     model_dir = str(Path(model_dir).resolve())
     fingerprint = model_fingerprint(model_dir)
     detector, schema, document = cached_model(model_dir, fingerprint)
-    settings = config or JobConfig(**{k: v for k, v in document["settings"].items()})
+    settings = config or JobConfig(**document["settings"])
     paths = expand_inputs(inputs)
     if settings.format == "parquet":
         try:
