@@ -106,6 +106,9 @@ def test_training_history_reports_loss_terms_for_fit_and_validation(fitted):
         history["loss"], np.add(history["reconstruction_loss"], history["kl"]), rtol=1e-5
     )
     assert history["loss"][-1] < history["loss"][0]
+    # Wall time of every epoch, for throughput figures (benchmarks/speed.py).
+    assert len(history["epoch_seconds"]) == fitted.n_epochs_
+    assert all(seconds > 0 for seconds in history["epoch_seconds"])
 
 
 def test_kl_warmup_ramps_the_kl_weight(train_X):

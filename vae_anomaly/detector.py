@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .distributions import LIKELIHOODS, GaussianHead
 from .errors import ModelFileError, TrainingDivergedError
 from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
-from .model import VAE, KLWarmup
+from .model import VAE, EpochTimer, KLWarmup
 from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
 from .scoring import ScoreTerms, score_terms, scoring_noise
 from .thresholds import (
@@ -187,7 +187,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     model_ : VAE
         The fitted Keras model.
     history_ : dict of list of float
-        Per-epoch ``loss``, ``reconstruction_loss``, ``kl`` (and ``val_*``).
+        Per-epoch ``loss``, ``reconstruction_loss``, ``kl`` (and ``val_*``), and
+        ``epoch_seconds``, the wall time of each epoch.
     offset_ : float
         Threshold on ``score_samples``: ``decision_function = score_samples - offset_``.
     center_, scale_ : ndarray of shape (n_features,)
@@ -443,7 +444,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
-        callbacks = [keras.callbacks.TerminateOnNaN()]
+        callbacks = [keras.callbacks.TerminateOnNaN(), EpochTimer()]
         if self.kl_warmup_epochs:
             callbacks.append(KLWarmup(self.beta, self.kl_warmup_epochs))
         validation_data = None

@@ -21,6 +21,8 @@ encoder sees them as 0, and with ``missing_indicator=True`` also sees the presen
 
 from __future__ import annotations
 
+import time
+
 import keras
 import tensorflow as tf
 
@@ -274,3 +276,17 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         fraction = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else 1.0
         self.model.kl_weight.assign(self.beta * fraction)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` to each epoch's logs: wall time since the previous epoch ended
+    (since training began, for the first), so per-epoch costs outside the steps count too."""
+
+    def on_train_begin(self, logs=None):
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if logs is not None:
+            logs["epoch_seconds"] = now - self._last
+        self._last = now
