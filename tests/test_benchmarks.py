@@ -75,10 +75,13 @@ def test_mnist_benchmark_runs_on_tiny_generated_digits(tmp_path):
         "1",
         "--detectors",
         "vae-bernoulli",
+        "vae-conv",
         "iforest",
+        "--workers",
+        "2",
     )
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-    assert len(runs) == 4 and runs["auroc"].between(0, 1).all()
+    assert len(runs) == 6 and runs["auroc"].between(0, 1).all()
     assert "| mean" in (tmp_path / "out" / "table.md").read_text()
 
 

@@ -10,6 +10,16 @@
         Score CSVs chunk by chunk; every line is scored or rejected with its reason.
         Exit 3 when any row was flagged.
 
+    vae-anomaly fit-images --input DIR [--input MORE ...] --model-dir DIR
+                           [--config pipelines/images.toml] [--epochs N] [--seed S] [--fpr F]
+        Fit and calibrate a convolutional VAE on a folder of PNG/JPEG images (or .npy/.npz).
+    vae-anomaly score-images --model-dir DIR --input DIR (or files, globs) --output OUT.csv
+                             --rejects REJECTS.csv --report REPORT.json
+                             [--heatmaps HEATMAP_DIR] [--alerts ALERTS.jsonl]
+                             [--config FILE] [--batch-size N] [--labels LABELS.csv]
+        Score images in bounded batches; unreadable files are rejected with the reason.
+        Exit 3 when any image was flagged.
+
     vae-anomaly rank --input FILE.csv [--id-column ID] [--top N] [--labels LABELS.csv]
                      [--alerts ALERTS.jsonl|.csv]
         Fit a detector on the CSV's numeric columns and print the N most anomalous rows,
@@ -121,9 +131,89 @@ def rank(args: argparse.Namespace) -> int:
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
-    for path in write_sample_data(args.output_dir) + write_machine_records(args.output_dir):
+    from .images.samples import write_parts
+
+    written = (
+        write_sample_data(args.output_dir)
+        + write_machine_records(args.output_dir)
+        + write_parts(args.output_dir)
+    )
+    for path in written:
         print(f"wrote {path}")
     return ExitStatus.OK
+
+
+def _image_config(args: argparse.Namespace, base=None):
+    from .images.config import load_image_config
+
+    config = load_image_config(args.config) if args.config else base or load_image_config()
+    model = {}
+    if getattr(args, "epochs", None) is not None:
+        model["epochs"] = args.epochs
+    if getattr(args, "seed", None) is not None:
+        model["random_state"] = args.seed
+    return config.with_overrides(
+        model=model, fpr=getattr(args, "fpr", None), batch_size=getattr(args, "batch_size", None)
+    )
+
+
+def fit_images(args: argparse.Namespace) -> int:
+    from .images.jobs import fit_images as fit_images_job
+
+    report = fit_images_job(args.input, args.model_dir, _image_config(args))
+    height, width, channels = report["image_shape"]
+    print(
+        f"fit-images: {report['images_used']} of {report['images_read']} images used "
+        f"({report['images_rejected']} rejected, see "
+        f"{Path(args.model_dir) / 'fit_rejects.csv'}); {height}x{width}x{channels}; "
+        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
+        f"fit-images: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for "
+        f"a false-alarm rate of {report['threshold']['fpr']}; model saved to {args.model_dir}."
+    )
+    return ExitStatus.OK
+
+
+def score_images(args: argparse.Namespace) -> int:
+    from .images.jobs import saved_image_settings
+    from .images.jobs import score_images as score_images_job
+
+    config = _image_config(args, base=saved_image_settings(args.model_dir))
+    report, status = score_images_job(
+        args.model_dir,
+        args.input,
+        args.output,
+        args.rejects,
+        args.report,
+        heatmaps=args.heatmaps,
+        alerts=args.alerts,
+        config=config,
+    )
+    print(
+        f"score-images: {report['images_read']} read, {report['images_scored']} scored, "
+        f"{report['images_rejected']} rejected ({args.rejects}: "
+        f"{report['rejected_by_reason']}), {report['anomalies']} flagged (anomaly score > "
+        f"{report['threshold']['anomaly_score']:.2f}) in {report['seconds']:.1f} s."
+        + (f" Heat maps: {args.heatmaps}." if args.heatmaps else "")
+        + f" Report: {args.report}."
+    )
+    if args.labels:
+        print(_compare_image_labels(args.output, args.labels))
+    return status
+
+
+def _compare_image_labels(output, labels_path) -> str:
+    """Flagged images against a labels file (path, defect; "" for normal)."""
+    scored = pd.read_csv(output, dtype={"path": str})
+    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
+    merged = scored.merge(labels, on="path", how="inner")
+    defective = merged["defect"] != ""
+    flagged = merged["is_anomaly"] == 1
+    found = merged.loc[defective & flagged, "defect"].value_counts().sort_index().to_dict()
+    return (
+        f"labels: {int((defective & flagged).sum())} of the {int(defective.sum())} defective "
+        f"images were flagged ({found}); {int((~defective & flagged).sum())} of "
+        f"{int((~defective).sum())} normal images were flagged."
+    )
 
 
 def _job_config(args: argparse.Namespace, base=None):
@@ -253,6 +343,28 @@ def parser() -> argparse.ArgumentParser:
     )
     scoring.add_argument("--labels", help="CSV of id_column and is_anomaly, to compare")
     scoring.set_defaults(run=score)
+
+    image_fit = commands.add_parser("fit-images", help="fit a detector on image folders")
+    image_fit.add_argument("--input", required=True, action="append", help="folder, file, glob")
+    image_fit.add_argument("--model-dir", required=True, help="directory to save the model in")
+    image_fit.add_argument("--config", help="job settings (TOML), e.g. pipelines/images.toml")
+    image_fit.add_argument("--epochs", type=int, help="overrides [model] epochs")
+    image_fit.add_argument("--seed", type=int, help="overrides [model] random_state")
+    image_fit.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    image_fit.set_defaults(run=fit_images)
+
+    image_score = commands.add_parser("score-images", help="score images with a saved model")
+    image_score.add_argument("--model-dir", required=True)
+    image_score.add_argument("--input", required=True, action="append", help="folder, file, glob")
+    image_score.add_argument("--output", required=True, help="CSV: path, score, p-value, flag")
+    image_score.add_argument("--rejects", required=True, help="CSV of items not scored")
+    image_score.add_argument("--report", required=True, help="JSON run report")
+    image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")
+    image_score.add_argument("--alerts", help="alert records of flagged images (.jsonl or .csv)")
+    image_score.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    image_score.add_argument("--batch-size", type=int, help="images in memory at once")
+    image_score.add_argument("--labels", help="CSV of path and defect, to compare")
+    image_score.set_defaults(run=score_images)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
     sample.add_argument("--output-dir", default="sample_data")

@@ -18,6 +18,7 @@ from .distributions import LIKELIHOODS, GaussianHead
 from .errors import ModelFileError, TrainingDivergedError
 from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
 from .model import VAE, EpochTimer, KLWarmup
+from .networks import default_conv_filters
 from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
 from .scoring import ScoreTerms, score_terms, scoring_noise
 from .thresholds import (
@@ -34,6 +35,8 @@ MISSING = ("error", "mask")
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
 AUTO_EPOCH_STEPS = 3000
 AUTO_EPOCH_RANGE = (10, 300)
+# Dense layers between the convolutions and z, for images.
+DEFAULT_IMAGE_UNITS = (256,)
 STEPS_PER_EXECUTION = 32
 # contamination="auto": Tukey's far-out fence on the low side of the training scores,
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
@@ -89,6 +92,20 @@ def _check_int(name, value, minimum, allow_none=False):
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
 
 
+def _check_int_tuple(name, value, length=None):
+    """None, or a tuple of positive integers (of ``length`` items, if given)."""
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be None or a tuple of integers, got {value!r}.")
+    items = tuple(value)
+    if not items or (length is not None and len(items) != length):
+        wanted = f"{length} integers" if length else "at least one integer"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+    for item in items:
+        _check_int(f"each of {name}", item, 1)
+
+
 def _check_real(name, value, low, high, low_open, high_open=False):
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
@@ -117,11 +134,22 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         Dimension of z. None: ``default_latent_dim(n_features)``.
     hidden_units : tuple of int or None, default=None
         Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
-        ``()`` gives a linear encoder and decoder.
+        ``()`` gives a linear encoder and decoder. With ``image_shape``: the dense
+        layers between the convolutions and z; None gives (256,).
+    image_shape : (H, W, C) or None, default=None
+        Rows of X are images of this shape, flattened in (row, column, channel) order
+        (``X = images.reshape(n, -1)``): the encoder and decoder are convolutional
+        (``networks.ConvEncoder``/``ConvDecoder``) and ``score_features`` gives one
+        term per pixel value, ``reshape(n, H, W, C)`` for a heat map.
+    conv_filters : tuple of int or None, default=None
+        Filters of the stride-2 convolution stages (images only). None: 16, 32, ...
+        while the smaller image side stays at least 7 (``default_conv_filters``).
     activation : str, default="relu"
         Keras activation of the hidden layers.
-    likelihood : {"gaussian", "bernoulli"} or sequence of (family, width), default="gaussian"
-        Family of p(x_j|z). ``"bernoulli"`` needs X in [0, 1]. A sequence of blocks
+    likelihood : {"gaussian", "bernoulli", "continuous_bernoulli"} or sequence of \
+(family, width), default="gaussian"
+        Family of p(x_j|z). ``"bernoulli"`` (binary data) and ``"continuous_bernoulli"``
+        (a proper density on [0, 1], for grey levels) need X in [0, 1]. A sequence of blocks
         (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``, ``("categorical", w)``
         for one one-hot column of w levels) models mixed-type columns; only the Gaussian
         columns are scaled, and ``score_features`` has one column per original column.
@@ -232,6 +260,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         *,
         latent_dim=None,
         hidden_units=None,
+        image_shape=None,
+        conv_filters=None,
         activation="relu",
         likelihood="gaussian",
         likelihood_scale="feature",
@@ -257,6 +287,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     ):
         self.latent_dim = latent_dim
         self.hidden_units = hidden_units
+        self.image_shape = image_shape
+        self.conv_filters = conv_filters
         self.activation = activation
         self.likelihood = likelihood
         self.likelihood_scale = likelihood_scale
@@ -293,10 +325,16 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
                 )
             for width in self.hidden_units:
                 _check_int("each of hidden_units", width, 1)
+        _check_int_tuple("image_shape", self.image_shape, length=3)
+        _check_int_tuple("conv_filters", self.conv_filters)
+        if self.image_shape is not None and not isinstance(self.likelihood, str):
+            raise ValueError("image_shape takes one likelihood family, not a column layout.")
+        if self.image_shape is not None and self.missing != "error":
+            raise ValueError("image_shape needs missing='error': images must be complete.")
         if not isinstance(self.activation, str):
             raise TypeError(f"activation must be a string, got {self.activation!r}.")
         if isinstance(self.likelihood, str):
-            _check_choice("likelihood", self.likelihood, ["gaussian", "bernoulli"])
+            _check_choice("likelihood", self.likelihood, list(LIKELIHOODS.keys() - {"mixed"}))
         else:
             normalize_layout(self.likelihood)
         _check_choice("missing", self.missing, MISSING)
@@ -336,6 +374,18 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         if isinstance(self.likelihood, str):
             return ((self.likelihood, n_features),)
         return normalize_layout(self.likelihood)
+
+    def _image_shape(self, n_features: int):
+        """``image_shape`` as ints, checked against the width of X; None for tabular X."""
+        if self.image_shape is None:
+            return None
+        shape = tuple(int(s) for s in self.image_shape)
+        if math.prod(shape) != n_features:
+            raise ValueError(
+                f"image_shape={shape} holds {math.prod(shape)} values per image, "
+                f"but X has {n_features} features."
+            )
+        return shape
 
     def _resolved_scaling(self) -> str | None:
         if self.scaling != "auto":
@@ -395,11 +445,20 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         )
         U = self._scaled(X)
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
-        self.hidden_units_ = (
-            default_hidden_units(n_features)
-            if self.hidden_units is None
-            else tuple(int(w) for w in self.hidden_units)
-        )
+        image_shape = self._image_shape(n_features)
+        if self.hidden_units is not None:
+            self.hidden_units_ = tuple(int(w) for w in self.hidden_units)
+        else:
+            self.hidden_units_ = (
+                default_hidden_units(n_features) if image_shape is None else DEFAULT_IMAGE_UNITS
+            )
+        self.conv_filters_ = ()
+        if image_shape is not None:
+            self.conv_filters_ = (
+                default_conv_filters(image_shape)
+                if self.conv_filters is None
+                else tuple(int(f) for f in self.conv_filters)
+            )
 
         order = np.random.RandomState(split_seed).permutation(n_samples)
         n_calibration = int(self.calibration_fraction * n_samples)
@@ -429,6 +488,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             trim_fraction=float(self.trim_fraction),
             missing=self.missing == "mask",
             missing_indicator=bool(self.missing_indicator),
+            image_shape=image_shape,
+            conv_filters=self.conv_filters_,
             seed=model_seed,
         )
         model.compile(
@@ -484,6 +545,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     def _likelihood_options(self, layout) -> dict:
         if self._family() == "gaussian":
             return {"scale_mode": self.likelihood_scale, "min_scale": float(self.min_scale)}
+        if self._family() == "discretized_logistic":
+            return {"scale_mode": self.likelihood_scale}
         if self._family() == "mixed":
             return {"blocks": [list(block) for block in layout], "min_scale": float(self.min_scale)}
         return {}
@@ -619,8 +682,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         params = self.get_params()
         if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
             params["random_state"] = None  # a RandomState instance cannot be written as JSON
-        if params["hidden_units"] is not None:
-            params["hidden_units"] = [int(w) for w in params["hidden_units"]]
+        for name in ("hidden_units", "image_shape", "conv_filters"):
+            if params[name] is not None:
+                params[name] = [int(w) for w in params[name]]
         if not isinstance(params["likelihood"], str):
             params["likelihood"] = [list(block) for block in normalize_layout(params["likelihood"])]
         fitted = {
@@ -630,6 +694,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             "offset_": float(self.offset_),
             "latent_dim_": int(self.latent_dim_),
             "hidden_units_": list(self.hidden_units_),
+            "conv_filters_": list(self.conv_filters_),
             "n_epochs_": int(self.n_epochs_),
             "score_seed_": int(self.score_seed_),
             "history_": self.history_,
@@ -646,8 +711,9 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         if manifest.get("class") != cls.__name__:
             raise ModelFileError(f"{path} holds a {manifest.get('class')!r}, not a {cls.__name__}.")
         params = dict(manifest["params"])
-        if params.get("hidden_units") is not None:
-            params["hidden_units"] = tuple(params["hidden_units"])
+        for name in ("hidden_units", "image_shape", "conv_filters"):
+            if params.get(name) is not None:
+                params[name] = tuple(params[name])
         if not isinstance(params.get("likelihood", "gaussian"), str):
             params["likelihood"] = tuple(tuple(block) for block in params["likelihood"])
         try:
@@ -659,6 +725,7 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
             detector.offset_ = float(fitted["offset_"])
             detector.latent_dim_ = int(fitted["latent_dim_"])
             detector.hidden_units_ = tuple(fitted["hidden_units_"])
+            detector.conv_filters_ = tuple(fitted.get("conv_filters_", ()))
             detector.n_epochs_ = int(fitted["n_epochs_"])
             detector.score_seed_ = int(fitted["score_seed_"])
             detector.history_ = fitted["history_"]

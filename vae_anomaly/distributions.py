@@ -121,16 +121,35 @@ class LikelihoodHead(keras.layers.Layer):
     family: ClassVar[str]
     support: ClassVar[str] = "real"
 
-    def __init__(self, n_features: int, seed: int = 0, **kwargs):
+    def __init__(self, n_features: int, seed: int = 0, pixel_channels=None, **kwargs):
         super().__init__(**kwargs)
         if int(n_features) < 1:
             raise ValueError(f"n_features must be >= 1, got {n_features!r}.")
         self.n_features = int(n_features)
         self.seed = int(seed)
+        self.pixel_channels = None if pixel_channels is None else int(pixel_channels)
+        if self.pixel_channels is not None and self.n_features % self.pixel_channels:
+            raise ValueError(
+                f"n_features={n_features} is not a whole number of "
+                f"pixels of {pixel_channels} channels."
+            )
 
     @property
     def n_outputs(self) -> int:
         return self.n_features
+
+    def _parameter_layer(self, seed: int, name: str) -> keras.layers.Dense:
+        """One parameter per feature: a dense map from the decoder's features, or, for
+        images (``pixel_channels`` = C), the same small map at every pixel (a 1 x 1
+        convolution) from that pixel's features [..., H * W, F] to its C channels."""
+        return _dense(self.pixel_channels or self.n_features, seed, name)
+
+    def _parameters(self, layer: keras.layers.Dense, features) -> tf.Tensor:
+        """The layer's output as [..., n_features] (pixels flattened in image order)."""
+        values = layer(features)
+        if self.pixel_channels is None:
+            return values
+        return tf.reshape(values, tf.concat([tf.shape(values)[:-2], [self.n_features]], 0))
 
     def distribution(self, params: tuple[tf.Tensor, ...]) -> tfd.Distribution:
         raise NotImplementedError
@@ -145,7 +164,9 @@ class LikelihoodHead(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(n_features=self.n_features, seed=self.seed)
+        config.update(
+            n_features=self.n_features, seed=self.seed, pixel_channels=self.pixel_channels
+        )
         return config
 
 
@@ -165,6 +186,7 @@ class GaussianHead(LikelihoodHead):
     family = "gaussian"
     support = "real"
     SCALE_MODES = ("feature", "sample")
+    INITIAL_RAW_SCALE = _INVERSE_SOFTPLUS_ONE  # scale 1 at the start, in scaled units
 
     def __init__(self, n_features, scale_mode="feature", min_scale=1e-2, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)
@@ -172,13 +194,13 @@ class GaussianHead(LikelihoodHead):
             raise ValueError(f"scale_mode must be one of {self.SCALE_MODES}, got {scale_mode!r}.")
         self.scale_mode = scale_mode
         self.min_scale = _check_floor("min_scale", min_scale)
-        self.loc_layer = _dense(self.n_features, self.seed, "loc")
+        self.loc_layer = self._parameter_layer(self.seed, "loc")
         if scale_mode == "sample":
-            self.raw_scale_layer = _dense(self.n_features, self.seed + 1, "raw_scale")
+            self.raw_scale_layer = self._parameter_layer(self.seed + 1, "raw_scale")
         else:
             self.raw_scale = self.add_weight(
                 shape=(self.n_features,),
-                initializer=keras.initializers.Constant(_INVERSE_SOFTPLUS_ONE),
+                initializer=keras.initializers.Constant(self.INITIAL_RAW_SCALE),
                 name="raw_scale",
             )
 
@@ -188,9 +210,9 @@ class GaussianHead(LikelihoodHead):
             self.raw_scale_layer.build(input_shape)
 
     def call(self, features):
-        loc = self.loc_layer(features)  # [..., d]
+        loc = self._parameters(self.loc_layer, features)  # [..., d]
         if self.scale_mode == "sample":
-            raw_scale = self.raw_scale_layer(features)
+            raw_scale = self._parameters(self.raw_scale_layer, features)
         else:
             raw_scale = tf.broadcast_to(tf.convert_to_tensor(self.raw_scale), tf.shape(loc))
         return loc, _positive_scale(raw_scale, self.min_scale)
@@ -206,6 +228,41 @@ class GaussianHead(LikelihoodHead):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class DiscretizedLogisticHead(GaussianHead):
+    """8-bit intensities: x_j in [0, 1] on the grid k / 255, with the probability of its level
+
+        P(x_j|z) = F((x_j + 1/510 - loc_j) / scale_j) - F((x_j - 1/510 - loc_j) / scale_j),
+
+    F the logistic CDF, and the tails beyond 0 and 1 given to the end levels (Salimans et
+    al., 2017): a proper distribution over the 256 levels, so log p(x) <= 0, and a
+    saturated pixel (0 or 255) can have probability near 1 instead of a bounded density.
+    Scales as in ``GaussianHead`` (per pixel, or per pixel and image), in units of [0, 1].
+    """
+
+    family = "discretized_logistic"
+    support = "unit_interval"
+    LEVELS = 255.0
+    # Scale 0.05 (13 levels) at the start: at scale 1 every level is about equally likely
+    # and the gradient towards the right level is too flat to learn from.
+    INITIAL_RAW_SCALE = math.log(math.expm1(0.05))
+
+    def __init__(self, n_features, scale_mode="feature", min_scale=1e-3, seed=0, **kwargs):
+        super().__init__(
+            n_features, scale_mode=scale_mode, min_scale=min_scale, seed=seed, **kwargs
+        )
+
+    def distribution(self, params):
+        loc, scale = params
+        # QuantizedDistribution gives level k the mass of (k - 1, k]: shift by half a level
+        # so that level k owns (k - 1/2, k + 1/2], in units of levels.
+        levels = tfd.Logistic(loc=loc * self.LEVELS + 0.5, scale=scale * self.LEVELS)
+        return tfd.QuantizedDistribution(levels, low=0.0, high=self.LEVELS)
+
+    def log_likelihood(self, params, x):
+        return self.distribution(params).log_prob(tf.round(x * self.LEVELS))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class BernoulliHead(LikelihoodHead):
     """p(x_j|z) = p_j^x_j (1 - p_j)^(1 - x_j), p_j = sigmoid(logits_j(z)).
 
@@ -217,17 +274,34 @@ class BernoulliHead(LikelihoodHead):
 
     def __init__(self, n_features, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)
-        self.logits_layer = _dense(self.n_features, self.seed, "logits")
+        self.logits_layer = self._parameter_layer(self.seed, "logits")
 
     def build(self, input_shape):
         self.logits_layer.build(input_shape)
 
     def call(self, features):
-        return (self.logits_layer(features),)
+        return (self._parameters(self.logits_layer, features),)
 
     def distribution(self, params):
         (logits,) = params
         return tfd.Bernoulli(logits=logits, dtype=logits.dtype)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ContinuousBernoulliHead(BernoulliHead):
+    """p(x_j|z) = C(p_j) p_j^x_j (1 - p_j)^(1 - x_j) on x_j in [0, 1], p_j = sigmoid(logits_j(z)),
+
+    with C(p) = 2 artanh(1 - 2p) / (1 - 2p) the normaliser that makes the Bernoulli's
+    cross-entropy a proper density on [0, 1] (Loaiza-Ganem & Cunningham, 2019): for
+    grey levels, where the Bernoulli is not a density of x.
+    """
+
+    family = "continuous_bernoulli"
+    support = "unit_interval"
+
+    def distribution(self, params):
+        (logits,) = params
+        return tfd.ContinuousBernoulli(logits=logits)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -302,7 +376,14 @@ class MixedHead(LikelihoodHead):
 
 
 LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
-    head.family: head for head in (GaussianHead, BernoulliHead, MixedHead)
+    head.family: head
+    for head in (
+        GaussianHead,
+        DiscretizedLogisticHead,
+        BernoulliHead,
+        ContinuousBernoulliHead,
+        MixedHead,
+    )
 }
 
 

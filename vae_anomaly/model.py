@@ -33,7 +33,7 @@ from .distributions import (
     posterior_distribution,
     prior_distribution,
 )
-from .networks import decoder_body, encoder_body
+from .networks import ConvDecoder, ConvEncoder, decoder_body, encoder_body
 
 _PACKAGE = "vae_anomaly"
 
@@ -49,7 +49,8 @@ class VAE(keras.Model):
     latent_dim : int
         Dimension L of z.
     hidden_units : tuple of int
-        Encoder widths; the decoder uses them reversed. ``()`` gives linear maps.
+        Encoder widths; the decoder uses them reversed. ``()`` gives linear maps. With
+        ``image_shape``, the dense layers between the convolutions and z.
     activation : str
         Activation of the hidden layers.
     likelihood : str
@@ -66,6 +67,11 @@ class VAE(keras.Model):
         Treat NaN entries as missing (masked out of the likelihood).
     missing_indicator : bool
         With ``missing``, also give the encoder the 0/1 presence of every entry.
+    image_shape : (H, W, C) or None
+        x is a flattened image: convolutional encoder and decoder (``networks``), and a
+        likelihood head that maps each pixel's features to its C channels.
+    conv_filters : tuple of int
+        Filters of the stride-2 convolution stages (images only).
     seed : int
         Seeds the initializers and the training noise.
     """
@@ -83,6 +89,8 @@ class VAE(keras.Model):
         trim_fraction: float = 0.0,
         missing: bool = False,
         missing_indicator: bool = False,
+        image_shape=None,
+        conv_filters=(),
         seed: int = 0,
         **kwargs,
     ):
@@ -101,14 +109,29 @@ class VAE(keras.Model):
         self.missing = bool(missing)
         self.missing_indicator = bool(missing_indicator) and self.missing
         self.seed = int(seed)
+        self.image_shape = tuple(int(s) for s in image_shape) if image_shape else None
+        self.conv_filters = tuple(int(f) for f in conv_filters)
 
-        self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
+        head_options = dict(self.likelihood_options)
+        if self.image_shape is None:
+            self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
+            self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
+        else:
+            self._check_image_shape()
+            image = dict(
+                image_shape=self.image_shape,
+                filters=self.conv_filters,
+                units=self.hidden_units,
+                activation=activation,
+            )
+            self.encoder = ConvEncoder(**image, seed=self.seed, name="encoder")
+            self.decoder = ConvDecoder(**image, seed=self.seed + 2000, name="decoder")
+            head_options["pixel_channels"] = self.image_shape[2]
         self.posterior_head = GaussianPosteriorHead(
             self.latent_dim, self.posterior_min_scale, seed=self.seed + 1000, name="posterior"
         )
-        self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
         self.likelihood_head = likelihood_head(
-            likelihood, self.n_features, seed=self.seed + 3000, **self.likelihood_options
+            likelihood, self.n_features, seed=self.seed + 3000, **head_options
         )
         self.kl_weight = self.add_weight(
             shape=(),
@@ -122,6 +145,18 @@ class VAE(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.n_outputs = self.likelihood_head.n_outputs
         self.build((None, self.n_features))
+
+    def _check_image_shape(self) -> None:
+        height, width, channels = self.image_shape
+        if height * width * channels != self.n_features:
+            raise ValueError(
+                f"image_shape={self.image_shape} has {height * width * channels} values, "
+                f"but x has n_features={self.n_features}."
+            )
+        if not self.conv_filters:
+            raise ValueError("conv_filters must name at least one convolution stage.")
+        if self.missing:
+            raise ValueError("Missing pixels are not supported: images must be complete.")
 
     def build(self, input_shape):
         encoder_shape = (None, self.n_features * (2 if self.missing_indicator else 1))
@@ -261,6 +296,8 @@ class VAE(keras.Model):
             "trim_fraction": self.trim_fraction,
             "missing": self.missing,
             "missing_indicator": self.missing_indicator,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "conv_filters": list(self.conv_filters),
             "seed": self.seed,
         }
 

@@ -12,11 +12,9 @@ be silently ignored. Command-line flags override the file (``with_overrides``).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..detector import VAEAnomalyDetector
+from ..settings_file import check_model_params, read_sections
 from .schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
@@ -56,29 +54,9 @@ def load_config(path=None) -> JobConfig:
     """The settings of ``path`` (TOML), or the defaults when path is None."""
     if path is None:
         return JobConfig()
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"--config {path}: no such file.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML: {error}.") from error
-    values = {}
-    for section, entries in data.items():
-        if section not in _SECTIONS:
-            raise ValueError(f"{path}: unknown section [{section}]; known: {sorted(_SECTIONS)}.")
-        if not isinstance(entries, dict):
-            raise ValueError(f"{path}: [{section}] must be a table.")
-        if section == "model":
-            values["model"] = dict(JobConfig().model, **entries)
-            continue
-        for key, value in entries.items():
-            if key not in _SECTIONS[section]:
-                raise ValueError(
-                    f"{path}: unknown key {key!r} in [{section}]; known: "
-                    f"{sorted(_SECTIONS[section])}."
-                )
-            values[key] = value
+    values = read_sections(path, _SECTIONS)
+    if "model" in values:
+        values["model"] = dict(JobConfig().model, **values["model"])
     return _checked(JobConfig(**values), str(path))
 
 
@@ -88,14 +66,7 @@ def _checked(config: JobConfig, source: str) -> JobConfig:
             raise ValueError(
                 f"{source}: role of column {name!r} must be one of {ROLES}, got {role!r}."
             )
-    known = set(VAEAnomalyDetector().get_params())
-    for key in config.model:
-        if key not in known:
-            raise ValueError(f"{source}: [model] {key!r} is not a VAEAnomalyDetector parameter.")
-        if key in _JOB_OWNED:
-            raise ValueError(
-                f"{source}: [model] {key!r} is set by the job (from the columns and [threshold])."
-            )
+    check_model_params(config.model, source, _JOB_OWNED, "from the columns and [threshold]")
     if config.format not in FORMATS:
         raise ValueError(f"{source}: format must be one of {FORMATS}, got {config.format!r}.")
     for key in ("chunk_rows", "max_levels"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -28,6 +27,7 @@ import pandas as pd
 from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
+from ..progress import Progress
 from ..thresholds import conformal_p_values
 from .config import JobConfig
 from .engines import run_tasks
@@ -224,7 +224,7 @@ def score_job(
         for i, plan in plans
         if _part_stem(plan, i) not in done
     ]
-    meter = _Progress(sum(p.n_lines for _, p in plans), enabled=progress)
+    meter = Progress(sum(p.n_lines for _, p in plans), unit="rows", enabled=progress)
     meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
     for stats in run_tasks(score_chunk, tasks, engine, scheduler):
         meter.advance(stats["rows_read"])
@@ -356,26 +356,3 @@ def _report(all_stats, paths, detector) -> dict:
         "threshold": threshold_info(detector),
         "score_method": detector.score_method,
     }
-
-
-class _Progress:
-    """Rows done and rows per second on stderr, when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool | None = None):
-        self.total, self.done, self.started = total, 0, time.perf_counter()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-
-    def advance(self, rows: int) -> None:
-        self.done += rows
-        if self.enabled:
-            rate = self.done / max(time.perf_counter() - self.started, 1e-9)
-            print(
-                f"\rscoring: {self.done:,}/{self.total:,} rows ({rate:,.0f} rows/s)",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.enabled:
-            print(file=sys.stderr)

@@ -1,0 +1,288 @@
+"""Images: the convolutional VAE, pixel likelihoods, heat maps, and the image jobs."""
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from vae_anomaly import VAEAnomalyDetector, load
+from vae_anomaly.cli import main
+from vae_anomaly.distributions import ContinuousBernoulliHead
+from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.images.config import load_image_config
+from vae_anomaly.images.contrast import ContrastScaler
+from vae_anomaly.images.heatmaps import MIN_PANEL_HEIGHT, pixel_anomaly
+from vae_anomaly.images.jobs import fit_images, score_images
+from vae_anomaly.images.loader import ImageTransform, expand_image_inputs, image_batches
+from vae_anomaly.images.samples import DEFECTS, SIZE, make_parts, write_parts
+
+SHAPE = (SIZE, SIZE, 1)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def parts():
+    """300 normal washers to fit on, as flattened rows in [0, 1]."""
+    images, _ = make_parts(300, seed=1)
+    return images.reshape(len(images), -1)
+
+
+@pytest.fixture(scope="module")
+def scaler(parts):
+    return ContrastScaler().fit(parts)
+
+
+@pytest.fixture(scope="module")
+def conv_detector(parts):
+    """The sample job's model: grey levels as they are, discretised logistic likelihood."""
+    return VAEAnomalyDetector(
+        image_shape=SHAPE, likelihood="discretized_logistic", epochs=100, random_state=0
+    ).fit(parts)
+
+
+def _save_png(path, pixels):
+    Image.fromarray((255 * np.asarray(pixels) + 0.5).astype(np.uint8)).save(path)
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def test_continuous_bernoulli_head_is_a_density_on_the_unit_interval():
+    head = ContinuousBernoulliHead(3, pixel_channels=None)
+    logits = tf.constant([[-4.0, 0.0, 2.5]])
+    x = np.linspace(0.0, 1.0, 20001, dtype=np.float32)
+    density = np.exp(
+        head.distribution((tf.broadcast_to(logits, (len(x), 3)),)).log_prob(
+            np.repeat(x[:, None], 3, axis=1)
+        )
+    )
+    np.testing.assert_allclose(np.trapezoid(density, x, axis=0), 1.0, atol=1e-3)
+
+
+def test_conv_detector_scores_defective_parts_below_normal_ones(conv_detector):
+    normal, _ = make_parts(40, seed=7)
+    normal_scores = conv_detector.score_samples(normal.reshape(40, -1))
+    for defect in DEFECTS:
+        defective, _ = make_parts(10, defect=defect, seed=8)
+        scores = conv_detector.score_samples(defective.reshape(10, -1))
+        # Every defective part is less likely than the median normal one.
+        assert scores.max() < np.median(normal_scores), defect
+    assert conv_detector.conv_filters_ == (16, 32)  # 32 -> 16 -> 8: two stages
+
+
+def test_heat_map_highlights_the_planted_defect(conv_detector):
+    for defect in DEFECTS:
+        images, masks = make_parts(6, defect=defect, seed=11)
+        terms = conv_detector.score_features(images.reshape(6, -1))
+        maps = pixel_anomaly(terms, SHAPE)
+        assert maps.shape == (6, SIZE, SIZE)
+        for heat, mask in zip(maps, masks, strict=True):
+            assert heat[mask].mean() > heat[~mask].mean() + 1.0, defect
+
+
+def test_per_pixel_terms_add_up_to_the_elbo(conv_detector, parts):
+    terms = conv_detector.score_terms(parts[:20])
+    assert terms.feature_log_likelihood.shape == (20, SIZE * SIZE)
+    np.testing.assert_allclose(
+        terms.feature_log_likelihood.sum(axis=1) - terms.kl, terms.elbo, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    "likelihood", ["bernoulli", "continuous_bernoulli", "discretized_logistic"]
+)
+def test_conv_scores_do_not_depend_on_batch_or_order_and_survive_save_load(
+    likelihood, parts, tmp_path
+):
+    detector = VAEAnomalyDetector(
+        image_shape=SHAPE, likelihood=likelihood, epochs=2, random_state=0
+    ).fit(parts[:64])
+    full = detector.score_samples(parts[:50])
+    np.testing.assert_array_equal(detector.score_samples(parts[7:8]), full[7:8])
+    np.testing.assert_array_equal(detector.score_samples(parts[:50][::-1]), full[::-1])
+    detector.save(tmp_path / "conv")
+    restored = load(tmp_path / "conv")
+    assert restored.image_shape == SHAPE and restored.likelihood == likelihood
+    np.testing.assert_array_equal(restored.score_samples(parts[:50]), full)
+
+
+def test_image_shape_must_match_the_columns_of_X(parts):
+    with pytest.raises(ValueError, match=r"image_shape=\(16, 16, 1\) holds 256 values"):
+        VAEAnomalyDetector(image_shape=(16, 16, 1), epochs=1).fit(parts)
+
+
+def test_contrast_scaler_ignores_brightness_and_contrast_of_each_image(parts):
+    scaler = ContrastScaler().fit(parts)
+    changed = 0.3 + 0.5 * parts[:10]  # brighter background, weaker contrast
+    np.testing.assert_allclose(scaler.transform(changed), scaler.transform(parts[:10]), atol=1e-12)
+    assert scaler.transform(parts).min() == 0.0 and scaler.transform(parts).max() == 1.0
+    flat = np.full((1, parts.shape[1]), 0.4)  # a constant image: g = 0, no division by 0
+    assert np.isfinite(scaler.transform(flat)).all()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_loader_rejects_unreadable_files_and_wrong_shapes_with_reasons(tmp_path):
+    images, _ = make_parts(3, seed=3)
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    _save_png(folder / "a.png", images[0])
+    _save_png(folder / "sub" / "b.png", images[1])
+    whole = (folder / "a.png").read_bytes()
+    (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (folder / "notes.txt").write_text("not an image")
+    Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(folder / "colour.png")
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(folder / "small.png")
+    (folder / ".hidden.png").write_bytes(b"skipped")
+    np.save(tmp_path / "arrays.npy", (255 * images).astype(np.uint8))
+
+    paths = expand_image_inputs([folder, tmp_path / "arrays.npy", folder / "a.png"])
+    assert len(paths) == 7  # recursive, hidden files skipped, a.png once
+
+    strict = ImageTransform(SIZE, SIZE, 1, resize=False, convert_color=False)
+    batches = list(image_batches(paths, strict, batch_size=2))
+    scored = [i for b in batches for i in b.ids]
+    reasons = dict(r for b in batches for r in b.rejects)
+    assert len(scored) + len(reasons) == 6 + 3  # 6 files + 3 array images: all accounted
+    assert {p.split("/")[-1] for p in scored} >= {"a.png", "b.png"}
+    assert sum("arrays.npy#" in i for i in scored) == 3
+    assert reasons[str(folder / "notes.txt")].startswith("not an image file")
+    assert reasons[str(folder / "truncated.png")].startswith("unreadable or truncated image")
+    assert "has 3 channel(s), the model expects 1" in reasons[str(folder / "colour.png")]
+    assert "is 20x24 pixels, the model expects 32x32" in reasons[str(folder / "small.png")]
+
+    relaxed = ImageTransform(SIZE, SIZE, 1, resize=True, convert_color=True)
+    batches = list(image_batches(paths, relaxed, batch_size=4))
+    reasons = dict(r for b in batches for r in b.rejects)
+    assert set(reasons) == {str(folder / "notes.txt"), str(folder / "truncated.png")}
+    assert all(b.pixels.shape[1:] == (SIZE * SIZE,) for b in batches)
+    # The PNG round trip of a.png reproduces its pixels to within the 8-bit step.
+    first = next(b for b in batches if str(folder / "a.png") in b.ids)
+    row = first.pixels[first.ids.index(str(folder / "a.png"))]
+    np.testing.assert_allclose(row, images[0].reshape(-1), atol=0.5 / 255 + 1e-6)
+
+
+def test_image_config_errors_name_the_file_and_key(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[image]\nsizes = [32, 32]\n")
+    with pytest.raises(ValueError, match=r"bad.toml: unknown key 'sizes' in \[image\]"):
+        load_image_config(config)
+    config.write_text("[model]\nimage_shape = [32, 32, 1]\n")
+    with pytest.raises(ValueError, match=r"\[model\] 'image_shape' is set by the job"):
+        load_image_config(config)
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+@pytest.fixture(scope="module")
+def image_model(tmp_path_factory):
+    data = tmp_path_factory.mktemp("parts")
+    write_parts(data, n_train=200, n_new=30, n_per_defect=2)
+    model_dir = data / "model"
+    config = load_image_config(ROOT / "pipelines" / "images.toml").with_overrides(
+        model={"epochs": 60}, fpr=0.05
+    )
+    report = fit_images([data / "parts" / "train"], model_dir, config)
+    return data / "parts", model_dir, report
+
+
+def test_fit_images_records_the_transform_and_the_report(image_model):
+    _, model_dir, report = image_model
+    document = json.loads((model_dir / "images.json").read_text())
+    assert document["transform"] == {
+        "height": SIZE,
+        "width": SIZE,
+        "channels": 1,
+        "resize": True,
+        "convert_color": True,
+    }
+    assert document["normalization"] == {"kind": "none"}  # as pipelines/images.toml says
+    assert report["images_used"] == report["images_read"] == 200
+    assert (model_dir / "fit_rejects.csv").read_text().splitlines() == ["path,reason"]
+    assert report["threshold"]["calibrated"] and report["threshold"]["fpr"] == 0.05
+
+
+def test_score_images_accounts_for_every_file_and_draws_heat_maps(image_model, tmp_path, capsys):
+    parts, model_dir, _ = image_model
+    out = tmp_path / "out"
+    status = main([
+        "score-images", "--model-dir", str(model_dir), "--input", str(parts / "new"),
+        "--output", str(out / "scored.csv"), "--rejects", str(out / "rejects.csv"),
+        "--report", str(out / "report.json"), "--heatmaps", str(out / "maps"),
+        "--alerts", str(out / "alerts.jsonl"), "--labels", str(parts / "new_labels.csv"),
+    ])  # fmt: skip
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    files = sorted(p for p in (parts / "new").iterdir())
+    assert report["images_read"] == len(files) == 30 + 6 + 2
+    assert report["images_scored"] + report["images_rejected"] == report["images_read"]
+    with open(out / "rejects.csv", newline="") as handle:
+        rejects = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert len(rejects) == 2
+    assert rejects[str(parts / "new" / "notes.txt")].startswith("not an image file")
+    assert rejects[str(parts / "new" / "washer_truncated.png")].startswith(
+        "unreadable or truncated image"
+    )
+    assert report["rejected_by_reason"] == {
+        "not an image file": 1,
+        "unreadable or truncated image": 1,
+    }
+
+    scored = (out / "scored.csv").read_text().splitlines()
+    assert scored[0] == "path,anomaly_score,p_value,is_anomaly" and len(scored) == 37
+    flagged = [line.split(",")[0] for line in scored[1:] if line.endswith(",1")]
+    assert status == ExitStatus.ALERTS and len(flagged) == report["anomalies"] > 0
+    # Detection itself is tested on the detector above (this model is small and briefly
+    # trained); here, the labels line counts what was flagged.
+    assert re.search(r"labels: \d of the 6 defective images were flagged", printed)
+
+    maps = sorted((out / "maps").rglob("*.png"))
+    assert len(maps) == report["heatmaps"] == len(flagged)
+    with Image.open(maps[0]) as picture:
+        factor = -(-MIN_PANEL_HEIGHT // SIZE)
+        assert picture.size == ((2 * SIZE + 1) * factor, SIZE * factor)
+    alerts = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    assert [a["row_id"] for a in alerts] == flagged
+    assert alerts[0]["top_features"][0]["feature"].startswith("pixel(row=")
+
+
+def test_score_images_leaves_no_output_when_it_fails(image_model, tmp_path):
+    parts, _, _ = image_model
+    out = tmp_path / "out"
+    out.mkdir()
+    status = main([
+        "score-images", "--model-dir", str(tmp_path / "missing"), "--input", str(parts / "new"),
+        "--output", str(out / "scored.csv"), "--rejects", str(out / "rejects.csv"),
+        "--report", str(out / "report.json"), "--heatmaps", str(out / "maps"),
+    ])  # fmt: skip
+    assert status == ExitStatus.FAILED
+    assert list(out.iterdir()) == []
+
+
+def test_score_images_shows_progress_in_images_per_second(image_model, tmp_path, capsys):
+    parts, model_dir, _ = image_model
+    out = tmp_path / "out"
+    out.mkdir()
+    score_images(
+        model_dir, [parts / "new"], out / "s.csv", out / "r.csv", out / "r.json", progress=True
+    )
+    assert re.search(r"scoring: 38 images \([\d,]+ images/s\)", capsys.readouterr().err)
+
+
+def test_bundled_sample_images_are_what_the_generator_writes(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "sample_data" / "parts"
+    write_parts(tmp_path)
+    written = sorted(p.relative_to(tmp_path / "parts") for p in (tmp_path / "parts").rglob("*"))
+    assert written == sorted(p.relative_to(root) for p in root.rglob("*"))
+    for relative in written:
+        if relative.suffix in (".png", ".jpg", ".txt"):
+            assert (root / relative).read_bytes() == (tmp_path / "parts" / relative).read_bytes()
+    labels = (tmp_path / "parts" / "new_labels.csv").read_text().splitlines()
+    assert len(labels) == 1 + 60 + 6 + 2 and labels[-1].endswith("notes.txt,unreadable")

@@ -1,0 +1,321 @@
+"""The image jobs: ``fit_images`` (folder -> model directory) and ``score_images``.
+
+Model directory (written to a temporary name, then renamed into place):
+
+    detector/          the saved VAEAnomalyDetector (Keras .keras + JSON manifest)
+    images.json        the transform (size, channels, resize, convert_color), the fitted
+                       normalisation (``contrast``: low, high), the job settings and the
+                       fit report
+    fit_rejects.csv    training items that could not be used: path, reason
+
+``score_images`` streams batches of ``batch_size`` images (memory stays bounded however
+many there are) and writes, each under a temporary name renamed at the end:
+
+    OUTPUT.csv     path, anomaly_score, p_value, is_anomaly, one row per scored image
+    REJECTS.csv    path, reason, one row per item that was not scored
+    REPORT.json    images_read = images_scored + images_rejected, reasons, threshold, timing
+    HEATMAP_DIR/   the image beside its anomaly map, one PNG per flagged image (or all)
+    ALERTS.jsonl   one alert record per flagged image (as in the tabular job)
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..alerts import flagged_records, write_alerts
+from ..atomic import atomic_open, write_bytes_atomically
+from ..detector import VAEAnomalyDetector, load
+from ..exit_status import ExitStatus
+from ..persistence import move_into_place
+from ..progress import Progress
+from ..thresholds import conformal_p_values
+from .config import ImageJobConfig
+from .contrast import ContrastScaler
+from .heatmaps import heatmap_png, pixel_anomaly
+from .loader import ImageTransform, decode_file, expand_image_inputs, image_batches
+
+IMAGES_FILE = "images.json"
+DETECTOR_DIR = "detector"
+FIT_REJECTS_FILE = "fit_rejects.csv"
+REJECT_FIELDS = ("path", "reason")
+OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly")
+
+
+def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
+    """The transform of the job: configured size and colour, else the first readable image's."""
+    first = None
+    if config.size is None or config.color == "auto":
+        for path in paths:
+            try:
+                first = decode_file(path) if path.suffix.lower() not in (".npy", ".npz") else None
+            except ValueError:
+                continue
+            if first is not None:
+                break
+        if first is None and config.size is None:
+            raise ValueError(
+                "No readable image among the inputs to take the size from; set "
+                "[image] size in the config."
+            )
+    height, width = config.size if config.size is not None else first.shape[:2]
+    if config.color == "auto":
+        channels = 3 if first is not None and first.shape[2] >= 3 else 1
+    else:
+        channels = 3 if config.color == "rgb" else 1
+    return ImageTransform(int(height), int(width), channels, config.resize, config.convert_color)
+
+
+def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
+    """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report."""
+    started = time.perf_counter()
+    paths = expand_image_inputs(inputs)
+    model_dir = Path(model_dir)
+    if model_dir.exists() and not (model_dir / IMAGES_FILE).is_file() and any(model_dir.iterdir()):
+        raise FileExistsError(
+            f"--model-dir {model_dir} exists and is not a vae-anomaly image model directory; "
+            "refusing to replace it."
+        )
+    transform = _transform_for(paths, config)
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.tmp-", dir=model_dir.parent))
+    try:
+        pixels, rejected = [], 0
+        with atomic_open(staging / FIT_REJECTS_FILE) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(REJECT_FIELDS)
+            for batch in image_batches(paths, transform, config.batch_size):
+                pixels.append(batch.pixels)
+                writer.writerows(batch.rejects)
+                rejected += len(batch.rejects)
+        X = np.concatenate(pixels) if pixels else np.zeros((0, 1))
+        if len(X) == 0:
+            raise ValueError(f"{', '.join(map(str, inputs))}: no readable image to train on.")
+        normalization = {"kind": config.normalize}
+        if config.normalize == "contrast":
+            scaler = ContrastScaler().fit(X)
+            normalization.update(low=scaler.low_, high=scaler.high_)
+            X = scaler.transform(X)
+        detector = VAEAnomalyDetector(
+            image_shape=transform.image_shape,
+            calibration_fraction=config.calibration_fraction,
+            fpr=config.fpr,
+            **config.model,
+        ).fit(X)
+        detector.save(staging / DETECTOR_DIR)
+        report = {
+            "inputs": [str(i) for i in inputs],
+            "images_read": len(X) + rejected,
+            "images_used": len(X),
+            "images_rejected": rejected,
+            "image_shape": list(transform.image_shape),
+            "n_epochs": int(detector.n_epochs_),
+            "threshold": _threshold(detector),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        document = {
+            "transform": transform.to_dict(),
+            "normalization": normalization,
+            "settings": dataclasses.asdict(config),
+            "fit_report": report,
+        }
+        (staging / IMAGES_FILE).write_text(json.dumps(document, indent=2))
+        move_into_place(staging, model_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _threshold(detector) -> dict:
+    calibrated = hasattr(detector, "calibration_scores_")
+    return {
+        "anomaly_score": float(-detector.offset_),
+        "calibrated": calibrated,
+        "fpr": float(detector.fpr_) if calibrated else None,
+    }
+
+
+def _read_document(model_dir) -> dict:
+    path = Path(model_dir) / IMAGES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--model-dir {model_dir}: {path} is missing; is this a directory written by "
+            "`vae-anomaly fit-images`?"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is damaged: {error!r}.") from error
+
+
+def _normalizer(document: dict):
+    """The fitted normalisation of images.json as a function of pixel rows [n, p]."""
+    normalization = document.get("normalization", {"kind": "none"})
+    if normalization["kind"] == "none":
+        return lambda X: X
+    scaler = ContrastScaler()
+    scaler.low_, scaler.high_ = float(normalization["low"]), float(normalization["high"])
+    scaler.n_features_in_ = math.prod(ImageTransform.from_dict(document["transform"]).image_shape)
+    return scaler.transform
+
+
+def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dict]:
+    """(detector, transform, images.json document) of a directory written by fit_images."""
+    document = _read_document(model_dir)
+    try:
+        transform = ImageTransform.from_dict(document["transform"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{Path(model_dir) / IMAGES_FILE} is damaged: {error!r}.") from error
+    return load(Path(model_dir) / DETECTOR_DIR), transform, document
+
+
+def saved_image_settings(model_dir) -> ImageJobConfig:
+    """The settings fit_images stored: the defaults of score-images."""
+    settings = dict(_read_document(model_dir)["settings"])
+    if settings.get("size") is not None:
+        settings["size"] = tuple(settings["size"])
+    return ImageJobConfig(**settings)
+
+
+def score_images(
+    model_dir,
+    inputs,
+    output,
+    rejects,
+    report,
+    heatmaps=None,
+    alerts=None,
+    config: ImageJobConfig | None = None,
+    progress: bool | None = None,
+) -> tuple[dict, ExitStatus]:
+    """Score every image of ``inputs``; returns (report, exit status)."""
+    started = time.perf_counter()
+    detector, transform, document = read_image_model(model_dir)
+    normalize = _normalizer(document)
+    config = config or saved_image_settings(model_dir)
+    paths = expand_image_inputs(inputs)
+    calibration = getattr(detector, "calibration_scores_", None)
+    threshold = -detector.offset_
+    heatmap_dir = Path(heatmaps) if heatmaps else None
+    heatmap_staging = None
+    if heatmap_dir is not None:
+        heatmap_dir.parent.mkdir(parents=True, exist_ok=True)
+        heatmap_staging = Path(
+            tempfile.mkdtemp(prefix=f".{heatmap_dir.name}.tmp-", dir=heatmap_dir.parent)
+        )
+    need_features = heatmap_dir is not None or alerts is not None
+    reasons, scored, flagged, alert_list, n_heatmaps = Counter(), 0, 0, [], 0
+    meter = Progress(None, unit="images", enabled=progress)
+    try:
+        with (
+            atomic_open(Path(output)) as out_handle,
+            atomic_open(Path(rejects)) as reject_handle,
+        ):
+            out = csv.writer(out_handle)
+            out.writerow(OUTPUT_FIELDS)
+            reject_writer = csv.writer(reject_handle)
+            reject_writer.writerow(REJECT_FIELDS)
+            for batch in image_batches(paths, transform, config.batch_size):
+                reject_writer.writerows(batch.rejects)
+                reasons.update(_reason_kind(reason) for _, reason in batch.rejects)
+                if batch.ids:
+                    terms = detector.score_terms(normalize(batch.pixels), features=need_features)
+                    anomaly = -terms.estimate(detector.score_method)
+                    p_values = (
+                        conformal_p_values(calibration, anomaly)
+                        if calibration is not None
+                        else np.full(len(anomaly), np.nan)
+                    )
+                    is_anomaly = anomaly > threshold
+                    for row in zip(batch.ids, anomaly, p_values, is_anomaly, strict=True):
+                        out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
+                    scored += len(batch.ids)
+                    flagged += int(is_anomaly.sum())
+                    if need_features:
+                        maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
+                        chosen = np.flatnonzero(
+                            is_anomaly if config.heatmaps == "flagged" else np.ones_like(is_anomaly)
+                        )
+                        if heatmap_staging is not None:
+                            for i in chosen:
+                                heatmap_png(
+                                    heatmap_staging / _heatmap_name(batch.ids[i]),
+                                    batch.pixels[i].reshape(transform.image_shape),
+                                    maps[i],
+                                )
+                            n_heatmaps += len(chosen)
+                        if alerts is not None:
+                            alert_list += _image_alerts(
+                                batch.ids, anomaly, threshold, p_values, maps, is_anomaly
+                            )
+                meter.advance(len(batch.ids) + len(batch.rejects))
+        meter.close()
+        if alerts is not None:
+            write_alerts(alert_list, alerts)
+        if heatmap_staging is not None:
+            move_into_place(heatmap_staging, heatmap_dir)
+            heatmap_staging = None
+        seconds = time.perf_counter() - started
+        rejected = sum(reasons.values())
+        document = {
+            "inputs": [str(i) for i in inputs],
+            "files_found": len(paths),
+            "images_read": scored + rejected,
+            "images_scored": scored,
+            "images_rejected": rejected,
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "anomalies": flagged,
+            "heatmaps": n_heatmaps,
+            "threshold": _threshold(detector),
+            "score_method": detector.score_method,
+            "seconds": round(seconds, 3),
+            "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),
+        }
+        write_bytes_atomically(Path(report), (json.dumps(document, indent=2) + "\n").encode())
+    finally:
+        if heatmap_staging is not None:
+            shutil.rmtree(heatmap_staging, ignore_errors=True)
+    return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
+
+
+def _p(value: float) -> str:
+    return "" if np.isnan(value) else repr(float(value))
+
+
+def _reason_kind(reason: str) -> str:
+    """The reason without its details: the key of ``rejected_by_reason``."""
+    return reason.split(":")[0].split(" (")[0]
+
+
+def _heatmap_name(item: str) -> str:
+    """The relative PNG path of an item's heat map: its own path (made relative and safe)
+    plus ``.heatmap.png``, so maps of a.png and a.jpg do not collide."""
+    safe = item.replace("\\", "/").lstrip("/").replace("../", "").replace(":", "_")
+    return f"{safe.replace('#', '_')}.heatmap.png"
+
+
+def _image_alerts(ids, anomaly, threshold, p_values, maps, is_anomaly) -> list[dict]:
+    """Alert records of the flagged images; top_features name the most anomalous pixels."""
+    flagged = np.flatnonzero(is_anomaly)
+    if flagged.size == 0:
+        return []
+    height, width = maps.shape[1:]
+    names = [f"pixel(row={r},col={c})" for r in range(height) for c in range(width)]
+    return flagged_records(
+        [ids[i] for i in flagged],
+        anomaly[flagged],
+        threshold,
+        None if np.isnan(p_values).all() else p_values[flagged],
+        -maps[flagged].reshape(len(flagged), -1),
+        names,
+    )

@@ -1,0 +1,243 @@
+"""Image inputs: paths and arrays in, transformed pixel batches and rejects out.
+
+An input is a directory (every non-hidden file below it, recursively), a file, or a
+glob pattern. PNG/JPEG files (anything Pillow decodes) are decoded in a ``tf.data``
+pipeline (parallel map, prefetch); ``.npy``/``.npz`` files hold arrays of images
+[n, H, W] or [n, H, W, C] (uint8 in 0..255, or floats in [0, 1]), one item per image.
+
+``ImageTransform`` (recorded with the model) turns a decoded image into the model's
+input: colour conversion to its channel count, resizing to its size, pixels in [0, 1]
+flattened in (row, column, channel) order. With ``resize`` or ``convert_color`` off, an
+image of another size or channel count is rejected, not altered. Every item that cannot
+be used is returned as a reject (item id, reason); the caller writes it down.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+class ImageRejected(ValueError):
+    """An input item that cannot be scored; the message is the reject reason."""
+
+
+@dataclass(frozen=True)
+class ImageTransform:
+    height: int
+    width: int
+    channels: int
+    resize: bool = True
+    convert_color: bool = True
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ImageTransform:
+        return cls(**data)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """[h, w, c] in [0, 1] -> [height, width, channels] float32, or ImageRejected."""
+        height, width, channels = image.shape
+        if channels != self.channels:
+            if not self.convert_color:
+                raise ImageRejected(
+                    f"has {channels} channel(s), the model expects {self.channels} "
+                    "(convert_color is off)"
+                )
+            image = _convert_channels(image, self.channels)
+        if (height, width) != (self.height, self.width):
+            if not self.resize:
+                raise ImageRejected(
+                    f"is {height}x{width} pixels, the model expects {self.height}x{self.width} "
+                    "(resize is off)"
+                )
+            image = _resized(image, self.height, self.width)
+        return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+def _convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Grey <-> RGB; an alpha channel is dropped (luma: ITU-R 601, as Pillow's "L")."""
+    if image.shape[2] in (2, 4):
+        image = image[..., :-1]
+    if channels == 1 and image.shape[2] == 3:
+        return image @ np.array([[0.299], [0.587], [0.114]], dtype=image.dtype)
+    if channels == 3 and image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image
+
+
+def _resized(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize with antialiasing (the same for files and arrays)."""
+    import tensorflow as tf
+
+    return tf.image.resize(image, (height, width), method="bilinear", antialias=True).numpy()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def expand_image_inputs(inputs) -> list[Path]:
+    """Files named by ``inputs`` (directories recursively, globs), sorted, each once."""
+    paths, seen = [], set()
+    for item in inputs:
+        item = str(item)
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found = [path]
+        else:
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                raise FileNotFoundError(f"--input {item}: no such file or directory.")
+        for p in found:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                paths.append(p)
+    return paths
+
+
+def decode_file(path) -> np.ndarray:
+    """The image in ``path`` as [h, w, c] float in [0, 1], or ImageRejected with the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                pixels = np.asarray(image, dtype=np.float64) / 65535.0
+            else:
+                target = {"1": "L", "L": "L", "LA": "LA", "RGBA": "RGBA"}.get(mode, "RGB")
+                if mode == "P":
+                    target = "RGBA" if "transparency" in image.info else "RGB"
+                pixels = np.asarray(image.convert(target), dtype=np.float64) / 255.0
+    except UnidentifiedImageError:
+        raise ImageRejected("not an image file (no PNG, JPEG or other known format)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageRejected(f"unreadable or truncated image: {error}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[..., np.newaxis]
+    return pixels
+
+
+def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
+    """(item id, [h, w, c] image in [0, 1] or a reject reason) for each image of an array file."""
+    try:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        yield str(path), f"not a readable .npy/.npz array file: {error}"
+        return
+    arrays = [(None, loaded)] if isinstance(loaded, np.ndarray) else list(loaded.items())
+    for key, array in arrays:
+        name = str(path) if key is None else f"{path}:{key}"
+        if array.ndim == 2:  # one grey image
+            array = array[np.newaxis]
+        if array.ndim == 3:  # [n, H, W]: grey images (a single colour image needs [1, H, W, C])
+            array = array[..., np.newaxis]
+        if array.ndim != 4:
+            yield name, f"array of shape {array.shape} is not images [n, H, W] or [n, H, W, C]"
+            continue
+        for index in range(len(array)):
+            image = np.asarray(array[index])
+            item = f"{name}#{index}"
+            if image.dtype == np.uint8:
+                yield item, image.astype(np.float64) / 255.0
+            elif not np.issubdtype(image.dtype, np.floating):
+                yield item, f"pixels of dtype {image.dtype}: expected uint8 or float in [0, 1]"
+            elif not np.all(np.isfinite(image)) or image.min() < 0.0 or image.max() > 1.0:
+                yield item, "pixel values outside [0, 1] (or not finite)"
+            else:
+                yield item, image.astype(np.float64)
+
+
+@dataclass
+class ImageBatch:
+    ids: list[str]  # items scored, in input order
+    pixels: np.ndarray  # [len(ids), H * W * C] float32
+    rejects: list[tuple[str, str]]  # (item id, reason), in input order
+
+
+def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
+    """Batches of at most ``batch_size`` items, image files decoded through tf.data."""
+    files = [p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES]
+    arrays = [p for p in paths if p.suffix.lower() in ARRAY_SUFFIXES]
+    if files:
+        yield from _file_batches(files, transform, batch_size)
+    for path in arrays:
+        yield from _batched(_array_images(path), transform, batch_size)
+
+
+def _file_batches(files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
+    import tensorflow as tf
+
+    size = transform.height * transform.width * transform.channels
+
+    def decode(path_tensor):
+        try:
+            pixels = transform.apply(decode_file(path_tensor.numpy().decode())).reshape(-1)
+            return pixels, ""
+        except ImageRejected as reason:
+            return np.zeros(size, np.float32), str(reason)
+
+    def load(path):
+        pixels, reason = tf.py_function(decode, [path], [tf.float32, tf.string])
+        return path, tf.ensure_shape(pixels, [size]), reason
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices([str(p) for p in files])
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size)
+        .prefetch(2)
+    )
+    for names, pixels, reasons in dataset.as_numpy_iterator():
+        keep = reasons == b""
+        yield ImageBatch(
+            ids=[n.decode() for n in names[keep]],
+            pixels=pixels[keep],
+            rejects=[
+                (n.decode(), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
+            ],
+        )
+
+
+def _batched(items, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
+    ids, pixels, rejects = [], [], []
+    for item, image in items:
+        if isinstance(image, str):
+            rejects.append((item, image))
+        else:
+            try:
+                pixels.append(transform.apply(image).reshape(-1))
+                ids.append(item)
+            except ImageRejected as reason:
+                rejects.append((item, str(reason)))
+        if len(ids) + len(rejects) >= batch_size:
+            yield _batch(ids, pixels, rejects, transform)
+            ids, pixels, rejects = [], [], []
+    if ids or rejects:
+        yield _batch(ids, pixels, rejects, transform)
+
+
+def _batch(ids, pixels, rejects, transform) -> ImageBatch:
+    size = transform.height * transform.width * transform.channels
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size), np.float32)
+    return ImageBatch(ids=ids, pixels=stacked, rejects=rejects)
