@@ -9,7 +9,6 @@ from scipy import stats
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.distributions import (
     LIKELIHOODS,
-    BernoulliHead,
     GaussianHead,
     analytic_kl,
     posterior_distribution,
@@ -46,10 +45,31 @@ def test_gaussian_scale_never_below_its_floor():
 
 def test_likelihoods_give_per_feature_log_probs():
     x = tf.constant([[0.0, 1.0, 1.0]])
-    for head in (GaussianHead(3, seed=0), BernoulliHead(3, seed=0)):
+    for family in ("gaussian", "bernoulli", "continuous_bernoulli", "discretized_logistic"):
+        head = LIKELIHOODS[family](3, seed=0)
         params = head(tf.zeros([1, 5]))
-        assert head.distribution(params).log_prob(x).shape == (1, 3)
-    assert set(LIKELIHOODS) == {"gaussian", "bernoulli", "mixed"}
+        assert head.log_likelihood(params, x).shape == (1, 3), family
+    assert set(LIKELIHOODS) == {
+        "gaussian",
+        "bernoulli",
+        "continuous_bernoulli",
+        "discretized_logistic",
+        "mixed",
+    }
+
+
+def test_discretized_logistic_is_a_distribution_over_the_256_levels():
+    head = LIKELIHOODS["discretized_logistic"](4, seed=0)
+    loc = tf.constant([[0.0, 0.2, 1.0, 1.2]])  # 0.2 is level 51
+    scale = tf.constant([[0.01, 0.05, 0.002, 0.02]])
+    levels = np.arange(256, dtype=np.float32)[:, None] / 255.0
+    log_p = head.log_likelihood(
+        (tf.broadcast_to(loc, (256, 4)), tf.broadcast_to(scale, (256, 4))),
+        np.repeat(levels, 4, axis=1),
+    ).numpy()
+    np.testing.assert_allclose(np.exp(log_p).sum(axis=0), 1.0, atol=1e-5)
+    # The level nearest loc is the most likely; beyond the range, the end level is.
+    assert np.argmax(log_p, axis=0).tolist() == [0, 51, 255, 255]
 
 
 def linear_gaussian_data(n=800):

@@ -253,9 +253,9 @@ class DiscretizedLogisticHead(GaussianHead):
 
     def distribution(self, params):
         loc, scale = params
-        # QuantizedDistribution gives level k the mass of (k - 1, k]: shift by half a level
-        # so that level k owns (k - 1/2, k + 1/2], in units of levels.
-        levels = tfd.Logistic(loc=loc * self.LEVELS + 0.5, scale=scale * self.LEVELS)
+        # QuantizedDistribution gives level k the mass of Y in (k - 1, k]. With
+        # Y = 255 x - 1/2, level k owns 255 x in (k - 1/2, k + 1/2]: its own bin.
+        levels = tfd.Logistic(loc=loc * self.LEVELS - 0.5, scale=scale * self.LEVELS)
         return tfd.QuantizedDistribution(levels, low=0.0, high=self.LEVELS)
 
     def log_likelihood(self, params, x):
