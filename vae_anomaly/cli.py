@@ -143,15 +143,21 @@ def make_sample_data(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _image_config(args: argparse.Namespace, base=None):
-    from .images.config import load_image_config
-
-    config = load_image_config(args.config) if args.config else base or load_image_config()
+def _model_overrides(args: argparse.Namespace) -> dict:
+    """[model] entries given as flags: --epochs, --seed."""
     model = {}
     if getattr(args, "epochs", None) is not None:
         model["epochs"] = args.epochs
     if getattr(args, "seed", None) is not None:
         model["random_state"] = args.seed
+    return model
+
+
+def _image_config(args: argparse.Namespace, base=None):
+    from .images.config import load_image_config
+
+    config = load_image_config(args.config) if args.config else base or load_image_config()
+    model = _model_overrides(args)
     return config.with_overrides(
         model=model, fpr=getattr(args, "fpr", None), batch_size=getattr(args, "batch_size", None)
     )
@@ -220,11 +226,7 @@ def _job_config(args: argparse.Namespace, base=None):
     from .tabular.config import load_config
 
     config = load_config(args.config) if args.config else base or load_config()
-    model = {}
-    if getattr(args, "epochs", None) is not None:
-        model["epochs"] = args.epochs
-    if getattr(args, "seed", None) is not None:
-        model["random_state"] = args.seed
+    model = _model_overrides(args)
     return config.with_overrides(
         model=model,
         fpr=getattr(args, "fpr", None),
@@ -303,6 +305,24 @@ def _compare_with_labels(output, labels_path, id_column) -> str:
     )
 
 
+def _fit_arguments(command, inputs: str, config: str) -> None:
+    command.add_argument("--input", required=True, action="append", help=inputs)
+    command.add_argument("--model-dir", required=True, help="directory to save the model in")
+    command.add_argument("--config", help=f"job settings (TOML), e.g. {config}")
+    command.add_argument("--epochs", type=int, help="overrides [model] epochs")
+    command.add_argument("--seed", type=int, help="overrides [model] random_state")
+    command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+
+
+def _score_arguments(command, inputs: str, output: str, items: str) -> None:
+    command.add_argument("--model-dir", required=True)
+    command.add_argument("--input", required=True, action="append", help=inputs)
+    command.add_argument("--output", required=True, help=output)
+    command.add_argument("--rejects", required=True, help=f"CSV of {items} not scored")
+    command.add_argument("--report", required=True, help="JSON run report")
+    command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="vae-anomaly", description=__doc__.split("\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -318,21 +338,11 @@ def parser() -> argparse.ArgumentParser:
     ranking.set_defaults(run=rank)
 
     fitting = commands.add_parser("fit", help="fit a detector on training CSV(s)")
-    fitting.add_argument("--input", required=True, action="append", help="CSV (repeatable)")
-    fitting.add_argument("--model-dir", required=True, help="directory to save the model in")
-    fitting.add_argument("--config", help="job settings (TOML), e.g. pipelines/tabular.toml")
-    fitting.add_argument("--epochs", type=int, help="overrides [model] epochs")
-    fitting.add_argument("--seed", type=int, help="overrides [model] random_state")
-    fitting.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    _fit_arguments(fitting, "CSV (repeatable)", "pipelines/tabular.toml")
     fitting.set_defaults(run=fit)
 
     scoring = commands.add_parser("score", help="score CSV(s) with a saved model")
-    scoring.add_argument("--model-dir", required=True)
-    scoring.add_argument("--input", required=True, action="append", help="CSV or glob")
-    scoring.add_argument("--output", required=True, help="scored rows (.csv or .parquet)")
-    scoring.add_argument("--rejects", required=True, help="CSV of lines not scored")
-    scoring.add_argument("--report", required=True, help="JSON run report")
-    scoring.add_argument("--alerts", help="alert records of flagged rows (.jsonl or .csv)")
+    _score_arguments(scoring, "CSV or glob", "scored rows (.csv or .parquet)", "lines")
     scoring.add_argument("--resume", action="store_true", help="continue an interrupted run")
     scoring.add_argument("--engine", choices=("local", "dask"), default="local")
     scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
@@ -345,22 +355,14 @@ def parser() -> argparse.ArgumentParser:
     scoring.set_defaults(run=score)
 
     image_fit = commands.add_parser("fit-images", help="fit a detector on image folders")
-    image_fit.add_argument("--input", required=True, action="append", help="folder, file, glob")
-    image_fit.add_argument("--model-dir", required=True, help="directory to save the model in")
-    image_fit.add_argument("--config", help="job settings (TOML), e.g. pipelines/images.toml")
-    image_fit.add_argument("--epochs", type=int, help="overrides [model] epochs")
-    image_fit.add_argument("--seed", type=int, help="overrides [model] random_state")
-    image_fit.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    _fit_arguments(image_fit, "folder, file or glob (repeatable)", "pipelines/images.toml")
     image_fit.set_defaults(run=fit_images)
 
     image_score = commands.add_parser("score-images", help="score images with a saved model")
-    image_score.add_argument("--model-dir", required=True)
-    image_score.add_argument("--input", required=True, action="append", help="folder, file, glob")
-    image_score.add_argument("--output", required=True, help="CSV: path, score, p-value, flag")
-    image_score.add_argument("--rejects", required=True, help="CSV of items not scored")
-    image_score.add_argument("--report", required=True, help="JSON run report")
+    _score_arguments(
+        image_score, "folder, file or glob", "CSV: path, score, p-value, flag", "files"
+    )
     image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")
-    image_score.add_argument("--alerts", help="alert records of flagged images (.jsonl or .csv)")
     image_score.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     image_score.add_argument("--batch-size", type=int, help="images in memory at once")
     image_score.add_argument("--labels", help="CSV of path and defect, to compare")

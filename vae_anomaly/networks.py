@@ -121,8 +121,31 @@ def _conv(filters, seed, name, transpose=False, activation="relu", strides=2):
     )
 
 
+class _ImageBody(keras.layers.Layer):
+    """What ConvEncoder and ConvDecoder share: the image shape, filters, dense widths."""
+
+    def __init__(self, image_shape, filters, units=(), activation="relu", seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.filters = tuple(int(f) for f in filters)
+        self.units = tuple(int(u) for u in units)
+        self.activation = activation
+        self.seed = int(seed)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_shape=list(self.image_shape),
+            filters=list(self.filters),
+            units=list(self.units),
+            activation=self.activation,
+            seed=self.seed,
+        )
+        return config
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ConvEncoder(keras.layers.Layer):
+class ConvEncoder(_ImageBody):
     """x [batch, H * W * C] -> stride-2 convolutions -> flatten -> dense layers.
 
     Parameters
@@ -135,12 +158,7 @@ class ConvEncoder(keras.layers.Layer):
     """
 
     def __init__(self, image_shape, filters, units=(), activation="relu", seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.filters = tuple(int(f) for f in filters)
-        self.units = tuple(int(u) for u in units)
-        self.activation = activation
-        self.seed = int(seed)
+        super().__init__(image_shape, filters, units, activation, seed, **kwargs)
         self.convolutions = [
             _conv(f, self.seed + i, f"conv_{i}", activation=activation)
             for i, f in enumerate(self.filters)
@@ -169,20 +187,9 @@ class ConvEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units[-1] if self.units else self._flat_width())
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            image_shape=list(self.image_shape),
-            filters=list(self.filters),
-            units=list(self.units),
-            activation=self.activation,
-            seed=self.seed,
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ConvDecoder(keras.layers.Layer):
+class ConvDecoder(_ImageBody):
     """z [rows, L] -> dense layers -> [rows, h, w, F0] -> stride-2 transposed convolutions
     -> crop to [rows, H, W, F] -> per-pixel features [rows, H * W, F].
 
@@ -190,12 +197,7 @@ class ConvDecoder(keras.layers.Layer):
     """
 
     def __init__(self, image_shape, filters, units=(), activation="relu", seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.image_shape = tuple(int(s) for s in image_shape)
-        self.filters = tuple(int(f) for f in filters)
-        self.units = tuple(int(u) for u in units)
-        self.activation = activation
-        self.seed = int(seed)
+        super().__init__(image_shape, filters, units, activation, seed, **kwargs)
         stages = len(self.filters)
         self.start_height = _stage_sides(self.image_shape[0], stages)[-1]
         self.start_width = _stage_sides(self.image_shape[1], stages)[-1]
@@ -232,14 +234,3 @@ class ConvDecoder(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.image_shape[0] * self.image_shape[1], self.features)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            image_shape=list(self.image_shape),
-            filters=list(self.filters),
-            units=list(self.units),
-            activation=self.activation,
-            seed=self.seed,
-        )
-        return config

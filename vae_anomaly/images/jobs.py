@@ -36,6 +36,7 @@ from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
 from ..exit_status import ExitStatus
+from ..model_dir import staged_directory, threshold_info
 from ..persistence import move_into_place
 from ..progress import Progress
 from ..thresholds import conformal_p_values
@@ -79,16 +80,8 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report."""
     started = time.perf_counter()
     paths = expand_image_inputs(inputs)
-    model_dir = Path(model_dir)
-    if model_dir.exists() and not (model_dir / IMAGES_FILE).is_file() and any(model_dir.iterdir()):
-        raise FileExistsError(
-            f"--model-dir {model_dir} exists and is not a vae-anomaly image model directory; "
-            "refusing to replace it."
-        )
     transform = _transform_for(paths, config)
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.tmp-", dir=model_dir.parent))
-    try:
+    with staged_directory(model_dir, IMAGES_FILE) as staging:
         pixels, rejected = [], 0
         with atomic_open(staging / FIT_REJECTS_FILE) as handle:
             writer = csv.writer(handle)
@@ -119,7 +112,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             "images_rejected": rejected,
             "image_shape": list(transform.image_shape),
             "n_epochs": int(detector.n_epochs_),
-            "threshold": _threshold(detector),
+            "threshold": threshold_info(detector),
             "seconds": round(time.perf_counter() - started, 3),
         }
         document = {
@@ -129,20 +122,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             "fit_report": report,
         }
         (staging / IMAGES_FILE).write_text(json.dumps(document, indent=2))
-        move_into_place(staging, model_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
-
-
-def _threshold(detector) -> dict:
-    calibrated = hasattr(detector, "calibration_scores_")
-    return {
-        "anomaly_score": float(-detector.offset_),
-        "calibrated": calibrated,
-        "fpr": float(detector.fpr_) if calibrated else None,
-    }
 
 
 def _read_document(model_dir) -> dict:
@@ -276,7 +256,7 @@ def score_images(
             "rejected_by_reason": dict(sorted(reasons.items())),
             "anomalies": flagged,
             "heatmaps": n_heatmaps,
-            "threshold": _threshold(detector),
+            "threshold": threshold_info(detector),
             "score_method": detector.score_method,
             "seconds": round(seconds, 3),
             "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),

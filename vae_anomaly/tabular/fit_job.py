@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..detector import VAEAnomalyDetector
-from ..persistence import MANIFEST_FILE, move_into_place
+from ..model_dir import staged_directory, threshold_info
+from ..persistence import MANIFEST_FILE
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .rejects import RejectWriter
@@ -60,15 +59,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     """Fit and save; returns the fit report (also stored in schema.json)."""
     started = time.perf_counter()
     paths = expand_inputs(inputs)
-    model_dir = Path(model_dir)
-    if model_dir.exists() and not (model_dir / SCHEMA_FILE).is_file() and any(model_dir.iterdir()):
-        raise FileExistsError(
-            f"--model-dir {model_dir} exists and is not a vae-anomaly model directory; "
-            "refusing to replace it."
-        )
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.tmp-", dir=model_dir.parent))
-    try:
+    with staged_directory(model_dir, SCHEMA_FILE) as staging:
         with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
             frame, files, lines, raw = read_training_cells(paths, config, rejects)
             if frame.empty:
@@ -106,25 +97,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             "fit_report": report,
         }
         (staging / SCHEMA_FILE).write_text(json.dumps(document, indent=2))
-        if model_dir.exists():
-            move_into_place(staging, model_dir)
-        else:
-            staging.rename(model_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
-
-
-def threshold_info(detector) -> dict:
-    """The threshold in anomaly-score units and where it came from."""
-    calibrated = hasattr(detector, "calibration_scores_")
-    return {
-        "anomaly_score": float(-detector.offset_),
-        "calibrated": calibrated,
-        "fpr": float(detector.fpr_) if calibrated else None,
-        "calibration_rows": len(detector.calibration_scores_) if calibrated else 0,
-    }
 
 
 def read_schema_document(model_dir) -> dict:

@@ -27,11 +27,12 @@ import pandas as pd
 from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
+from ..model_dir import threshold_info
 from ..progress import Progress
 from ..thresholds import conformal_p_values
 from .config import JobConfig
 from .engines import run_tasks
-from .fit_job import model_fingerprint, read_model_dir, threshold_info
+from .fit_job import model_fingerprint, read_model_dir
 from .reader import ChunkPlan, expand_inputs, plan_chunks, read_chunk
 from .rejects import REJECT_FIELDS
 

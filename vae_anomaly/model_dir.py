@@ -1,0 +1,50 @@
+"""What the fit jobs share: writing a model directory whole or not at all, and the
+threshold summary they report.
+
+A model directory is built in a temporary sibling and renamed into place
+(``persistence.move_into_place``), so a failed fit leaves the old model untouched and
+no half-written one behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from .persistence import move_into_place
+
+
+@contextmanager
+def staged_directory(target, marker: str):
+    """Yield a temporary directory that replaces ``target`` when the block succeeds.
+
+    ``target`` may be missing, empty, or a directory holding ``marker`` (one written by
+    the same job); anything else is refused, so a typo cannot replace unrelated files.
+    """
+    target = Path(target)
+    if target.exists() and not (target / marker).is_file() and any(target.iterdir()):
+        raise FileExistsError(
+            f"--model-dir {target} exists and is not a vae-anomaly model directory "
+            f"(no {marker}); refusing to replace it."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
+        move_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def threshold_info(detector) -> dict:
+    """The threshold in anomaly-score units and where it came from."""
+    calibrated = hasattr(detector, "calibration_scores_")
+    return {
+        "anomaly_score": float(-detector.offset_),
+        "calibrated": calibrated,
+        "fpr": float(detector.fpr_) if calibrated else None,
+        "calibration_rows": len(detector.calibration_scores_) if calibrated else 0,
+    }
