@@ -65,6 +65,21 @@ def conformal_p_values(calibration_scores, scores) -> np.ndarray:
     return (1.0 + at_least) / (calibration.size + 1.0)
 
 
+def verdicts(log_density, offset: float, calibration_scores=None):
+    """What a batch job reports per row from its estimate of log p(x):
+
+    anomaly score a = -log p(x),   p-value p(a) (NaN without a calibration set),
+    flagged when log p(x) < offset (a > -offset, the detector's ``predict``).
+    """
+    log_density = np.asarray(log_density, dtype=np.float64)
+    anomaly = -log_density
+    if calibration_scores is None:
+        p_values = np.full(anomaly.shape, np.nan)
+    else:
+        p_values = conformal_p_values(calibration_scores, anomaly)
+    return anomaly, p_values, log_density < offset
+
+
 def benjamini_hochberg(p_values, fdr: float) -> np.ndarray:
     """Boolean mask of the rows flagged by Benjamini-Hochberg at false-discovery rate fdr."""
     fdr = _check_rate("fdr", fdr)

@@ -39,7 +39,7 @@ from ..exit_status import ExitStatus
 from ..model_dir import staged_directory, threshold_info
 from ..persistence import move_into_place
 from ..progress import Progress
-from ..thresholds import conformal_p_values
+from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
 from .heatmaps import heatmap_png, pixel_anomaly
@@ -210,13 +210,9 @@ def score_images(
                 reasons.update(_reason_kind(reason) for _, reason in batch.rejects)
                 if batch.ids:
                     terms = detector.score_terms(normalize(batch.pixels), features=need_features)
-                    anomaly = -terms.estimate(detector.score_method)
-                    p_values = (
-                        conformal_p_values(calibration, anomaly)
-                        if calibration is not None
-                        else np.full(len(anomaly), np.nan)
+                    anomaly, p_values, is_anomaly = verdicts(
+                        terms.estimate(detector.score_method), detector.offset_, calibration
                     )
-                    is_anomaly = anomaly > threshold
                     for row in zip(batch.ids, anomaly, p_values, is_anomaly, strict=True):
                         out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
                     scored += len(batch.ids)

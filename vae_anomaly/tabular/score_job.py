@@ -29,7 +29,7 @@ from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..model_dir import threshold_info
 from ..progress import Progress
-from ..thresholds import conformal_p_values
+from ..thresholds import verdicts
 from .config import JobConfig
 from .engines import run_tasks
 from .fit_job import model_fingerprint, read_model_dir
@@ -121,12 +121,11 @@ def _scored_frame(detector, schema, settings, chunk, plan, rows, X):
             frame[name] = pd.Series(dtype=object)
         return frame, None
     terms = detector.score_terms(X)
-    log_density = terms.estimate(detector.score_method)
-    anomaly = -log_density
-    frame["anomaly_score"] = anomaly
-    calibration = getattr(detector, "calibration_scores_", None)
-    frame["p_value"] = np.nan if calibration is None else conformal_p_values(calibration, anomaly)
-    frame["is_anomaly"] = log_density - detector.offset_ < 0
+    frame["anomaly_score"], frame["p_value"], frame["is_anomaly"] = verdicts(
+        terms.estimate(detector.score_method),
+        detector.offset_,
+        getattr(detector, "calibration_scores_", None),
+    )
     names = np.array(schema.output_names, dtype=object)
     order = np.argsort(terms.feature_log_likelihood, axis=1, kind="stable")[
         :, : settings.top_columns
