@@ -146,10 +146,11 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
         while the smaller image side stays at least 7 (``default_conv_filters``).
     activation : str, default="relu"
         Keras activation of the hidden layers.
-    likelihood : {"gaussian", "bernoulli", "continuous_bernoulli"} or sequence of \
-(family, width), default="gaussian"
-        Family of p(x_j|z). ``"bernoulli"`` (binary data) and ``"continuous_bernoulli"``
-        (a proper density on [0, 1], for grey levels) need X in [0, 1]. A sequence of blocks
+    likelihood : {"gaussian", "bernoulli", "continuous_bernoulli", "discretized_logistic"} \
+or sequence of (family, width), default="gaussian"
+        Family of p(x_j|z). ``"bernoulli"`` (binary data), ``"continuous_bernoulli"`` (a
+        proper density on [0, 1]) and ``"discretized_logistic"`` (the 256 levels of 8-bit
+        grey values) need X in [0, 1]. A sequence of blocks
         (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``, ``("categorical", w)``
         for one one-hot column of w levels) models mixed-type columns; only the Gaussian
         columns are scaled, and ``score_features`` has one column per original column.

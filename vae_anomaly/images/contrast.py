@@ -36,6 +36,13 @@ class ContrastScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Smallest and largest normalised pixel value of the training images.
     """
 
+    @classmethod
+    def from_bounds(cls, low: float, high: float, n_features: int) -> ContrastScaler:
+        """The fitted scaler with these bounds (as stored by the image job)."""
+        scaler = cls()
+        scaler.low_, scaler.high_, scaler.n_features_in_ = float(low), float(high), n_features
+        return scaler
+
     def fit(self, X, y=None):
         X = validate_data(self, X, dtype=np.float64)
         values = global_contrast(X)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -43,7 +42,14 @@ from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
 from .heatmaps import heatmap_png, pixel_anomaly
-from .loader import ImageTransform, decode_file, expand_image_inputs, image_batches
+from .loader import (
+    ARRAY_SUFFIXES,
+    ImageRejected,
+    ImageTransform,
+    decode_file,
+    expand_image_inputs,
+    image_batches,
+)
 
 IMAGES_FILE = "images.json"
 DETECTOR_DIR = "detector"
@@ -56,13 +62,12 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
     """The transform of the job: configured size and colour, else the first readable image's."""
     first = None
     if config.size is None or config.color == "auto":
-        for path in paths:
+        for path in (p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES):
             try:
-                first = decode_file(path) if path.suffix.lower() not in (".npy", ".npz") else None
-            except ValueError:
-                continue
-            if first is not None:
+                first = decode_file(path)
                 break
+            except ImageRejected:
+                continue
         if first is None and config.size is None:
             raise ValueError(
                 "No readable image among the inputs to take the size from; set "
@@ -143,10 +148,10 @@ def _normalizer(document: dict):
     normalization = document.get("normalization", {"kind": "none"})
     if normalization["kind"] == "none":
         return lambda X: X
-    scaler = ContrastScaler()
-    scaler.low_, scaler.high_ = float(normalization["low"]), float(normalization["high"])
-    scaler.n_features_in_ = math.prod(ImageTransform.from_dict(document["transform"]).image_shape)
-    return scaler.transform
+    n_values = ImageTransform.from_dict(document["transform"]).n_values
+    return ContrastScaler.from_bounds(
+        normalization["low"], normalization["high"], n_values
+    ).transform
 
 
 def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dict]:

@@ -40,6 +40,11 @@ class ImageTransform:
     def image_shape(self) -> tuple[int, int, int]:
         return (self.height, self.width, self.channels)
 
+    @property
+    def n_values(self) -> int:
+        """Values per flattened image, H * W * C: the model's n_features."""
+        return self.height * self.width * self.channels
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -189,7 +194,7 @@ def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator
 def _file_batches(files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
     import tensorflow as tf
 
-    size = transform.height * transform.width * transform.channels
+    size = transform.n_values
 
     def decode(path_tensor):
         try:
@@ -238,6 +243,5 @@ def _batched(items, transform: ImageTransform, batch_size: int) -> Iterator[Imag
 
 
 def _batch(ids, pixels, rejects, transform) -> ImageBatch:
-    size = transform.height * transform.width * transform.channels
-    stacked = np.stack(pixels) if pixels else np.zeros((0, size), np.float32)
+    stacked = np.stack(pixels) if pixels else np.zeros((0, transform.n_values), np.float32)
     return ImageBatch(ids=ids, pixels=stacked, rejects=rejects)
