@@ -90,3 +90,11 @@ def test_stream_benchmark_runs_on_tiny_files(tmp_path):
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs["kind"]) == {"ours", "pandas.read_csv"}
     assert (runs["peak_rss_mb"] > 0).all() and (tmp_path / "out" / "table.md").is_file()
+
+
+def test_image_stream_benchmark_runs_on_small_folders(tmp_path):
+    run_script("image_stream.py", "--quick", "--out", tmp_path / "out")
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    ours = runs[runs["kind"] == "ours"]
+    assert list(ours["images"]) == [100, 300]  # every file read, the bad ones included
+    assert (ours["images_scored"] + ours["images_rejected"] == ours["images"]).all()

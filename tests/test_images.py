@@ -14,11 +14,12 @@ from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.cli import main
 from vae_anomaly.distributions import ContinuousBernoulliHead
 from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.images import loader
 from vae_anomaly.images.config import load_image_config
 from vae_anomaly.images.contrast import ContrastScaler
 from vae_anomaly.images.heatmaps import MIN_PANEL_HEIGHT, pixel_anomaly
 from vae_anomaly.images.jobs import fit_images, score_images
-from vae_anomaly.images.loader import ImageTransform, expand_image_inputs, image_batches
+from vae_anomaly.images.loader import ImageTransform, image_batches, iter_image_inputs
 from vae_anomaly.images.samples import DEFECTS, SIZE, make_parts, write_parts
 
 SHAPE = (SIZE, SIZE, 1)
@@ -142,7 +143,7 @@ def test_loader_rejects_unreadable_files_and_wrong_shapes_with_reasons(tmp_path)
     (folder / ".hidden.png").write_bytes(b"skipped")
     np.save(tmp_path / "arrays.npy", (255 * images).astype(np.uint8))
 
-    paths = expand_image_inputs([folder, tmp_path / "arrays.npy", folder / "a.png"])
+    paths = list(iter_image_inputs([folder, tmp_path / "arrays.npy", folder / "a.png"]))
     assert len(paths) == 7  # recursive, hidden files skipped, a.png once
 
     strict = ImageTransform(SIZE, SIZE, 1, resize=False, convert_color=False)
@@ -166,6 +167,39 @@ def test_loader_rejects_unreadable_files_and_wrong_shapes_with_reasons(tmp_path)
     first = next(b for b in batches if str(folder / "a.png") in b.ids)
     row = first.pixels[first.ids.index(str(folder / "a.png"))]
     np.testing.assert_allclose(row, images[0].reshape(-1), atol=0.5 / 255 + 1e-6)
+
+
+def test_inputs_are_listed_lazily_in_sorted_order_and_checked_up_front(tmp_path):
+    for name in ["b.png", "a/z.png", "a.png", "a/b/c.png", "A.png", ".h/x.png", "a/.y.png"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    expected = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "/." not in str(p))
+    found = iter_image_inputs([tmp_path])
+    assert next(found) == expected[0]  # a generator, consumed as the batches need paths
+    assert [expected[0], *found] == expected
+    with pytest.raises(FileNotFoundError, match=r"--input .*missing\.png: no such file"):
+        iter_image_inputs([tmp_path, tmp_path / "missing.png"])  # raised before any path
+
+
+def test_image_batches_take_paths_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """Memory does not grow with the folder: paths are consumed one chunk at a time."""
+    monkeypatch.setattr(loader, "FILE_CHUNK", 4)
+    taken = []
+
+    def paths():
+        for i in range(40):
+            path = tmp_path / f"{i:02d}.txt"
+            path.write_text("not an image")
+            taken.append(path)
+            yield path
+
+    batches = image_batches(paths(), ImageTransform(SIZE, SIZE, 1), batch_size=2)
+    first = next(batches)
+    assert len(taken) == 4  # one chunk of 4 paths taken, not the 40
+    assert first.rejects[0][0] == str(taken[0])
+    assert first.rejects[0][1].startswith("not an image file")
+    rest = list(batches)
+    assert len(taken) == 40 and sum(len(b.rejects) for b in [first, *rest]) == 40
 
 
 def test_image_config_errors_name_the_file_and_key(tmp_path):

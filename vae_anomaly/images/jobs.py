@@ -47,8 +47,8 @@ from .loader import (
     ImageRejected,
     ImageTransform,
     decode_file,
-    expand_image_inputs,
     image_batches,
+    iter_image_inputs,
 )
 
 IMAGES_FILE = "images.json"
@@ -84,7 +84,7 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report."""
     started = time.perf_counter()
-    paths = expand_image_inputs(inputs)
+    paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
     with staged_directory(model_dir, IMAGES_FILE) as staging:
         pixels, rejected = [], 0
@@ -188,7 +188,8 @@ def score_images(
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
     config = config or saved_image_settings(model_dir)
-    paths = expand_image_inputs(inputs)
+    files_found = Counter()
+    paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
     threshold = -detector.offset_
     heatmap_dir = Path(heatmaps) if heatmaps else None
@@ -250,7 +251,7 @@ def score_images(
         rejected = sum(reasons.values())
         document = {
             "inputs": [str(i) for i in inputs],
-            "files_found": len(paths),
+            "files_found": files_found["files"],
             "images_read": scored + rejected,
             "images_scored": scored,
             "images_rejected": rejected,
@@ -267,6 +268,13 @@ def score_images(
         if heatmap_staging is not None:
             shutil.rmtree(heatmap_staging, ignore_errors=True)
     return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
+
+
+def _counted(paths, counter: Counter):
+    """``paths``, counting them in ``counter["files"]`` as they are consumed."""
+    for path in paths:
+        counter["files"] += 1
+        yield path
 
 
 def _p(value: float) -> str:

@@ -15,6 +15,7 @@ be used is returned as a reject (item id, reason); the caller writes it down.
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 ARRAY_SUFFIXES = (".npy", ".npz")
+# Image files given to one tf.data pipeline at once (rounded to whole batches).
+FILE_CHUNK = 4096
 
 
 class ImageRejected(ValueError):
@@ -93,31 +96,62 @@ def _resized(image: np.ndarray, height: int, width: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- inputs
 
 
-def expand_image_inputs(inputs) -> list[Path]:
-    """Files named by ``inputs`` (directories recursively, globs), sorted, each once."""
-    paths, seen = [], set()
-    for item in inputs:
-        item = str(item)
+def iter_image_inputs(inputs) -> Iterator[Path]:
+    """Files named by ``inputs`` (directories recursively, files, globs), each once, found
+    lazily: paths are produced as the batches consume them, so the job never holds the
+    list of a folder's files.
+
+    Within a directory, files come in sorted path order; only the listings of the
+    directory being walked and of its parents are in memory (hidden files and
+    directories are skipped, symbolic links to directories are not followed). A glob's matches are listed and sorted at once. With several
+    inputs, the resolved paths already produced are remembered, so that a file named
+    twice is read once; that set grows with the files, a single input needs none.
+    """
+    inputs = [str(item) for item in inputs]
+    for item in inputs:  # here, before the caller reads or writes anything
         path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            found = [path]
-        else:
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                raise FileNotFoundError(f"--input {item}: no such file or directory.")
-        for p in found:
-            key = p.resolve()
-            if key not in seen:
+        if not (path.exists() or next(glob.iglob(item, recursive=True), None)):
+            raise FileNotFoundError(f"--input {item}: no such file or directory.")
+    return _unique_files(inputs)
+
+
+def _unique_files(inputs: list[str]) -> Iterator[Path]:
+    seen = set() if len(inputs) > 1 else None
+    for item in inputs:
+        for path in _files_of(item):
+            if seen is not None:
+                key = path.resolve()
+                if key in seen:
+                    continue
                 seen.add(key)
-                paths.append(p)
-    return paths
+            yield path
+
+
+def _files_of(item: str) -> Iterator[Path]:
+    path = Path(item)
+    if path.is_dir():
+        yield from _walk_sorted(path)
+    elif path.is_file():
+        yield path
+    else:
+        yield from sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+
+
+def _walk_sorted(directory: Path) -> Iterator[Path]:
+    """Non-hidden files below ``directory`` depth first, entries in name order: the order
+    of ``sorted(directory.rglob("*"))``, without listing the whole tree at once."""
+    with os.scandir(directory) as listing:
+        entries = sorted(
+            ((entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing),
+        )
+    for name, is_dir in entries:
+        if name.startswith("."):
+            continue
+        path = directory / name
+        if is_dir:
+            yield from _walk_sorted(path)
+        elif path.is_file():
+            yield path
 
 
 def decode_file(path) -> np.ndarray:
@@ -182,13 +216,24 @@ class ImageBatch:
 
 
 def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
-    """Batches of at most ``batch_size`` items, image files decoded through tf.data."""
-    files = [p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES]
-    arrays = [p for p in paths if p.suffix.lower() in ARRAY_SUFFIXES]
-    if files:
-        yield from _file_batches(files, transform, batch_size)
-    for path in arrays:
-        yield from _batched(_array_images(path), transform, batch_size)
+    """Batches of at most ``batch_size`` items, in input order. Image files are decoded
+    through tf.data a chunk of about FILE_CHUNK files at a time, so neither the paths
+    nor the pixels in memory grow with the number of inputs."""
+    chunk_size = batch_size * max(1, FILE_CHUNK // batch_size)
+    chunk = []
+    for path in paths:
+        if path.suffix.lower() in ARRAY_SUFFIXES:
+            if chunk:
+                yield from _file_batches(chunk, transform, batch_size)
+                chunk = []
+            yield from _batched(_array_images(path), transform, batch_size)
+        else:
+            chunk.append(path)
+            if len(chunk) == chunk_size:
+                yield from _file_batches(chunk, transform, batch_size)
+                chunk = []
+    if chunk:
+        yield from _file_batches(chunk, transform, batch_size)
 
 
 def _file_batches(files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
