@@ -2,12 +2,14 @@
 
 Protocol (shared/data/README.md): pixels scaled to [0, 1] and flattened; anomaly = label
 different from the trained digit; AUROC per digit and its mean over the ten digits.
-vae-anomaly runs three ways: the dense model on flattened pixels with a Bernoulli
-likelihood (``vae-bernoulli``); the image job's model, per-image contrast normalisation
-(``images.contrast.ContrastScaler``) then the convolutional VAE (``image_shape=(28, 28,
-1)``) with the image job's default likelihood (``vae-conv``); and, to separate the two
-changes, the dense model behind the same normalisation (``vae-bernoulli-contrast``).
-Peers run at their defaults on the [0, 1] pixels.
+vae-anomaly runs three ways: the dense model on flattened pixels at the estimator's
+defaults with a Bernoulli likelihood (``vae-bernoulli``); the image job's model,
+per-image contrast normalisation (``images.contrast.ContrastScaler``) then the
+convolutional VAE (``image_shape=(28, 28, 1)``) with the image job's model defaults
+(``images.config.IMAGE_MODEL``: Bernoulli, no trimming) (``vae-conv``); and, to separate
+the convolutional body from the rest, the dense model with the same normalisation and the
+same settings (``vae-bernoulli-contrast``). Peers run at their defaults on the [0, 1]
+pixels.
 
     python benchmarks/mnist.py --data ../shared/data/images/mnist.npz \
         --out benchmarks/results/mnist --workers 2
@@ -32,7 +34,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.images.config import IMAGE_LIKELIHOOD
+from vae_anomaly.images.config import IMAGE_MODEL
 from vae_anomaly.images.contrast import ContrastScaler
 
 
@@ -44,20 +46,17 @@ def _vae(X_train, X_test, seed):
 def _vae_conv(X_train, X_test, seed):
     """The image job's model: contrast normalisation, then the convolutional VAE."""
     side = math.isqrt(X_train.shape[1])  # square grey images: 28 x 28 for MNIST
+    settings = dict(IMAGE_MODEL, random_state=seed)
     detector = make_pipeline(
-        ContrastScaler(),
-        VAEAnomalyDetector(
-            image_shape=(side, side, 1), likelihood=IMAGE_LIKELIHOOD, random_state=seed
-        ),
+        ContrastScaler(), VAEAnomalyDetector(image_shape=(side, side, 1), **settings)
     ).fit(X_train)
     return -detector.score_samples(X_test)
 
 
 def _vae_contrast(X_train, X_test, seed):
-    """The dense Bernoulli model behind the same contrast normalisation (an ablation)."""
-    detector = make_pipeline(
-        ContrastScaler(), VAEAnomalyDetector(likelihood="bernoulli", random_state=seed)
-    ).fit(X_train)
+    """vae-conv with a dense body: the same normalisation and settings (an ablation)."""
+    settings = dict(IMAGE_MODEL, random_state=seed)
+    detector = make_pipeline(ContrastScaler(), VAEAnomalyDetector(**settings)).fit(X_train)
     return -detector.score_samples(X_test)
 
 

@@ -35,8 +35,6 @@ MISSING = ("error", "mask")
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
 AUTO_EPOCH_STEPS = 3000
 AUTO_EPOCH_RANGE = (10, 300)
-# Dense layers between the convolutions and z, for images.
-DEFAULT_IMAGE_UNITS = (256,)
 STEPS_PER_EXECUTION = 32
 # contamination="auto": Tukey's far-out fence on the low side of the training scores,
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
@@ -135,7 +133,8 @@ class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
     hidden_units : tuple of int or None, default=None
         Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
         ``()`` gives a linear encoder and decoder. With ``image_shape``: the dense
-        layers between the convolutions and z; None gives (256,).
+        layers between the convolutions and z (the same default, so a convolutional
+        model is the dense model with convolutions in front and behind).
     image_shape : (H, W, C) or None, default=None
         Rows of X are images of this shape, flattened in (row, column, channel) order
         (``X = images.reshape(n, -1)``): the encoder and decoder are convolutional
@@ -450,9 +449,7 @@ or sequence of (family, width), default="gaussian"
         if self.hidden_units is not None:
             self.hidden_units_ = tuple(int(w) for w in self.hidden_units)
         else:
-            self.hidden_units_ = (
-                default_hidden_units(n_features) if image_shape is None else DEFAULT_IMAGE_UNITS
-            )
+            self.hidden_units_ = default_hidden_units(n_features)
         self.conv_filters_ = ()
         if image_shape is not None:
             self.conv_filters_ = (
