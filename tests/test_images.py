@@ -14,7 +14,6 @@ from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.cli import main
 from vae_anomaly.distributions import ContinuousBernoulliHead
 from vae_anomaly.exit_status import ExitStatus
-from vae_anomaly.images import loader
 from vae_anomaly.images.config import load_image_config
 from vae_anomaly.images.contrast import ContrastScaler
 from vae_anomaly.images.heatmaps import MIN_PANEL_HEIGHT, pixel_anomaly
@@ -181,25 +180,24 @@ def test_inputs_are_listed_lazily_in_sorted_order_and_checked_up_front(tmp_path)
         iter_image_inputs([tmp_path, tmp_path / "missing.png"])  # raised before any path
 
 
-def test_image_batches_take_paths_a_chunk_at_a_time(tmp_path, monkeypatch):
-    """Memory does not grow with the folder: paths are consumed one chunk at a time."""
-    monkeypatch.setattr(loader, "FILE_CHUNK", 4)
+def test_image_batches_consume_paths_as_they_go(tmp_path):
+    """Memory does not grow with the folder: paths are taken as the batches need them."""
     taken = []
 
     def paths():
-        for i in range(40):
-            path = tmp_path / f"{i:02d}.txt"
+        for i in range(2000):
+            path = tmp_path / f"{i:04d}.txt"
             path.write_text("not an image")
             taken.append(path)
             yield path
 
     batches = image_batches(paths(), ImageTransform(SIZE, SIZE, 1), batch_size=2)
     first = next(batches)
-    assert len(taken) == 4  # one chunk of 4 paths taken, not the 40
+    assert len(taken) < 200  # a bounded read-ahead (prefetch, parallel decoding), not 2000
     assert first.rejects[0][0] == str(taken[0])
     assert first.rejects[0][1].startswith("not an image file")
     rest = list(batches)
-    assert len(taken) == 40 and sum(len(b.rejects) for b in [first, *rest]) == 40
+    assert len(taken) == 2000 and sum(len(b.rejects) for b in [first, *rest]) == 2000
 
 
 def test_image_config_errors_name_the_file_and_key(tmp_path):

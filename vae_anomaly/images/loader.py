@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 
 ARRAY_SUFFIXES = (".npy", ".npz")
-# Image files given to one tf.data pipeline at once (rounded to whole batches).
-FILE_CHUNK = 4096
 
 
 class ImageRejected(ValueError):
@@ -103,9 +101,10 @@ def iter_image_inputs(inputs) -> Iterator[Path]:
 
     Within a directory, files come in sorted path order; only the listings of the
     directory being walked and of its parents are in memory (hidden files and
-    directories are skipped, symbolic links to directories are not followed). A glob's matches are listed and sorted at once. With several
-    inputs, the resolved paths already produced are remembered, so that a file named
-    twice is read once; that set grows with the files, a single input needs none.
+    directories are skipped, symbolic links to directories are not followed). A glob's
+    matches are listed and sorted at once. With several inputs, the resolved paths
+    already produced are remembered, so that a file named twice is read once; that set
+    grows with the files, a single input needs none.
     """
     inputs = [str(item) for item in inputs]
     for item in inputs:  # here, before the caller reads or writes anything
@@ -216,27 +215,25 @@ class ImageBatch:
 
 
 def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
-    """Batches of at most ``batch_size`` items, in input order. Image files are decoded
-    through tf.data a chunk of about FILE_CHUNK files at a time, so neither the paths
-    nor the pixels in memory grow with the number of inputs."""
-    chunk_size = batch_size * max(1, FILE_CHUNK // batch_size)
-    chunk = []
-    for path in paths:
-        if path.suffix.lower() in ARRAY_SUFFIXES:
-            if chunk:
-                yield from _file_batches(chunk, transform, batch_size)
-                chunk = []
-            yield from _batched(_array_images(path), transform, batch_size)
-        else:
-            chunk.append(path)
-            if len(chunk) == chunk_size:
-                yield from _file_batches(chunk, transform, batch_size)
-                chunk = []
-    if chunk:
-        yield from _file_batches(chunk, transform, batch_size)
+    """Batches of at most ``batch_size`` items: the image files in input order, then the
+    images of the array files. ``paths`` is consumed as the batches are: image files are
+    streamed into one tf.data pipeline, so neither the paths nor the pixels in memory
+    grow with the number of inputs (only the list of array files is kept)."""
+    arrays = []
+
+    def image_files():
+        for path in paths:
+            if path.suffix.lower() in ARRAY_SUFFIXES:
+                arrays.append(path)
+            else:
+                yield str(path)
+
+    yield from _file_batches(image_files, transform, batch_size)
+    for path in arrays:
+        yield from _batched(_array_images(path), transform, batch_size)
 
 
-def _file_batches(files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
+def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
     import tensorflow as tf
 
     size = transform.n_values
@@ -253,7 +250,9 @@ def _file_batches(files, transform: ImageTransform, batch_size: int) -> Iterator
         return path, tf.ensure_shape(pixels, [size]), reason
 
     dataset = (
-        tf.data.Dataset.from_tensor_slices([str(p) for p in files])
+        tf.data.Dataset.from_generator(
+            image_files, output_signature=tf.TensorSpec(shape=(), dtype=tf.string)
+        )
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .batch(batch_size)
         .prefetch(2)
