@@ -39,9 +39,15 @@ def scaler(parts):
 
 @pytest.fixture(scope="module")
 def conv_detector(parts):
-    """The sample job's model: grey levels as they are, discretised logistic likelihood."""
+    """The sample job's model: grey levels as they are, discretised logistic likelihood,
+    no trimming (pipelines/images.toml), 300 epochs as the sample job ran."""
     return VAEAnomalyDetector(
-        image_shape=SHAPE, likelihood="discretized_logistic", epochs=100, random_state=0
+        image_shape=SHAPE,
+        likelihood="discretized_logistic",
+        trim_fraction=0.0,
+        epochs=300,
+        n_iter_no_change=300,
+        random_state=0,
     ).fit(parts)
 
 
