@@ -83,7 +83,8 @@ def worker(task: dict) -> None:
             except OSError:
                 continue
         pixels = np.stack(decoded)
-        extra = {"images_scored": 0, "images_decoded": len(pixels)}
+        # Not scored; "rejected": the files it could not decode and skipped.
+        extra = {"images_scored": None, "images_rejected": images - len(pixels)}
     seconds = time.perf_counter() - started
     result = {
         "images": images,
@@ -136,8 +137,9 @@ def main(argv=None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-    columns = ["kind", "files", "images", "startup_seconds", "seconds", "images_per_s"]
-    table = pd.DataFrame(runs)[[*columns, "peak_rss_mb"]]
+    columns = ["kind", "files", "images", "images_scored", "images_rejected"]
+    columns += ["startup_seconds", "seconds", "images_per_s", "peak_rss_mb"]
+    table = pd.DataFrame(runs)[columns]
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out / "runs.csv", index=False)
     markdown = table.round(3).to_markdown(index=False)
