@@ -24,11 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import peak_rss_mb, run_isolated  # noqa: E402
+from isolated import peak_rss_mb, run_isolated, write_results  # noqa: E402
 
 SAMPLE_NEW = ROOT / "sample_data" / "parts" / "new"
 FILES_PER_FOLDER = 1000
@@ -139,12 +137,7 @@ def main(argv=None) -> int:
                 )
     columns = ["kind", "files", "images", "images_scored", "images_rejected"]
     columns += ["startup_seconds", "seconds", "images_per_s", "peak_rss_mb"]
-    table = pd.DataFrame(runs)[columns]
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "runs.csv", index=False)
-    markdown = table.round(3).to_markdown(index=False)
-    (args.out / "table.md").write_text(markdown + "\n")
-    print(markdown)
+    write_results(runs, columns, args.out)
     return 0
 
 

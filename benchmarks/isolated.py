@@ -40,3 +40,15 @@ def run_isolated(script, task: dict, timeout: float = 6 * 3600) -> dict:
     if completed.returncode != 0:
         raise RuntimeError(f"{task} failed:\n{completed.stderr[-3000:]}")
     return {**task, **json.loads(completed.stdout.strip().splitlines()[-1])}
+
+
+def write_results(runs: list[dict], columns: list[str], out) -> None:
+    """OUT/runs.csv and OUT/table.md (Markdown, printed too) from the runs' ``columns``."""
+    import pandas as pd
+
+    table = pd.DataFrame(runs)[columns]
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "runs.csv", index=False)
+    markdown = table.round(3).to_markdown(index=False)
+    (out / "table.md").write_text(markdown + "\n")
+    print(markdown)

@@ -25,7 +25,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import peak_rss_mb, run_isolated  # noqa: E402
+from isolated import peak_rss_mb, run_isolated, write_results  # noqa: E402
 
 
 def write_csv(path: Path, gigabytes: float) -> int:
@@ -133,14 +133,8 @@ def main(argv=None) -> int:
                     flush=True,
                 )
             csv.unlink()
-    table = pd.DataFrame(runs)[
-        ["kind", "file_gb", "rows", "startup_seconds", "seconds", "rows_per_s", "peak_rss_mb"]
-    ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "runs.csv", index=False)
-    markdown = table.round(3).to_markdown(index=False)
-    (args.out / "table.md").write_text(markdown + "\n")
-    print(markdown)
+    columns = ["kind", "file_gb", "rows", "startup_seconds", "seconds", "rows_per_s"]
+    write_results(runs, [*columns, "peak_rss_mb"], args.out)
     return 0
 
 
