@@ -2,18 +2,16 @@
 threshold summary they report.
 
 A model directory is built in a temporary sibling and renamed into place
-(``persistence.move_into_place``), so a failed fit leaves the old model untouched and
-no half-written one behind.
+(``persistence.staged``, as the saved detector is), so a failed fit leaves the old model
+untouched and no half-written one behind.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .persistence import move_into_place
+from .persistence import staged
 
 
 @contextmanager
@@ -29,14 +27,8 @@ def staged_directory(target, marker: str):
             f"--model-dir {target} exists and is not a vae-anomaly model directory "
             f"(no {marker}); refusing to replace it."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged(target) as staging:
         yield staging
-        move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def threshold_info(detector) -> dict:

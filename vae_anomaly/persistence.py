@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -58,9 +59,7 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
             f"Cannot save a detector to {target}: the directory is not empty and holds no "
             f"{MANIFEST_FILE}, so it is not a saved detector that may be replaced."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged(target) as staging:
         model_path = staging / MODEL_FILE
         model.save(model_path)
         _fsync_file(model_path)
@@ -75,11 +74,22 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
         manifest_path = staging / MANIFEST_FILE
         manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
         _fsync_file(manifest_path)
+    return target
+
+
+@contextmanager
+def staged(target: Path):
+    """Yield a temporary sibling directory of ``target`` that replaces it when the block
+    succeeds (``move_into_place``) and is removed when the block fails: the directory is
+    written whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
         move_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return target
 
 
 def move_into_place(staging: Path, target: Path) -> None:

@@ -28,8 +28,7 @@ from ..settings_file import check_model_params, read_sections
 # - trim_fraction 0: an inspection team's training folder holds curated good parts, and
 #   trimming the worst-fitting 20% of each batch (the estimator's default, for tabular
 #   data that holds some anomalies) costs the convolutional model on clean data.
-IMAGE_LIKELIHOOD = "bernoulli"
-IMAGE_MODEL = {"random_state": 0, "likelihood": IMAGE_LIKELIHOOD, "trim_fraction": 0.0}
+IMAGE_MODEL = {"random_state": 0, "likelihood": "bernoulli", "trim_fraction": 0.0}
 COLORS = ("auto", "gray", "rgb")
 HEATMAPS = ("flagged", "all")
 NORMALIZE = ("contrast", "none")
