@@ -180,10 +180,14 @@ def test_inputs_are_listed_lazily_in_sorted_order_and_checked_up_front(tmp_path)
         (tmp_path / name).write_bytes(b"x")
     expected = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "/." not in str(p))
     found = iter_image_inputs([tmp_path])
-    assert next(found) == expected[0]  # a generator, consumed as the batches need paths
-    assert [expected[0], *found] == expected
+    assert next(found) == expected[0]
+    # Lazy: a file added to a directory not yet walked is still found.
+    (tmp_path / "a" / "b" / "late.png").write_bytes(b"x")
+    assert [expected[0], *found] == sorted([*expected, tmp_path / "a" / "b" / "late.png"])
     with pytest.raises(FileNotFoundError, match=r"--input .*missing\.png: no such file"):
         iter_image_inputs([tmp_path, tmp_path / "missing.png"])  # raised before any path
+    with pytest.raises(FileNotFoundError, match="no such file"):  # matches a folder only
+        iter_image_inputs([f"{tmp_path}/[a]"])
 
 
 def test_image_batches_consume_paths_as_they_go(tmp_path):

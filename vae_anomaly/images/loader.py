@@ -108,8 +108,9 @@ def iter_image_inputs(inputs) -> Iterator[Path]:
     """
     inputs = [str(item) for item in inputs]
     for item in inputs:  # here, before the caller reads or writes anything
-        path = Path(item)
-        if not (path.exists() or next(glob.iglob(item, recursive=True), None)):
+        if not Path(item).exists() and not any(
+            Path(match).is_file() for match in glob.iglob(item, recursive=True)
+        ):  # a glob must match a file (any() stops at the first)
             raise FileNotFoundError(f"--input {item}: no such file or directory.")
     return _unique_files(inputs)
 
