@@ -1,6 +1,7 @@
 """Images: the convolutional VAE, pixel likelihoods, heat maps, and the image jobs."""
 
 import csv
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,10 +15,11 @@ from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.cli import main
 from vae_anomaly.distributions import ContinuousBernoulliHead
 from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.images import jobs
 from vae_anomaly.images.config import load_image_config
 from vae_anomaly.images.contrast import ContrastScaler
-from vae_anomaly.images.heatmaps import MIN_PANEL_HEIGHT, pixel_anomaly
-from vae_anomaly.images.jobs import fit_images, score_images
+from vae_anomaly.images.heatmaps import MIN_PANEL_HEIGHT, heatmap_png, pixel_anomaly
+from vae_anomaly.images.jobs import fit_images, saved_image_settings, score_images
 from vae_anomaly.images.loader import ImageTransform, image_batches, iter_image_inputs
 from vae_anomaly.images.samples import DEFECTS, SIZE, make_parts, write_parts
 
@@ -305,6 +307,31 @@ def test_score_images_leaves_no_output_when_it_fails(image_model, tmp_path):
         "--report", str(out / "report.json"), "--heatmaps", str(out / "maps"),
     ])  # fmt: skip
     assert status == ExitStatus.FAILED
+    assert list(out.iterdir()) == []
+
+
+def test_score_images_failing_midway_leaves_no_heat_maps_or_outputs(
+    image_model, tmp_path, monkeypatch
+):
+    parts, model_dir, _ = image_model
+    out = tmp_path / "out"
+    out.mkdir()
+    written = []
+
+    def heatmap_png_then_fail(path, image, anomaly_map):
+        if written:
+            raise OSError("disk full")
+        heatmap_png(path, image, anomaly_map)
+        written.append(path)
+
+    monkeypatch.setattr(jobs, "heatmap_png", heatmap_png_then_fail)
+    config = dataclasses.replace(saved_image_settings(model_dir), heatmaps="all")
+    with pytest.raises(OSError, match="disk full"):
+        score_images(
+            model_dir, [parts / "new"], out / "s.csv", out / "r.csv", out / "r.json",
+            heatmaps=out / "maps", config=config,
+        )  # fmt: skip
+    assert len(written) == 1 and written[0].exists() is False  # its staging folder is gone
     assert list(out.iterdir()) == []
 
 

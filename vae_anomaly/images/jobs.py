@@ -20,11 +20,10 @@ many there are) and writes, each under a temporary name renamed at the end:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
-import shutil
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,7 +35,7 @@ from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
 from ..exit_status import ExitStatus
 from ..model_dir import staged_directory, threshold_info
-from ..persistence import move_into_place
+from ..persistence import staged
 from ..progress import Progress
 from ..thresholds import verdicts
 from .config import ImageJobConfig
@@ -191,18 +190,11 @@ def score_images(
     files_found = Counter()
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
-    threshold = -detector.offset_
-    heatmap_dir = Path(heatmaps) if heatmaps else None
-    heatmap_staging = None
-    if heatmap_dir is not None:
-        heatmap_dir.parent.mkdir(parents=True, exist_ok=True)
-        heatmap_staging = Path(
-            tempfile.mkdtemp(prefix=f".{heatmap_dir.name}.tmp-", dir=heatmap_dir.parent)
-        )
-    need_features = heatmap_dir is not None or alerts is not None
+    need_features = bool(heatmaps) or alerts is not None
     reasons, scored, flagged, alert_list, n_heatmaps = Counter(), 0, 0, [], 0
     meter = Progress(None, unit="images", enabled=progress)
-    try:
+    with contextlib.ExitStack() as stack:
+        heatmap_staging = stack.enter_context(staged(Path(heatmaps))) if heatmaps else None
         with (
             atomic_open(Path(output)) as out_handle,
             atomic_open(Path(rejects)) as reject_handle,
@@ -214,60 +206,64 @@ def score_images(
             for batch in image_batches(paths, transform, config.batch_size):
                 reject_writer.writerows(batch.rejects)
                 reasons.update(_reason_kind(reason) for _, reason in batch.rejects)
-                if batch.ids:
-                    terms = detector.score_terms(normalize(batch.pixels), features=need_features)
-                    anomaly, p_values, is_anomaly = verdicts(
-                        terms.estimate(detector.score_method), detector.offset_, calibration
-                    )
-                    for row in zip(batch.ids, anomaly, p_values, is_anomaly, strict=True):
-                        out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
-                    scored += len(batch.ids)
-                    flagged += int(is_anomaly.sum())
-                    if need_features:
-                        maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
-                        chosen = np.flatnonzero(
-                            is_anomaly if config.heatmaps == "flagged" else np.ones_like(is_anomaly)
-                        )
-                        if heatmap_staging is not None:
-                            for i in chosen:
-                                heatmap_png(
-                                    heatmap_staging / _heatmap_name(batch.ids[i]),
-                                    batch.pixels[i].reshape(transform.image_shape),
-                                    maps[i],
-                                )
-                            n_heatmaps += len(chosen)
-                        if alerts is not None:
-                            alert_list += _image_alerts(
-                                batch.ids, anomaly, threshold, p_values, maps, is_anomaly
-                            )
                 meter.advance(len(batch.ids) + len(batch.rejects))
+                if not batch.ids:
+                    continue
+                terms = detector.score_terms(normalize(batch.pixels), features=need_features)
+                anomaly, p_values, is_anomaly = verdicts(
+                    terms.estimate(detector.score_method), detector.offset_, calibration
+                )
+                for row in zip(batch.ids, anomaly, p_values, is_anomaly, strict=True):
+                    out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
+                scored += len(batch.ids)
+                flagged += int(is_anomaly.sum())
+                if not need_features:
+                    continue
+                maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
+                if heatmap_staging is not None:
+                    chosen = is_anomaly if config.heatmaps == "flagged" else None
+                    n_heatmaps += _write_heatmaps(
+                        heatmap_staging, batch, maps, transform.image_shape, chosen
+                    )
+                if alerts is not None:
+                    alert_list += _image_alerts(
+                        batch.ids, anomaly, -detector.offset_, p_values, maps, is_anomaly
+                    )
         meter.close()
         if alerts is not None:
             write_alerts(alert_list, alerts)
-        if heatmap_staging is not None:
-            move_into_place(heatmap_staging, heatmap_dir)
-            heatmap_staging = None
-        seconds = time.perf_counter() - started
-        rejected = sum(reasons.values())
-        document = {
-            "inputs": [str(i) for i in inputs],
-            "files_found": files_found["files"],
-            "images_read": scored + rejected,
-            "images_scored": scored,
-            "images_rejected": rejected,
-            "rejected_by_reason": dict(sorted(reasons.items())),
-            "anomalies": flagged,
-            "heatmaps": n_heatmaps,
-            "threshold": threshold_info(detector),
-            "score_method": detector.score_method,
-            "seconds": round(seconds, 3),
-            "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),
-        }
-        write_bytes_atomically(Path(report), (json.dumps(document, indent=2) + "\n").encode())
-    finally:
-        if heatmap_staging is not None:
-            shutil.rmtree(heatmap_staging, ignore_errors=True)
+    # The outputs, alerts and heat maps are in place; the report comes last.
+    seconds = time.perf_counter() - started
+    rejected = sum(reasons.values())
+    document = {
+        "inputs": [str(i) for i in inputs],
+        "files_found": files_found["files"],
+        "images_read": scored + rejected,
+        "images_scored": scored,
+        "images_rejected": rejected,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "anomalies": flagged,
+        "heatmaps": n_heatmaps,
+        "threshold": threshold_info(detector),
+        "score_method": detector.score_method,
+        "seconds": round(seconds, 3),
+        "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),
+    }
+    write_bytes_atomically(Path(report), (json.dumps(document, indent=2) + "\n").encode())
     return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
+
+
+def _write_heatmaps(directory: Path, batch, maps, image_shape, chosen=None) -> int:
+    """Write the heat-map PNG of each image of ``batch`` (of those where ``chosen`` is
+    true, when given) under ``directory``; returns how many were written."""
+    rows = range(len(batch.ids)) if chosen is None else np.flatnonzero(chosen)
+    for i in rows:
+        heatmap_png(
+            directory / _heatmap_name(batch.ids[i]),
+            batch.pixels[i].reshape(image_shape),
+            maps[i],
+        )
+    return len(rows)
 
 
 def _counted(paths, counter: Counter):
