@@ -83,7 +83,7 @@ if importlib.util.find_spec("pyod") is not None:
     DETECTORS["pyod-vae"] = _pyod("pyod.models.vae", "VAE")
 
 
-def run_task(args, digit: int, name: str) -> dict:
+def run_task(args, seed: int, digit: int, name: str) -> dict:
     """Train detector ``name`` on one digit's training images; AUROC on the test set."""
     with np.load(args.data, allow_pickle=False) as data:
         x_train = data["x_train"].reshape(len(data["x_train"]), -1) / 255.0
@@ -93,13 +93,32 @@ def run_task(args, digit: int, name: str) -> dict:
         x_test, y_test = x_test[: args.max_test], y_test[: args.max_test]
     normal = x_train[y_train == digit][: args.max_train]
     started = time.perf_counter()
-    scores = DETECTORS[name](normal, x_test, args.seed)
+    scores = DETECTORS[name](normal, x_test, seed)
     return {
+        "seed": seed,
         "digit": digit,
         "detector": name,
         "auroc": roc_auc_score((y_test != digit).astype(int), scores),
         "seconds": time.perf_counter() - started,
     }
+
+
+def tables(runs: pd.DataFrame) -> str:
+    """Markdown: AUROC per digit (averaged over seeds) with its mean over the digits;
+    with several seeds, also the mean over the digits for each seed."""
+    seeds = sorted(runs["seed"].unique().tolist())
+    table = runs.pivot_table(index="digit", columns="detector", values="auroc")
+    table.loc["mean"] = table.mean()
+    over = " averaged over seeds " + ", ".join(map(str, seeds)) if len(seeds) > 1 else ""
+    markdown = f"One-class MNIST, test AUROC per trained digit{over}:\n\n"
+    markdown += table.round(3).to_markdown()
+    if len(seeds) > 1:
+        per_seed = runs.pivot_table(index="seed", columns="detector", values="auroc")
+        per_seed.loc["mean"] = per_seed.mean()
+        per_seed.loc["sd"] = per_seed.loc[seeds].std(ddof=1)
+        markdown += "\n\nMean AUROC over the digits, per seed:\n\n"
+        markdown += per_seed.round(4).to_markdown()
+    return markdown
 
 
 def main(argv=None) -> int:
@@ -110,32 +129,38 @@ def main(argv=None) -> int:
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
     parser.add_argument("--max-train", type=int, help="subsample training images (smoke tests)")
     parser.add_argument("--max-test", type=int, help="subsample test images (smoke tests)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="a run per seed; tables average them"
+    )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes training at once (timings then overlap)"
     )
     args = parser.parse_args(argv)
 
-    tasks = [(digit, name) for digit in args.digits for name in args.detectors]
+    tasks = [
+        (seed, digit, name)
+        for seed in args.seeds
+        for digit in args.digits
+        for name in args.detectors
+    ]
     rows = []
     context = multiprocessing.get_context("spawn")  # TensorFlow and fork do not mix
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_task, args, digit, name) for digit, name in tasks]
+        futures = [pool.submit(run_task, args, *task) for task in tasks]
         for future in as_completed(futures):
             rows.append(future.result())
             print(
-                f"[{len(rows)}/{len(tasks)}] digit {rows[-1]['digit']} {rows[-1]['detector']}: "
+                f"[{len(rows)}/{len(tasks)}] seed {rows[-1]['seed']} digit {rows[-1]['digit']} "
+                f"{rows[-1]['detector']}: "
                 f"AUROC {rows[-1]['auroc']:.3f} ({rows[-1]['seconds']:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
     runs = pd.DataFrame(rows)
-    runs = runs.sort_values(["digit", "detector"]).reset_index(drop=True)
-    table = runs.pivot_table(index="digit", columns="detector", values="auroc")
-    table.loc["mean"] = table.mean()
+    runs = runs.sort_values(["seed", "digit", "detector"]).reset_index(drop=True)
     args.out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out / "runs.csv", index=False)
-    markdown = "One-class MNIST, test AUROC per trained digit:\n\n" + table.round(3).to_markdown()
+    markdown = tables(runs)
     (args.out / "table.md").write_text(markdown + "\n")
     print(markdown)
     return 0

@@ -77,12 +77,18 @@ def test_mnist_benchmark_runs_on_tiny_generated_digits(tmp_path):
         "vae-bernoulli",
         "vae-conv",
         "iforest",
+        "--seeds",
+        "0",
+        "1",
         "--workers",
         "2",
     )
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-    assert len(runs) == 6 and runs["auroc"].between(0, 1).all()
-    assert "| mean" in (tmp_path / "out" / "table.md").read_text()
+    assert len(runs) == 2 * 2 * 3 and runs["auroc"].between(0, 1).all()
+    assert sorted(runs["seed"].unique()) == [0, 1]
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "averaged over seeds 0, 1" in table and "| mean" in table
+    assert "Mean AUROC over the digits, per seed" in table and "| sd" in table
 
 
 def test_stream_benchmark_runs_on_tiny_files(tmp_path):
