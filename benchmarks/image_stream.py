@@ -11,8 +11,10 @@ fresh process so its peak resident memory (VmHWM) is its own. ``images_per_s`` i
 read per second, leaving out the start-up (importing TensorFlow; loading the model is
 counted). The peer, in the same run,
 is what a script without batching does: decode every image of the folder into one
-array (reading only, no scoring), whose memory grows with the folder. Writes
-OUT/runs.csv and OUT/table.md.
+array (reading only, no scoring), whose memory grows with the folder. ``ours, loading
+only`` runs the job's loader (``image_batches``) without the model: the same work as the
+peer, batched, so the two rates compare the loaders. Writes OUT/runs.csv and
+OUT/table.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from isolated import peak_rss_mb, run_isolated, write_results  # noqa: E402
 
 SAMPLE_NEW = ROOT / "sample_data" / "parts" / "new"
 FILES_PER_FOLDER = 1000
+LOADING_ONLY = "ours, loading only"
 
 
 def write_folder(folder: Path, n_files: int) -> None:
@@ -66,6 +69,19 @@ def worker(task: dict) -> None:
             "images_rejected": report["images_rejected"],
         }
         images = report["images_read"]
+    elif task["kind"] == LOADING_ONLY:
+        from vae_anomaly.images.jobs import read_image_model, saved_image_settings
+        from vae_anomaly.images.loader import image_batches, iter_image_inputs
+
+        startup = time.perf_counter() - started
+        started = time.perf_counter()
+        _, transform, _ = read_image_model(task["model_dir"])
+        batch_size = saved_image_settings(task["model_dir"]).batch_size
+        images = rejected = 0
+        for batch in image_batches(iter_image_inputs([task["folder"]]), transform, batch_size):
+            images += len(batch.ids) + len(batch.rejects)
+            rejected += len(batch.rejects)
+        extra = {"images_scored": None, "images_rejected": rejected}
     else:  # the peer: every image of the folder decoded into one array
         import numpy as np
         from PIL import Image
@@ -119,7 +135,7 @@ def main(argv=None) -> int:
         for n_files in sizes:
             images = work / f"images_{n_files}"
             write_folder(images, n_files)
-            for kind in ("ours", "decode all into one array"):
+            for kind in ("ours", LOADING_ONLY, "decode all into one array"):
                 (work / "out").mkdir(exist_ok=True)
                 task = {
                     "kind": kind,

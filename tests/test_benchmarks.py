@@ -103,4 +103,6 @@ def test_image_stream_benchmark_runs_on_small_folders(tmp_path):
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     ours = runs[runs["kind"] == "ours"]
     assert list(ours["images"]) == [100, 300]  # every file read, the bad ones included
+    loading = runs[runs["kind"] == "ours, loading only"]
+    assert list(loading["images_rejected"]) == list(ours["images_rejected"])
     assert (ours["images_scored"] + ours["images_rejected"] == ours["images"]).all()

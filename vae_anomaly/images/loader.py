@@ -15,6 +15,7 @@ be used is returned as a reject (item id, reason); the caller writes it down.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -235,27 +236,38 @@ def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator
 
 
 def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
+    """Batches of paths go through tf.data, each decoded by one Python call (decoding
+    batches in parallel, prefetching): the per-element costs of ``from_generator`` and
+    ``tf.py_function`` are paid once a batch, not once an image."""
     import tensorflow as tf
 
     size = transform.n_values
 
-    def decode(path_tensor):
-        try:
-            pixels = transform.apply(decode_file(path_tensor.numpy().decode())).reshape(-1)
-            return pixels, ""
-        except ImageRejected as reason:
-            return np.zeros(size, np.float32), str(reason)
+    def decode_batch(path_tensors):
+        pixels = np.zeros((len(path_tensors), size), np.float32)
+        reasons = []
+        for i, path in enumerate(path_tensors.numpy()):
+            try:
+                pixels[i] = transform.apply(decode_file(path.decode())).reshape(-1)
+                reasons.append("")
+            except ImageRejected as reason:
+                reasons.append(str(reason))
+        return pixels, tf.constant(reasons, dtype=tf.string, shape=[len(reasons)])
 
-    def load(path):
-        pixels, reason = tf.py_function(decode, [path], [tf.float32, tf.string])
-        return path, tf.ensure_shape(pixels, [size]), reason
+    def load(paths):
+        pixels, reasons = tf.py_function(decode_batch, [paths], [tf.float32, tf.string])
+        return paths, tf.ensure_shape(pixels, [None, size]), reasons
+
+    def path_batches():
+        files = image_files()
+        while batch := list(itertools.islice(files, batch_size)):
+            yield batch
 
     dataset = (
         tf.data.Dataset.from_generator(
-            image_files, output_signature=tf.TensorSpec(shape=(), dtype=tf.string)
+            path_batches, output_signature=tf.TensorSpec(shape=(None,), dtype=tf.string)
         )
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(batch_size)
         .prefetch(2)
     )
     for names, pixels, reasons in dataset.as_numpy_iterator():
