@@ -153,13 +153,19 @@ def _normalizer(document: dict):
     ).transform
 
 
-def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dict]:
-    """(detector, transform, images.json document) of a directory written by fit_images."""
+def read_image_transform(model_dir) -> tuple[ImageTransform, dict]:
+    """(transform, images.json document) of a directory written by fit_images, without
+    loading the detector."""
     document = _read_document(model_dir)
     try:
-        transform = ImageTransform.from_dict(document["transform"])
+        return ImageTransform.from_dict(document["transform"]), document
     except (KeyError, TypeError) as error:
         raise ValueError(f"{Path(model_dir) / IMAGES_FILE} is damaged: {error!r}.") from error
+
+
+def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dict]:
+    """(detector, transform, images.json document) of a directory written by fit_images."""
+    transform, document = read_image_transform(model_dir)
     return load(Path(model_dir) / DETECTOR_DIR), transform, document
 
 
