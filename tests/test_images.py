@@ -345,6 +345,49 @@ def test_score_images_shows_progress_in_images_per_second(image_model, tmp_path,
     assert re.search(r"scoring: 38 images \([\d,]+ images/s\)", capsys.readouterr().err)
 
 
+def test_score_images_counts_images_once_scored_not_once_read(
+    image_model, tmp_path, monkeypatch
+):
+    parts, model_dir, _ = image_model
+    events = []  # in order: ("read", ids, rejects), ("scored", rows, 0), ("shown", n, 0)
+
+    def recorded_batches(paths, transform, batch_size):
+        for batch in image_batches(paths, transform, batch_size):
+            events.append(("read", len(batch.ids), len(batch.rejects)))
+            yield batch
+
+    class RecordedProgress(jobs.Progress):
+        def advance(self, items):
+            events.append(("shown", items, 0))
+            super().advance(items)
+
+    score_terms = VAEAnomalyDetector.score_terms
+
+    def recorded_score_terms(self, X, **options):
+        terms = score_terms(self, X, **options)
+        events.append(("scored", len(X), 0))
+        return terms
+
+    monkeypatch.setattr(jobs, "image_batches", recorded_batches)
+    monkeypatch.setattr(jobs, "Progress", RecordedProgress)
+    monkeypatch.setattr(VAEAnomalyDetector, "score_terms", recorded_score_terms)
+    config = dataclasses.replace(saved_image_settings(model_dir), batch_size=8)
+    out = tmp_path / "out"
+    out.mkdir()
+    report, _ = score_images(
+        model_dir, [parts / "new"], out / "s.csv", out / "r.csv", out / "r.json", config=config
+    )
+    rejects_read = scored = shown = 0
+    for kind, n, rejects in events:
+        rejects_read += rejects
+        scored += n if kind == "scored" else 0
+        shown += n if kind == "shown" else 0
+        assert shown <= scored + rejects_read  # never ahead of the images scored
+    assert sum(kind == "read" for kind, _, _ in events) > 3  # several batches
+    assert scored == report["images_scored"] and rejects_read == report["images_rejected"] > 0
+    assert shown == report["images_read"]
+
+
 def test_bundled_sample_images_are_what_the_generator_writes(tmp_path):
     root = Path(__file__).resolve().parents[1] / "sample_data" / "parts"
     write_parts(tmp_path)

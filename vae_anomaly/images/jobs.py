@@ -171,7 +171,11 @@ def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dic
 
 def saved_image_settings(model_dir) -> ImageJobConfig:
     """The settings fit_images stored: the defaults of score-images."""
-    settings = dict(_read_document(model_dir)["settings"])
+    return _settings_of(_read_document(model_dir))
+
+
+def _settings_of(document: dict) -> ImageJobConfig:
+    settings = dict(document["settings"])
     if settings.get("size") is not None:
         settings["size"] = tuple(settings["size"])
     return ImageJobConfig(**settings)
@@ -192,7 +196,7 @@ def score_images(
     started = time.perf_counter()
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
-    config = config or saved_image_settings(model_dir)
+    config = config or _settings_of(document)
     files_found = Counter()
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
@@ -212,8 +216,8 @@ def score_images(
             for batch in image_batches(paths, transform, config.batch_size):
                 reject_writer.writerows(batch.rejects)
                 reasons.update(_reason_kind(reason) for _, reason in batch.rejects)
-                meter.advance(len(batch.ids) + len(batch.rejects))
                 if not batch.ids:
+                    meter.advance(len(batch.rejects))
                     continue
                 terms = detector.score_terms(normalize(batch.pixels), features=need_features)
                 anomaly, p_values, is_anomaly = verdicts(
@@ -223,6 +227,7 @@ def score_images(
                     out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
                 scored += len(batch.ids)
                 flagged += int(is_anomaly.sum())
+                meter.advance(len(batch.ids) + len(batch.rejects))  # once scored, not read
                 if not need_features:
                     continue
                 maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
