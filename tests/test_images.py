@@ -345,9 +345,7 @@ def test_score_images_shows_progress_in_images_per_second(image_model, tmp_path,
     assert re.search(r"scoring: 38 images \([\d,]+ images/s\)", capsys.readouterr().err)
 
 
-def test_score_images_counts_images_once_scored_not_once_read(
-    image_model, tmp_path, monkeypatch
-):
+def test_score_images_counts_images_once_scored_not_once_read(image_model, tmp_path, monkeypatch):
     parts, model_dir, _ = image_model
     events = []  # in order: ("read", ids, rejects), ("scored", rows, 0), ("shown", n, 0)
 
