@@ -6,6 +6,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
+from vae_anomaly.images.jobs import read_image_transform
+from vae_anomaly.tabular.fit_job import read_schema_document
 
 
 def test_nan_is_located_by_row_and_column(fitted, test_X):
@@ -101,3 +103,20 @@ def test_diverging_training_stops_with_an_error(train_X):
     with pytest.raises(TrainingDivergedError, match=r"Training diverged.*learning_rate"):
         detector.fit(train_X * 1e30)
     assert not hasattr(detector, "model_")
+
+
+@pytest.mark.parametrize(
+    "reader, name, job",
+    [
+        (read_image_transform, "images.json", "fit-images"),
+        (read_schema_document, "schema.json", "fit"),
+    ],
+)
+def test_a_model_directory_without_or_with_a_damaged_job_document_is_named(
+    tmp_path, reader, name, job
+):
+    with pytest.raises(FileNotFoundError, match=rf"{name} is missing.*`vae-anomaly {job}`"):
+        reader(tmp_path)
+    (tmp_path / name).write_text('{"transform": ')
+    with pytest.raises(ValueError, match=rf"{name} is damaged"):
+        reader(tmp_path)

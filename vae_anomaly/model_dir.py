@@ -1,5 +1,5 @@
-"""What the fit jobs share: writing a model directory whole or not at all, and the
-threshold summary they report.
+"""What the jobs share: writing a model directory whole or not at all, reading the job's
+document back, and the threshold summary they report.
 
 A model directory is built in a temporary sibling and renamed into place
 (``persistence.staged``, as the saved detector is), so a failed fit leaves the old model
@@ -8,6 +8,7 @@ untouched and no half-written one behind.
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def staged_directory(target, marker: str):
         )
     with staged(target) as staging:
         yield staging
+
+
+def read_job_document(model_dir, name: str, job: str) -> dict:
+    """The JSON document ``name`` that the fit job ``job`` wrote into ``model_dir``; a
+    missing or damaged one is an error naming the file."""
+    path = Path(model_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--model-dir {model_dir}: {path} is missing; is this a directory written by "
+            f"`vae-anomaly {job}`?"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is damaged: {error!r}.") from error
 
 
 def threshold_info(detector) -> dict:

@@ -34,7 +34,7 @@ from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
 from ..exit_status import ExitStatus
-from ..model_dir import staged_directory, threshold_info
+from ..model_dir import read_job_document, staged_directory, threshold_info
 from ..persistence import staged
 from ..progress import Progress
 from ..thresholds import verdicts
@@ -130,16 +130,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
 
 
 def _read_document(model_dir) -> dict:
-    path = Path(model_dir) / IMAGES_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"--model-dir {model_dir}: {path} is missing; is this a directory written by "
-            "`vae-anomaly fit-images`?"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is damaged: {error!r}.") from error
+    return read_job_document(model_dir, IMAGES_FILE, "fit-images")
 
 
 def _normalizer(document: dict):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..detector import VAEAnomalyDetector
-from ..model_dir import staged_directory, threshold_info
+from ..model_dir import read_job_document, staged_directory, threshold_info
 from ..persistence import MANIFEST_FILE
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
@@ -102,16 +102,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
 
 def read_schema_document(model_dir) -> dict:
     """The schema.json document of a directory written by ``fit_job`` (the model unloaded)."""
-    schema_path = Path(model_dir) / SCHEMA_FILE
-    if not schema_path.is_file():
-        raise FileNotFoundError(
-            f"--model-dir {model_dir}: {schema_path} is missing; is this a directory written "
-            "by `vae-anomaly fit`?"
-        )
-    try:
-        return json.loads(schema_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{schema_path} is damaged: {error!r}.") from error
+    return read_job_document(model_dir, SCHEMA_FILE, "fit")
 
 
 def saved_settings(model_dir) -> JobConfig:
