@@ -70,13 +70,13 @@ def worker(task: dict) -> None:
         }
         images = report["images_read"]
     elif task["kind"] == LOADING_ONLY:
-        from vae_anomaly.images.jobs import read_image_transform, saved_image_settings
+        from vae_anomaly.images.jobs import read_image_transform, settings_of
         from vae_anomaly.images.loader import image_batches, iter_image_inputs
 
         startup = time.perf_counter() - started
         started = time.perf_counter()
-        transform, _ = read_image_transform(task["model_dir"])  # the model is not loaded
-        batch_size = saved_image_settings(task["model_dir"]).batch_size
+        transform, document = read_image_transform(task["model_dir"])  # no model loaded
+        batch_size = settings_of(document).batch_size
         images = rejected = 0
         for batch in image_batches(iter_image_inputs([task["folder"]]), transform, batch_size):
             images += len(batch.ids) + len(batch.rejects)

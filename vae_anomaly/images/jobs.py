@@ -162,10 +162,11 @@ def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dic
 
 def saved_image_settings(model_dir) -> ImageJobConfig:
     """The settings fit_images stored: the defaults of score-images."""
-    return _settings_of(_read_document(model_dir))
+    return settings_of(_read_document(model_dir))
 
 
-def _settings_of(document: dict) -> ImageJobConfig:
+def settings_of(document: dict) -> ImageJobConfig:
+    """The settings recorded in an images.json document (``read_image_transform``)."""
     settings = dict(document["settings"])
     if settings.get("size") is not None:
         settings["size"] = tuple(settings["size"])
@@ -187,7 +188,7 @@ def score_images(
     started = time.perf_counter()
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
-    config = config or _settings_of(document)
+    config = config or settings_of(document)
     files_found = Counter()
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
