@@ -11,6 +11,7 @@ import pytest
 
 import vae_anomaly
 from vae_anomaly import ModelFileError, VAEAnomalyDetector, VersionMismatchWarning
+from vae_anomaly.integrity import INTEGRITY_FILE, seal_directory
 from vae_anomaly.persistence import MANIFEST_FILE, MODEL_FILE
 
 
@@ -23,7 +24,7 @@ def saved(fitted, tmp_path_factory):
 
 def test_save_load_gives_bit_identical_scores(fitted, saved, test_X):
     loaded = vae_anomaly.load(saved)
-    assert sorted(p.name for p in saved.iterdir()) == [MANIFEST_FILE, MODEL_FILE]
+    assert sorted(p.name for p in saved.iterdir()) == [INTEGRITY_FILE, MANIFEST_FILE, MODEL_FILE]
     for method in ("score_samples", "decision_function", "predict", "score_features"):
         np.testing.assert_array_equal(
             getattr(loaded, method)(test_X), getattr(fitted, method)(test_X)
@@ -70,7 +71,7 @@ def test_save_refuses_to_overwrite_a_directory_that_is_not_a_model(fitted, tmp_p
     precious = tmp_path / "data"
     precious.mkdir()
     (precious / "results.csv").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not a saved detector"):
+    with pytest.raises(FileExistsError, match="results.csv, which vae-anomaly did not write"):
         fitted.save(precious)
     assert (precious / "results.csv").read_text() == "keep me"
 
@@ -83,7 +84,7 @@ def test_missing_model_names_the_path(tmp_path):
 def copy_of(saved, tmp_path):
     target = tmp_path / "copy"
     target.mkdir()
-    for name in (MANIFEST_FILE, MODEL_FILE):
+    for name in (MANIFEST_FILE, MODEL_FILE, INTEGRITY_FILE):
         (target / name).write_bytes((saved / name).read_bytes())
     return target
 
@@ -91,7 +92,7 @@ def copy_of(saved, tmp_path):
 def test_missing_file_inside_the_model_is_named(saved, tmp_path):
     target = copy_of(saved, tmp_path)
     (target / MODEL_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match=MODEL_FILE):
+    with pytest.raises(ModelFileError, match=f"{MODEL_FILE} is missing"):
         vae_anomaly.load(target)
 
 
@@ -106,12 +107,16 @@ def test_truncated_model_file_is_named(saved, tmp_path):
 def test_tampered_manifest_is_reported(saved, tmp_path):
     target = copy_of(saved, tmp_path)
     (target / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ModelFileError, match=f"{MANIFEST_FILE} does not match the SHA-256"):
+        vae_anomaly.load(target)
+    seal_directory(target)  # rewritten together with its checksums: parsed, and refused
     with pytest.raises(ModelFileError, match=f"{MANIFEST_FILE} is not valid JSON"):
         vae_anomaly.load(target)
 
     manifest = json.loads((saved / MANIFEST_FILE).read_text())
     manifest["fitted"]["center_"] = [0.0]  # wrong length
     (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(target)
     with pytest.raises(ModelFileError, match="does not match"):
         vae_anomaly.load(target)
 
@@ -121,6 +126,7 @@ def test_version_mismatch_warns(saved, tmp_path, test_X, fitted):
     manifest = json.loads((target / MANIFEST_FILE).read_text())
     manifest["package_version"] = "0.0.1"
     (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(target)
     with pytest.warns(VersionMismatchWarning, match="saved by vae-anomaly 0.0.1"):
         loaded = vae_anomaly.load(target)
     np.testing.assert_array_equal(loaded.score_samples(test_X), fitted.score_samples(test_X))

@@ -107,5 +107,5 @@ def write_alerts(records: list[dict], path) -> Path:
                 writer.writerow({**record, "top_features": features})
         else:
             for record in records:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(json.dumps(record, allow_nan=False) + "\n")
     return path

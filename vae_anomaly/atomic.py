@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -22,7 +24,7 @@ def atomic_path(path):
 
     On an exception the temporary file is removed and ``path`` is left as it was.
     """
-    path = Path(path)
+    path = real_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -49,3 +51,38 @@ def write_bytes_atomically(path, data: bytes) -> Path:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
     return Path(path)
+
+
+def real_target(path) -> Path:
+    """``path`` with symbolic links resolved, so writing replaces what a link points to and
+    keeps the link (a link to a model directory stays a link to the new model)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+@contextlib.contextmanager
+def staged(target):
+    """Yield a temporary sibling directory of ``target`` that replaces it when the block
+    succeeds (``move_into_place``) and is removed when the block fails: the directory is
+    written whole or not at all. A symbolic link is written through (``real_target``)."""
+    target = real_target(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        move_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def move_into_place(staging: Path, target: Path) -> None:
+    """Rename the finished directory ``staging`` to ``target``, replacing an old one."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)

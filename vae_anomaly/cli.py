@@ -375,10 +375,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .errors import UsageError
+    from .jobs.locks import JobLockedError
+
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, FloatingPointError, ImportError) as error:
+    except UsageError as error:  # paths that cannot work together: a command-line error
+        print(f"vae-anomaly {args.command}: error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        FloatingPointError,
+        ImportError,
+        JobLockedError,
+    ) as error:
         print(f"vae-anomaly {args.command}: error: {error}", file=sys.stderr)
         return ExitStatus.FAILED
 

@@ -13,3 +13,7 @@ class TrainingDivergedError(FloatingPointError):
 
 class VersionMismatchWarning(UserWarning):
     """A saved detector was written by another version of vae-anomaly."""
+
+
+class UsageError(ValueError):
+    """The paths or options of a job cannot work together (exit status 2, like argparse)."""

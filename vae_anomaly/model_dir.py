@@ -2,8 +2,11 @@
 document back, and the threshold summary they report.
 
 A model directory is built in a temporary sibling and renamed into place
-(``persistence.staged``, as the saved detector is), so a failed fit leaves the old model
-untouched and no half-written one behind.
+(``atomic.staged``, as the saved detector is), so a failed fit leaves the old model
+untouched and no half-written one behind. While it is written it is locked
+(``jobs.locks.JobLock``), and when it is complete every file in it is listed with its
+SHA-256 in ``integrity.json`` (signed when ``VAE_ANOMALY_SIGNING_KEY`` is set), which is
+checked before anything in it is read.
 """
 
 from __future__ import annotations
@@ -12,35 +15,46 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 
-from .persistence import staged
+from .atomic import real_target, staged
+from .integrity import check_only_our_files, seal_directory, verify_directory
+from .jobs.locks import JobLock
+
+DETECTOR_DIR = "detector"
+FIT_REJECTS_FILE = "fit_rejects.csv"
 
 
 @contextmanager
 def staged_directory(target, marker: str):
-    """Yield a temporary directory that replaces ``target`` when the block succeeds.
+    """Yield a temporary directory that replaces ``target`` when the block succeeds,
+    sealed (``integrity.seal_directory``) and renamed into place, the target locked.
 
-    ``target`` may be missing, empty, or a directory holding ``marker`` (one written by
-    the same job); anything else is refused, so a typo cannot replace unrelated files.
+    ``target`` may be missing, empty, or a directory holding only files that a fit job
+    wrote (listed in its integrity.json; before integrity.json: ``marker``, the rejects
+    and the detector's two files). Anything else is refused, naming the file, so a refit
+    never deletes a file the job did not write. A symbolic link is written through.
     """
-    target = Path(target)
-    if target.exists() and not (target / marker).is_file() and any(target.iterdir()):
-        raise FileExistsError(
-            f"--model-dir {target} exists and is not a vae-anomaly model directory "
-            f"(no {marker}); refusing to replace it."
-        )
-    with staged(target) as staging:
-        yield staging
+    target = real_target(target)
+    legacy = frozenset(
+        {marker, FIT_REJECTS_FILE, f"{DETECTOR_DIR}/model.keras", f"{DETECTOR_DIR}/manifest.json"}
+    )
+    with JobLock(target, "--model-dir"):
+        check_only_our_files(target, "--model-dir", legacy if (target / marker).is_file() else ())
+        with staged(target) as staging:
+            yield staging
+            seal_directory(staging)
 
 
 def read_job_document(model_dir, name: str, job: str) -> dict:
-    """The JSON document ``name`` that the fit job ``job`` wrote into ``model_dir``; a
-    missing or damaged one is an error naming the file."""
+    """The JSON document ``name`` that the fit job ``job`` wrote into ``model_dir``, after
+    every file of the directory is checked (``integrity.verify_directory``); a missing or
+    damaged one is an error naming the file."""
     path = Path(model_dir) / name
     if not path.is_file():
         raise FileNotFoundError(
             f"--model-dir {model_dir}: {path} is missing; is this a directory written by "
             f"`vae-anomaly {job}`?"
         )
+    verify_directory(model_dir)
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:

@@ -11,34 +11,25 @@ the estimator: ``detector.py`` builds the manifest and rebuilds itself from it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import tempfile
-import uuid
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import keras
 
 from . import model as _model  # noqa: F401  (registers the custom Keras objects)
 from ._version import __version__
+from .atomic import move_into_place, staged  # noqa: F401  (staged: used by the jobs)
 from .errors import ModelFileError, VersionMismatchWarning
+from .integrity import check_only_our_files, file_sha256, seal_directory, verify_directory
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 FORMAT = "vae-anomaly-detector"
 FORMAT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_LEGACY_FILES = frozenset({MODEL_FILE, MANIFEST_FILE})  # saved before integrity.json
 
 
 def _fsync_file(path: Path) -> None:
@@ -49,16 +40,12 @@ def _fsync_file(path: Path) -> None:
 def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
     """Write ``model`` and ``manifest`` as the directory ``path``, atomically.
 
-    An existing directory is replaced only if it is a saved detector or empty.
+    An existing directory is replaced only if it is empty or holds only the files of a
+    saved detector (``integrity.check_only_our_files``). Every file is then listed with its
+    SHA-256 in integrity.json, signed when ``VAE_ANOMALY_SIGNING_KEY`` is set.
     """
     target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"Cannot save a detector to {target}: it is a file.")
-    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST_FILE).is_file():
-        raise FileExistsError(
-            f"Cannot save a detector to {target}: the directory is not empty and holds no "
-            f"{MANIFEST_FILE}, so it is not a saved detector that may be replaced."
-        )
+    check_only_our_files(target, "Cannot save a detector to", _LEGACY_FILES)
     with staged(target) as staging:
         model_path = staging / MODEL_FILE
         model.save(model_path)
@@ -69,38 +56,15 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
             format_version=FORMAT_VERSION,
             package_version=__version__,
             keras_version=keras.__version__,
-            files={MODEL_FILE: {"sha256": _sha256(model_path), "bytes": model_path.stat().st_size}},
+            files={
+                MODEL_FILE: {"sha256": file_sha256(model_path), "bytes": model_path.stat().st_size}
+            },
         )
         manifest_path = staging / MANIFEST_FILE
-        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False))
         _fsync_file(manifest_path)
+        seal_directory(staging)
     return target
-
-
-@contextmanager
-def staged(target: Path):
-    """Yield a temporary sibling directory of ``target`` that replaces it when the block
-    succeeds (``move_into_place``) and is removed when the block fails: the directory is
-    written whole or not at all."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        yield staging
-        move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def move_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished directory ``staging`` to ``target``, replacing an old one."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    target.rename(retired)
-    staging.rename(target)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_manifest(path) -> dict:
@@ -135,13 +99,17 @@ def read_manifest(path) -> dict:
 
 
 def read_bundle(path) -> tuple[keras.Model, dict]:
-    """Load the model and manifest saved at ``path``, checking the model's checksum."""
+    """Load the model and manifest saved at ``path``, every file checked against
+    integrity.json (and its signature, when a key is set) before anything is parsed."""
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"No saved detector at {path}: the directory does not exist.")
+    verify_directory(path)
     manifest = read_manifest(path)
     model_path = Path(path) / MODEL_FILE
     if not model_path.is_file():
         raise FileNotFoundError(f"Saved detector {path} is incomplete: {model_path} is missing.")
     expected = manifest["files"].get(MODEL_FILE, {})
-    if _sha256(model_path) != expected.get("sha256"):
+    if file_sha256(model_path) != expected.get("sha256"):
         raise ModelFileError(
             f"{model_path} does not match the SHA-256 recorded in {Path(path) / MANIFEST_FILE} "
             f"({model_path.stat().st_size} bytes, {expected.get('bytes')} when saved): the file "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import glob
 import json
 import time
 from collections import Counter
@@ -33,7 +34,11 @@ import numpy as np
 from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
+from ..errors import UsageError
 from ..exit_status import ExitStatus
+from ..integrity import files_below
+from ..jobs.locks import JobLock
+from ..jobs.paths import check_distinct, check_outputs
 from ..model_dir import read_job_document, staged_directory, threshold_info
 from ..persistence import staged
 from ..progress import Progress
@@ -83,6 +88,7 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report."""
     started = time.perf_counter()
+    check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
     with staged_directory(model_dir, IMAGES_FILE) as staging:
@@ -125,7 +131,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             "settings": dataclasses.asdict(config),
             "fit_report": report,
         }
-        (staging / IMAGES_FILE).write_text(json.dumps(document, indent=2))
+        (staging / IMAGES_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
     return report
 
 
@@ -184,7 +190,53 @@ def score_images(
     config: ImageJobConfig | None = None,
     progress: bool | None = None,
 ) -> tuple[dict, ExitStatus]:
-    """Score every image of ``inputs``; returns (report, exit status)."""
+    """Score every image of ``inputs``; returns (report, exit status).
+
+    Before any work the paths are checked (``jobs.paths``) and every output is locked
+    (``jobs.locks.JobLock``) until the job ends. An existing heat-map folder is replaced
+    only if it holds nothing but heat maps.
+    """
+    named_outputs = [
+        ("--output", output),
+        ("--rejects", rejects),
+        ("--report", report),
+        ("--alerts", alerts),
+    ]
+    check_distinct(
+        [("--input", p) for p in _expanded(inputs)]
+        + named_outputs
+        + [("--heatmaps", heatmaps), ("--model-dir", model_dir)]
+    )
+    check_outputs(named_outputs, [("--heatmaps", heatmaps)], model_dir=model_dir)
+    if heatmaps is not None and Path(heatmaps).is_dir():
+        for relative in files_below(heatmaps):
+            if not relative.endswith(".heatmap.png"):
+                raise UsageError(
+                    f"--heatmaps {heatmaps} holds {Path(heatmaps) / relative}, which is not a "
+                    "heat map; the folder is replaced by each run, so choose an empty or new "
+                    "folder."
+                )
+    with contextlib.ExitStack() as locks:
+        for flag, path in [*named_outputs, ("--heatmaps", heatmaps)]:
+            if path is not None:
+                locks.enter_context(JobLock(path, flag))
+        return _score_images(
+            model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
+        )
+
+
+def _expanded(inputs) -> list[Path]:
+    """The inputs as given, each glob replaced by its matches (folders are not walked)."""
+    paths = []
+    for item in map(str, inputs):
+        matches = glob.glob(item, recursive=True) if glob.has_magic(item) else [item]
+        paths += [Path(match) for match in matches]
+    return paths
+
+
+def _score_images(
+    model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
+) -> tuple[dict, ExitStatus]:
     started = time.perf_counter()
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
@@ -252,7 +304,9 @@ def score_images(
         "seconds": round(seconds, 3),
         "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),
     }
-    write_bytes_atomically(Path(report), (json.dumps(document, indent=2) + "\n").encode())
+    write_bytes_atomically(
+        Path(report), (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
+    )
     return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
 
 

@@ -21,16 +21,21 @@ import numpy as np
 import pandas as pd
 
 from ..detector import VAEAnomalyDetector
-from ..model_dir import read_job_document, staged_directory, threshold_info
+from ..jobs.paths import check_distinct
+from ..jobs.rejects import RejectWriter
+from ..model_dir import (
+    DETECTOR_DIR,
+    FIT_REJECTS_FILE,
+    read_job_document,
+    staged_directory,
+    threshold_info,
+)
 from ..persistence import MANIFEST_FILE
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
-from .rejects import RejectWriter
 from .schema import TabularSchema
 
-DETECTOR_DIR = "detector"
 SCHEMA_FILE = "schema.json"
-FIT_REJECTS_FILE = "fit_rejects.csv"
 
 
 def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
@@ -59,6 +64,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     """Fit and save; returns the fit report (also stored in schema.json)."""
     started = time.perf_counter()
     paths = expand_inputs(inputs)
+    check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
         with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
             frame, files, lines, raw = read_training_cells(paths, config, rejects)
@@ -96,7 +102,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             "settings": dataclasses.asdict(config),
             "fit_report": report,
         }
-        (staging / SCHEMA_FILE).write_text(json.dumps(document, indent=2))
+        (staging / SCHEMA_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
     return report
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,15 @@ _BLOCK = 1 << 22
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """Where one chunk of a file starts: byte offset, first line number (1-based), lines."""
+    """Where one chunk of a file starts: byte offset, first line number (1-based), lines,
+    and the SHA-256 of its bytes (what a resumed job compares, and ``read_chunk`` checks)."""
 
     path: str
     index: int  # chunk number within the file
     offset: int
     first_line: int
     n_lines: int
+    sha256: str = ""
 
 
 @dataclass
@@ -82,35 +85,64 @@ def read_header(path, delimiter: str = ",") -> tuple[list[str], int]:
 
 
 def plan_chunks(path, chunk_rows: int, delimiter: str = ",") -> list[ChunkPlan]:
-    """Chunk starts of a CSV: one scan of its bytes for line breaks."""
+    """Chunk starts of a CSV: one scan of its bytes for line breaks (``scan_file``)."""
+    return scan_file(path, chunk_rows, delimiter)[0]
+
+
+def scan_file(path, chunk_rows: int, delimiter: str = ",") -> tuple[list[ChunkPlan], str]:
+    """(chunk plans, SHA-256 of the whole file) from one scan of the file's bytes.
+
+    Each plan carries the SHA-256 of its own bytes, so inputs and committed chunks are
+    known by content, not by name, size or modification time.
+    """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows!r}.")
     _, header_bytes = read_header(path, delimiter)
     plans, start, start_line, in_chunk, offset, last = [], header_bytes, 2, 0, header_bytes, b""
+    whole, chunk_digest = hashlib.sha256(), hashlib.sha256()
     with open(path, "rb") as handle:
-        handle.seek(header_bytes)
+        whole.update(handle.read(header_bytes))
         while block := handle.read(_BLOCK):
+            whole.update(block)
+            view, taken = memoryview(block), 0
             breaks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == ord("\n"))
             ends = breaks[chunk_rows - in_chunk - 1 :: chunk_rows]  # last break of each chunk
             for end in ends:
-                plans.append(ChunkPlan(str(path), len(plans), start, start_line, chunk_rows))
+                chunk_digest.update(view[taken : int(end) + 1])
+                taken = int(end) + 1
+                plans.append(
+                    ChunkPlan(
+                        str(path),
+                        len(plans),
+                        start,
+                        start_line,
+                        chunk_rows,
+                        chunk_digest.hexdigest(),
+                    )
+                )
+                chunk_digest = hashlib.sha256()
                 start, start_line = offset + int(end) + 1, start_line + chunk_rows
+            chunk_digest.update(view[taken:])
             in_chunk += breaks.size - ends.size * chunk_rows
             offset, last = offset + len(block), block[-1:]
     if start < offset:  # the lines after the last full chunk; the very last may lack a break
         n_lines = in_chunk + (0 if last == b"\n" else 1)
-        plans.append(ChunkPlan(str(path), len(plans), start, start_line, n_lines))
-    return plans
+        plans.append(
+            ChunkPlan(str(path), len(plans), start, start_line, n_lines, chunk_digest.hexdigest())
+        )
+    return plans, whole.hexdigest()
 
 
 def read_chunk(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
     """The text cells of one planned chunk, and its lines that do not split into the header."""
     header, _ = read_header(plan.path, delimiter)
     rows, lines, raw, rejected = [], [], [], []
+    digest = hashlib.sha256()
     with open(plan.path, "rb") as handle:
         handle.seek(plan.offset)
         for number in range(plan.first_line, plan.first_line + plan.n_lines):
             data = handle.readline()
+            digest.update(data)
             text = data.decode("utf-8", errors="replace").rstrip("\r\n")
             try:
                 line = data.decode("utf-8").rstrip("\r\n")
@@ -137,6 +169,12 @@ def read_chunk(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
             rows.append(fields)
             lines.append(number)
             raw.append(line)
+    if plan.sha256 and digest.hexdigest() != plan.sha256:
+        raise ValueError(
+            f"{plan.path}, lines {plan.first_line}-{plan.first_line + plan.n_lines - 1}: the "
+            "file changed while the job was running (its bytes no longer match the plan); "
+            "run the job again."
+        )
     table = np.array(rows, dtype=object).reshape(len(rows), len(header))
     cells = {name: table[:, j] for j, name in enumerate(header)}
     return Chunk(plan, header, cells, np.array(lines, dtype=np.int64), raw, rejected)

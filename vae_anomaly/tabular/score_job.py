@@ -14,6 +14,7 @@ Peak memory depends on ``chunk_rows``, not on the size of the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -27,14 +28,16 @@ import pandas as pd
 from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
+from ..jobs.locks import JobLock
+from ..jobs.paths import check_distinct, check_outputs
+from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..model_dir import threshold_info
 from ..progress import Progress
 from ..thresholds import verdicts
 from .config import JobConfig
 from .engines import run_tasks
 from .fit_job import model_fingerprint, read_model_dir
-from .reader import ChunkPlan, expand_inputs, plan_chunks, read_chunk
-from .rejects import REJECT_FIELDS
+from .reader import ChunkPlan, expand_inputs, read_chunk, scan_file
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")
@@ -86,17 +89,20 @@ def score_chunk(task: dict) -> dict:
             parts / f"{stem}.scored.csv", scored.to_csv(index=False, header=False).encode()
         )
     reject_frame = pd.DataFrame(
-        [(plan.path, line, reason, raw) for line, reason, raw in rejected], columns=REJECT_FIELDS
+        [reject_row(plan.path, line, reason, raw) for line, reason, raw in rejected],
+        columns=REJECT_FIELDS,
     )
     write_bytes_atomically(
         parts / f"{stem}.rejects.csv", reject_frame.to_csv(index=False, header=False).encode()
     )
     write_bytes_atomically(
-        parts / f"{stem}.alerts.jsonl", "".join(json.dumps(a) + "\n" for a in alerts).encode()
+        parts / f"{stem}.alerts.jsonl",
+        "".join(json.dumps(a, allow_nan=False) + "\n" for a in alerts).encode(),
     )
     stats = {
         "file": plan.path,
         "chunk": plan.index,
+        "sha256": plan.sha256,
         "rows_read": plan.n_lines,
         "rows_scored": len(scored),
         "rows_rejected": len(rejected),
@@ -106,14 +112,18 @@ def score_chunk(task: dict) -> dict:
     }
     if stats["rows_scored"] + stats["rows_rejected"] != stats["rows_read"]:
         raise RuntimeError(f"Accounting error in {plan.path} chunk {plan.index}: {stats}.")
-    write_bytes_atomically(parts / f"{stem}.stats.json", json.dumps(stats).encode())  # commit
+    write_bytes_atomically(
+        parts / f"{stem}.stats.json", json.dumps(stats, allow_nan=False).encode()
+    )  # commit
     return stats
 
 
 def _scored_frame(detector, schema, settings, chunk, plan, rows, X):
     """(output rows of the chunk, their per-column log-likelihood terms)."""
     passthrough = [c.name for c in schema.by_role("passthrough")]
-    frame = pd.DataFrame({name: chunk.cells[name][rows] for name in passthrough})
+    frame = pd.DataFrame(
+        {name: chunk.cells[name][rows] for name in passthrough}, index=range(len(rows))
+    )
     frame["source_file"] = plan.path
     frame["source_line"] = chunk.lines[rows]
     if len(rows) == 0:
@@ -180,13 +190,59 @@ def score_job(
     scheduler: str | None = None,
     progress: bool | None = None,
 ) -> tuple[dict, ExitStatus]:
-    """Run the scoring job; returns (report, exit status: OK, or ALERTS if rows were flagged)."""
+    """Run the scoring job; returns (report, exit status: OK, or ALERTS if rows were flagged).
+
+    Before any work: the paths are checked (``jobs.paths``: no two name one file, no output
+    is a folder or lies in the model directory), and every output is locked
+    (``jobs.locks.JobLock``) until the job ends, so a second job writing the same output
+    is refused instead of deleting this one's parts.
+    """
+    paths = expand_inputs(inputs)
+    named_outputs = [
+        ("--output", output),
+        ("--rejects", rejects),
+        ("--report", report),
+        ("--alerts", alerts),
+    ]
+    check_distinct([("--input", p) for p in paths] + named_outputs + [("--model-dir", model_dir)])
+    check_outputs(named_outputs, model_dir=model_dir)
+    with contextlib.ExitStack() as locks:
+        for flag, path in named_outputs:
+            if path is not None:
+                locks.enter_context(JobLock(path, flag))
+        return _score_job(
+            model_dir,
+            paths,
+            output,
+            rejects,
+            report,
+            alerts,
+            config,
+            resume,
+            engine,
+            scheduler,
+            progress,
+        )
+
+
+def _score_job(
+    model_dir,
+    paths,
+    output,
+    rejects,
+    report,
+    alerts,
+    config,
+    resume,
+    engine,
+    scheduler,
+    progress,
+) -> tuple[dict, ExitStatus]:
     started = time.perf_counter()
     model_dir = str(Path(model_dir).resolve())
     fingerprint = model_fingerprint(model_dir)
     detector, schema, document = cached_model(model_dir, fingerprint)
     settings = config or JobConfig(**document["settings"])
-    paths = expand_inputs(inputs)
     if settings.format == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -197,21 +253,17 @@ def score_job(
     output, rejects, report = Path(output), Path(rejects), Path(report)
     for target in (output, rejects, report) + ((Path(alerts),) if alerts else ()):
         target.parent.mkdir(parents=True, exist_ok=True)
-    plans = [
-        (i, plan)
-        for i, path in enumerate(paths)
-        for plan in plan_chunks(path, settings.chunk_rows, settings.delimiter)
-    ]
+    plans, inputs = [], []
+    for i, path in enumerate(paths):
+        file_plans, digest = scan_file(path, settings.chunk_rows, settings.delimiter)
+        plans += [(i, plan) for plan in file_plans]
+        inputs.append({"path": str(path.resolve()), "sha256": digest})
     parts = _prepare_parts(
         output,
         resume,
-        {
-            "model": fingerprint,
-            "inputs": [_file_identity(p) for p in paths],
-            "settings": asdict(settings),
-        },
+        {"model": fingerprint, "inputs": inputs, "settings": asdict(settings)},
     )
-    done = {p.name.removesuffix(".stats.json") for p in parts.glob("*.stats.json")}
+    done = _committed(parts, plans)
     tasks = [
         {
             "plan": asdict(plan),
@@ -248,32 +300,41 @@ def score_job(
             "alerts": str(alerts) if alerts else None,
         },
     }
-    write_bytes_atomically(report, json.dumps(document, indent=2).encode())
+    write_bytes_atomically(report, json.dumps(document, indent=2, allow_nan=False).encode())
     shutil.rmtree(parts, ignore_errors=True)
     return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
 
 
-def _file_identity(path: Path) -> dict:
-    status = path.stat()
-    return {"path": str(path.resolve()), "bytes": status.st_size, "mtime_ns": status.st_mtime_ns}
+def _committed(parts: Path, plans) -> set[str]:
+    """Stems of the chunks committed in ``parts`` whose bytes are those planned now (the
+    SHA-256 recorded in their stats file equals the plan's)."""
+    done = set()
+    for i, plan in plans:
+        stats_file = parts / f"{_part_stem(plan, i)}.stats.json"
+        if stats_file.is_file() and json.loads(stats_file.read_text()).get("sha256") == plan.sha256:
+            done.add(_part_stem(plan, i))
+    return done
 
 
 def _prepare_parts(output: Path, resume: bool, job: dict) -> Path:
     """The part directory of this job: kept on --resume if it is the same job, else fresh."""
     parts = output.with_name(f".{output.name}.parts")
     job_file = parts / "job.json"
+    job = json.loads(json.dumps(job, allow_nan=False))  # as stored: tuples become lists
     if resume and job_file.is_file():
         previous = json.loads(job_file.read_text())
         if previous != job:
+            changed = [key for key in job if previous.get(key) != job[key]]
             raise ValueError(
-                f"--resume: {parts} belongs to a different job (the model, the input files or "
-                "the settings changed since it started); rerun without --resume to start over."
+                f"--resume: {parts} belongs to a different job ({' and '.join(changed)} "
+                "changed since it started: inputs are compared by the SHA-256 of their "
+                "content); rerun without --resume to start over."
             )
         return parts
     if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
-    write_bytes_atomically(job_file, json.dumps(job).encode())
+    write_bytes_atomically(job_file, json.dumps(job, allow_nan=False).encode())
     return parts
 
 

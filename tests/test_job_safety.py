@@ -1,0 +1,394 @@
+"""What the jobs promise a careless or hostile user: no input overwritten, no user file
+deleted, no model loaded that was changed after fitting, one writer per output, resumes
+known by content, long lines capped in the rejects."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vae_anomaly.cli import main
+from vae_anomaly.errors import ModelFileError, UsageError
+from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.images.jobs import score_images
+from vae_anomaly.integrity import INTEGRITY_FILE, KEY_VARIABLE
+from vae_anomaly.jobs.locks import JobLock, JobLockedError, lock_path
+from vae_anomaly.jobs.rejects import MAX_RAW_CHARS, MAX_REASON_CHARS
+from vae_anomaly.tabular import score_job as score_job_module
+from vae_anomaly.tabular.config import JobConfig
+from vae_anomaly.tabular.fit_job import fit_job, read_model_dir
+from vae_anomaly.tabular.score_job import score_job
+
+CONFIG = JobConfig(
+    model={"epochs": 2, "hidden_units": (8,), "random_state": 0},
+    calibration_fraction=0.4,
+    chunk_rows=50,
+)
+
+
+def write_table(path: Path, n: int = 300, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    frame = pd.DataFrame({"a": a, "b": 2 * a + 0.1 * rng.normal(size=n), "c": rng.normal(size=n)})
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_table(tmp_path_factory.mktemp("data") / "train.csv")
+
+
+@pytest.fixture(scope="module")
+def model_dir(data, tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("model") / "m"
+    fit_job([data], target, CONFIG)
+    return target
+
+
+def score_args(model_dir, data, out: Path, **changes) -> list[str]:
+    flags = {
+        "--model-dir": str(model_dir),
+        "--input": str(data),
+        "--output": str(out / "scored.csv"),
+        "--rejects": str(out / "rejects.csv"),
+        "--report": str(out / "report.json"),
+        "--alerts": str(out / "alerts.jsonl"),
+    } | {key: str(value) for key, value in changes.items()}
+    return ["score", *[part for item in flags.items() for part in item]]
+
+
+# ----------------------------------------------------------------------------- item 2
+
+
+@pytest.mark.parametrize(
+    "changes, first, second",
+    [
+        ({"--output": "INPUT"}, "--input", "--output"),
+        ({"--rejects": "INPUT"}, "--input", "--rejects"),
+        ({"--rejects": "OUT/scored.csv"}, "--output", "--rejects"),
+        ({"--alerts": "OUT/report.json"}, "--report", "--alerts"),
+        ({"--report": "MODEL"}, "--report", "--model-dir"),
+    ],
+)
+def test_score_refuses_two_flags_naming_one_path_before_any_work(
+    model_dir, data, tmp_path, capsys, changes, first, second
+):
+    before = data.read_bytes()
+    replace = {"INPUT": str(data), "MODEL": str(model_dir), "OUT": str(tmp_path)}
+    changes = {
+        key: replace.get(value, value.replace("OUT", str(tmp_path)))
+        for key, value in changes.items()
+    }
+    status = main(score_args(model_dir, data, tmp_path, **changes))
+    assert status == ExitStatus.USAGE
+    message = capsys.readouterr().err
+    assert f"{first} and {second} name the same path" in message
+    assert data.read_bytes() == before
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a lock
+
+
+def test_an_input_reached_through_a_link_is_still_the_input(model_dir, data, tmp_path):
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    with pytest.raises(UsageError, match="--input and --output name the same path"):
+        score_job(model_dir, [data], link, tmp_path / "r.csv", tmp_path / "r.json")
+
+
+def test_score_images_refuses_the_same_paths_before_loading_the_model(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not really")
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="--input and --heatmaps name the same path"):
+        score_images(
+            tmp_path / "no-model",
+            [folder],
+            out / "o.csv",
+            out / "r.csv",
+            out / "r.json",
+            heatmaps=folder,
+        )
+    with pytest.raises(UsageError, match="--output and --rejects name the same path"):
+        score_images(tmp_path / "no-model", [folder], out / "o.csv", out / "o.csv", out / "r.json")
+    assert not out.exists()
+
+
+def test_a_heatmap_folder_holding_other_files_is_not_replaced(tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match=r"notes.txt, which is not a heat map"):
+        score_images(
+            tmp_path / "m",
+            [tmp_path / "x.png"],
+            tmp_path / "o.csv",
+            tmp_path / "r.csv",
+            tmp_path / "r.json",
+            heatmaps=folder,
+        )
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------- item 10
+
+
+def test_an_output_naming_a_directory_is_refused_before_the_first_chunk(
+    model_dir, data, tmp_path, capsys, monkeypatch
+):
+    (tmp_path / "scored.csv").mkdir()
+    scored = []
+    monkeypatch.setattr(score_job_module, "score_chunk", lambda task: scored.append(task))
+    status = main(score_args(model_dir, data, tmp_path))
+    assert status == ExitStatus.USAGE
+    assert f"--output {tmp_path / 'scored.csv'} is a directory" in capsys.readouterr().err
+    assert scored == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv"]  # no .parts, no locks
+
+
+def test_an_output_inside_the_model_directory_is_refused(model_dir, data, tmp_path):
+    with pytest.raises(UsageError, match="lies inside --model-dir"):
+        score_job(
+            model_dir, [data], model_dir / "scored.csv", tmp_path / "r.csv", tmp_path / "r.json"
+        )
+    assert not (model_dir / "scored.csv").exists()
+
+
+# ----------------------------------------------------------------------------- item 3, 13
+
+
+def test_refit_never_deletes_a_file_the_job_did_not_write(data, tmp_path):
+    target = tmp_path / "m"
+    fit_job([data], target, CONFIG)
+    (target / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match=r"notes.txt, which vae-anomaly did not write"):
+        fit_job([data], target, CONFIG)
+    assert (target / "notes.txt").read_text() == "my notes"
+    (target / "notes.txt").unlink()
+    fit_job([data], target, CONFIG)  # a directory holding only what the job wrote is replaced
+
+
+def test_fit_images_refuses_a_directory_with_a_users_file(tmp_path):
+    from PIL import Image
+
+    from vae_anomaly.images.config import ImageJobConfig
+    from vae_anomaly.images.jobs import fit_images
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(images / f"{i}.png")
+    target = tmp_path / "m"
+    target.mkdir()
+    (target / "images.json").write_text("{}")  # looks like an old image model directory
+    (target / "thesis.tex").write_text("do not delete")
+    with pytest.raises(FileExistsError, match=r"thesis.tex, which vae-anomaly did not write"):
+        fit_images([images], target, ImageJobConfig(model={"epochs": 1}))
+    assert (target / "thesis.tex").read_text() == "do not delete"
+
+
+def test_fit_through_a_symlink_replaces_what_it_points_to_and_keeps_the_link(data, tmp_path):
+    real = tmp_path / "models" / "v1"
+    fit_job([data], real, CONFIG)
+    link = tmp_path / "current"
+    link.symlink_to(real)
+    fit_job([data], link, CONFIG)
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    read_model_dir(link)  # a complete, sealed model
+    leftovers = [p.name for p in tmp_path.rglob(".*")]
+    assert leftovers == []  # no .current.old-*, no .v1.tmp-*, no lock
+
+
+# ----------------------------------------------------------------------------- item 4
+
+
+def copy_model(model_dir: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    for path in model_dir.rglob("*"):
+        if path.is_file():
+            (target / path.relative_to(model_dir)).parent.mkdir(parents=True, exist_ok=True)
+            (target / path.relative_to(model_dir)).write_bytes(path.read_bytes())
+    return target
+
+
+def edit_json(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document, indent=2))
+
+
+@pytest.mark.parametrize(
+    "relative, change",
+    [
+        ("detector/manifest.json", lambda d: d["fitted"].update(offset_=-1e9)),
+        ("schema.json", lambda d: d["columns"][0].update(role="ignore")),
+    ],
+)
+def test_an_edited_document_of_the_model_directory_is_named_on_load(
+    model_dir, tmp_path, relative, change
+):
+    target = copy_model(model_dir, tmp_path)
+    edit_json(target / relative, change)
+    with pytest.raises(ModelFileError, match=rf"{relative}.*does not match the SHA-256"):
+        read_model_dir(target)
+
+
+def test_damaged_added_or_removed_files_are_named(model_dir, tmp_path):
+    target = copy_model(model_dir, tmp_path)
+    with open(target / "fit_rejects.csv", "a") as handle:
+        handle.write("x\n")
+    with pytest.raises(ModelFileError, match=r"fit_rejects.csv does not match"):
+        read_model_dir(target)
+    target = copy_model(model_dir, tmp_path / "2")
+    (target / "extra.txt").write_text("?")
+    with pytest.raises(ModelFileError, match=r"extra.txt was not written with the model"):
+        read_model_dir(target)
+    (target / "extra.txt").unlink()
+    (target / "detector" / "model.keras").unlink()
+    with pytest.raises(ModelFileError, match=r"model.keras is missing"):
+        read_model_dir(target)
+    edit_json(target / INTEGRITY_FILE, lambda d: d["files"].pop("detector/model.keras"))
+    with pytest.raises(ModelFileError, match=r"integrity.json is damaged"):
+        read_model_dir(target)
+
+
+def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(
+    data, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(KEY_VARIABLE, "correct horse battery staple")
+    signed = tmp_path / "signed"
+    fit_job([data], signed, CONFIG)
+    assert "signature" in json.loads((signed / INTEGRITY_FILE).read_text())
+    read_model_dir(signed)  # the right key
+
+    monkeypatch.setenv(KEY_VARIABLE, "another key")
+    with pytest.raises(ModelFileError, match="signature does not match"):
+        read_model_dir(signed)
+    monkeypatch.delenv(KEY_VARIABLE)
+    with pytest.raises(ModelFileError, match=f"is signed, but {KEY_VARIABLE} is not set"):
+        read_model_dir(signed)
+
+    # Tampering, then rewriting every checksum without the key, is refused under the key.
+    from vae_anomaly.integrity import seal_directory
+
+    edit_json(signed / "detector" / "manifest.json", lambda d: d["fitted"].update(offset_=-1e9))
+    seal_directory(signed / "detector")
+    seal_directory(signed)
+    monkeypatch.setenv(KEY_VARIABLE, "correct horse battery staple")
+    with pytest.raises(ModelFileError, match=r"is not signed, and .* is set"):
+        read_model_dir(signed)
+
+
+# ----------------------------------------------------------------------------- item 5
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from vae_anomaly.jobs.locks import JobLock
+    with JobLock(sys.argv[1], "--output"):
+        print("locked", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def test_a_second_job_on_the_same_output_is_refused_and_a_killed_holder_is_taken_over(
+    model_dir, data, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out / "scored.csv")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        parts = out / ".scored.csv.parts"
+        parts.mkdir()
+        (parts / "job.json").write_text("{}")  # the first job's work in progress
+        status = main(score_args(model_dir, data, out))
+        message = capsys.readouterr().err
+        assert status == ExitStatus.FAILED
+        assert f"process {holder.pid} on host {socket.gethostname()}" in message
+        assert (parts / "job.json").read_text() == "{}"  # untouched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        holder.stdout.close()
+    assert lock_path(out / "scored.csv").exists()  # left behind by the killed job: stale
+    assert main(score_args(model_dir, data, out)) in (ExitStatus.OK, ExitStatus.ALERTS)
+    assert not lock_path(out / "scored.csv").exists()
+
+
+def test_a_lock_held_in_this_process_refuses_a_second_holder(tmp_path):
+    with JobLock(tmp_path / "o.csv", "--output"):
+        with pytest.raises(JobLockedError, match=f"process {os.getpid()}"):
+            JobLock(tmp_path / "o.csv", "--output").__enter__()
+    assert not lock_path(tmp_path / "o.csv").exists()
+
+
+# ----------------------------------------------------------------------------- item 6
+
+
+def test_resume_refuses_an_input_edited_in_place_with_size_and_mtime_kept(
+    model_dir, tmp_path, monkeypatch
+):
+    source = write_table(tmp_path / "new.csv", n=200, seed=3)
+    out = tmp_path / "out"
+    calls = []
+    real = score_job_module.score_chunk
+
+    def dies_after_two(task):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the job is killed after committing two chunks
+        calls.append(task)
+        return real(task)
+
+    monkeypatch.setattr(score_job_module, "score_chunk", dies_after_two)
+    args = (model_dir, [source], out / "o.csv", out / "r.csv", out / "r.json")
+    with pytest.raises(KeyboardInterrupt):
+        score_job(*args, config=CONFIG, progress=False)
+    monkeypatch.setattr(score_job_module, "score_chunk", real)
+
+    status = source.stat()
+    text = source.read_text()
+    edited = text.replace(text.splitlines()[5], text.splitlines()[5][::-1].replace("-", "9"), 1)
+    edited = edited[: len(text)].ljust(len(text), "0")  # the same size
+    source.write_text(edited)
+    os.utime(source, ns=(status.st_atime_ns, status.st_mtime_ns))  # the same mtime
+    assert source.stat().st_size == status.st_size
+    with pytest.raises(ValueError, match=r"--resume: .* \(inputs changed"):
+        score_job(*args, config=CONFIG, resume=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- item 14
+
+
+def test_a_huge_line_is_capped_in_the_rejects_with_its_length(model_dir, data, tmp_path):
+    source = tmp_path / "huge.csv"
+    cell = "x" * 2_000_000
+    source.write_text(f"a,b,c\n1,2,3\n{cell},2,3\n")
+    _, _ = score_job(
+        model_dir,
+        [source],
+        tmp_path / "o.csv",
+        tmp_path / "r.csv",
+        tmp_path / "r.json",
+        progress=False,
+    )
+    rejects = pd.read_csv(tmp_path / "r.csv")
+    assert rejects["line"].tolist() == [3]
+    assert rejects["raw_length"].tolist() == [len(cell) + 4]
+    assert len(rejects["raw_line"][0]) == MAX_RAW_CHARS
+    assert len(rejects["reason"][0]) <= MAX_REASON_CHARS
+    assert (tmp_path / "r.csv").stat().st_size < 5_000

@@ -1,0 +1,68 @@
+"""Checks on the paths of a job, made before any work is done.
+
+- No two of a job's paths (its inputs after glob expansion, outputs, model directory) may
+  name the same file or folder: a job must never write over its input, nor two of its
+  outputs over each other. Existing paths are compared by device and inode (so links and
+  hard links count), others by their resolved path.
+- No output may lie inside the model directory.
+- An output file must not name an existing directory; an output folder must not name an
+  existing file.
+
+Each failure is a ``UsageError`` (exit status 2) naming both flags.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+def _identity(path: Path) -> tuple:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("inode", status.st_dev, status.st_ino)
+
+
+def check_distinct(named) -> None:
+    """``named``: (flag, path) pairs, None paths skipped; refuse two naming one path."""
+    seen: dict[tuple, str] = {}
+    for flag, path in named:
+        if path is None:
+            continue
+        key = _identity(Path(path))
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {flag} name the same path ({path}): every input and output "
+                "of a job must be a different path, so that nothing is overwritten. "
+                f"Choose another {flag}."
+            )
+        seen[key] = flag
+
+
+def check_outputs(files, folders=(), model_dir=None) -> None:
+    """``files``/``folders``: (flag, path) pairs (None paths skipped) of what the job will
+    write; refuse kinds that cannot be written, and outputs inside ``model_dir``."""
+    model = Path(os.path.realpath(model_dir)) if model_dir is not None else None
+    for flag, path, want_folder in [(f, p, False) for f, p in files] + [
+        (f, p, True) for f, p in folders
+    ]:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir() and not want_folder:
+            raise UsageError(f"{flag} {path} is a directory; {flag} must name a file.")
+        if path.exists() and not path.is_dir() and want_folder:
+            raise UsageError(f"{flag} {path} is a file; {flag} must name a folder.")
+        for parent in path.parents:
+            if parent.exists() and not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder.")
+        resolved = Path(os.path.realpath(path))
+        if model is not None and resolved.is_relative_to(model):
+            raise UsageError(
+                f"{flag} {path} lies inside --model-dir {model_dir}; write outputs elsewhere "
+                "(the model directory holds only what the fit job wrote)."
+            )
