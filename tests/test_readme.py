@@ -1,4 +1,5 @@
-"""The README's usage example runs as written and does what its comments say."""
+"""The README's examples run as written and do what it says; the README stays short and
+its links lead somewhere."""
 
 import re
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, ca
 
     text = README.read_text()
     command = re.search(r"^pip install -e \. && (vae-anomaly fit .*)$", text, re.M).group(1)
-    shown = re.search(r"This\nis what command 1 printed here.*?```\n(.*?)```", text, re.S).group(1)
+    shown = re.search(r"what command 1\s+printed here.*?```\n(.*?)```", text, re.S).group(1)
     monkeypatch.chdir(README.parent)
     statuses = []
     for part in command.split(" && "):
@@ -40,3 +41,31 @@ def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, ca
         return re.sub(r"in \d+\.\d s", "in T s", lines).strip()
 
     assert without_timings(printed) == without_timings(shown)
+
+
+def test_readme_is_at_most_300_lines():
+    lines = README.read_text().count("\n")
+    assert lines <= 300, f"README.md has {lines} lines; move detail to docs/ (at most 300)."
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings of a Markdown text."""
+    prose = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)  # no code blocks
+    headings = re.findall(r"^#+ (.+)$", prose, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_relative_link_of_the_readme_leads_to_a_file_and_heading_that_exist():
+    text = README.read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    relative = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert relative, "the README links to the rest of the documentation"
+    broken = []
+    for target in relative:
+        path, _, anchor = target.partition("#")
+        file = README.parent / path if path else README
+        if not file.exists():
+            broken.append(f"{target}: no file {file.relative_to(README.parent)}")
+        elif anchor and (file.suffix != ".md" or anchor not in _anchors(file.read_text())):
+            broken.append(f"{target}: no heading #{anchor} in {file.name}")
+    assert not broken, broken

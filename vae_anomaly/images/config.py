@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from ..settings_file import check_model_params, read_sections
 
-# The image jobs' model defaults, also benchmarks/mnist.py's vae-conv (see the README's
-# "Images" section for the measurements behind them):
+# The image jobs' model defaults, also benchmarks/mnist.py's vae-conv (see benchmarks/README.md,
+# "Images: one-class MNIST", and docs/experiments.md for the measurements behind them):
 # - likelihood "bernoulli": the best measured on MNIST;
 # - trim_fraction 0: an inspection team's training folder holds curated good parts, and
 #   trimming the worst-fitting 20% of each batch (the estimator's default, for tabular
