@@ -7,6 +7,7 @@ from sklearn.exceptions import NotFittedError
 
 from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
 from vae_anomaly.images.jobs import read_image_transform
+from vae_anomaly.integrity import seal_directory
 from vae_anomaly.tabular.fit_job import read_schema_document
 
 
@@ -118,5 +119,8 @@ def test_a_model_directory_without_or_with_a_damaged_job_document_is_named(
     with pytest.raises(FileNotFoundError, match=rf"{name} is missing.*`vae-anomaly {job}`"):
         reader(tmp_path)
     (tmp_path / name).write_text('{"transform": ')
+    with pytest.raises(ValueError, match=r"integrity.json is missing"):
+        reader(tmp_path)  # not sealed: nothing in it is read
+    seal_directory(tmp_path)  # sealed as it is: the document is read, and named
     with pytest.raises(ValueError, match=rf"{name} is damaged"):
         reader(tmp_path)
