@@ -71,7 +71,7 @@ def test_save_refuses_to_overwrite_a_directory_that_is_not_a_model(fitted, tmp_p
     precious = tmp_path / "data"
     precious.mkdir()
     (precious / "results.csv").write_text("keep me")
-    with pytest.raises(FileExistsError, match="results.csv, which vae-anomaly did not write"):
+    with pytest.raises(FileExistsError, match=r"results\.csv, which vae-anomaly did not write"):
         fitted.save(precious)
     assert (precious / "results.csv").read_text() == "keep me"
 

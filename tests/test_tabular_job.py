@@ -379,7 +379,7 @@ def test_fit_rejects_bad_training_lines_and_reports_them(tmp_path):
 def test_fit_refuses_to_replace_a_directory_that_is_not_a_model(tmp_path):
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("do not delete")
-    with pytest.raises(FileExistsError, match="thesis.tex, which vae-anomaly did not write"):
+    with pytest.raises(FileExistsError, match=r"thesis\.tex, which vae-anomaly did not write"):
         fit_job([SAMPLE_DATA / "machines_train.csv"], tmp_path / "precious", JobConfig())
     assert (tmp_path / "precious" / "thesis.tex").read_text() == "do not delete"
 
