@@ -13,6 +13,7 @@ finishing holder unlinks it), and tries again otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -84,3 +85,13 @@ class JobLock:
             self.path.unlink(missing_ok=True)  # while still holding the flock
             os.close(self._descriptor)
             self._descriptor = None
+
+
+@contextlib.contextmanager
+def locked(named):
+    """Hold the lock of every (flag, path) pair of ``named`` (None paths skipped)."""
+    with contextlib.ExitStack() as stack:
+        for flag, path in named:
+            if path is not None:
+                stack.enter_context(JobLock(path, flag))
+        yield

@@ -14,7 +14,6 @@ Peak memory depends on ``chunk_rows``, not on the size of the files.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import time
@@ -28,7 +27,7 @@ import pandas as pd
 from ..alerts import flagged_records, write_alerts
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
-from ..jobs.locks import JobLock
+from ..jobs.locks import locked
 from ..jobs.paths import check_distinct, check_outputs
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..model_dir import threshold_info
@@ -206,103 +205,72 @@ def score_job(
     ]
     check_distinct([("--input", p) for p in paths] + named_outputs + [("--model-dir", model_dir)])
     check_outputs(named_outputs, model_dir=model_dir)
-    with contextlib.ExitStack() as locks:
-        for flag, path in named_outputs:
-            if path is not None:
-                locks.enter_context(JobLock(path, flag))
-        return _score_job(
-            model_dir,
-            paths,
+    with locked(named_outputs):
+        started = time.perf_counter()
+        model_dir = str(Path(model_dir).resolve())
+        fingerprint = model_fingerprint(model_dir)
+        detector, schema, document = cached_model(model_dir, fingerprint)
+        settings = config or JobConfig(**document["settings"])
+        if settings.format == "parquet":
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError as error:
+                raise ImportError(
+                    "--format parquet needs pyarrow: pip install 'vae-anomaly[parquet]'."
+                ) from error
+        output, rejects, report = Path(output), Path(rejects), Path(report)
+        for target in (output, rejects, report) + ((Path(alerts),) if alerts else ()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        plans, inputs = [], []
+        for i, path in enumerate(paths):
+            file_plans, digest = scan_file(path, settings.chunk_rows, settings.delimiter)
+            plans += [(i, plan) for plan in file_plans]
+            inputs.append({"path": str(path.resolve()), "sha256": digest})
+        parts = _prepare_parts(
             output,
-            rejects,
-            report,
-            alerts,
-            config,
             resume,
-            engine,
-            scheduler,
-            progress,
+            {"model": fingerprint, "inputs": inputs, "settings": asdict(settings)},
         )
+        done = _committed(parts, plans)
+        tasks = [
+            {
+                "plan": asdict(plan),
+                "file_index": i,
+                "settings": asdict(settings),
+                "model_dir": model_dir,
+                "fingerprint": fingerprint,
+                "parts_dir": str(parts),
+            }
+            for i, plan in plans
+            if _part_stem(plan, i) not in done
+        ]
+        meter = Progress(sum(p.n_lines for _, p in plans), unit="rows", enabled=progress)
+        meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
+        for stats in run_tasks(score_chunk, tasks, engine, scheduler):
+            meter.advance(stats["rows_read"])
+        meter.close()
 
-
-def _score_job(
-    model_dir,
-    paths,
-    output,
-    rejects,
-    report,
-    alerts,
-    config,
-    resume,
-    engine,
-    scheduler,
-    progress,
-) -> tuple[dict, ExitStatus]:
-    started = time.perf_counter()
-    model_dir = str(Path(model_dir).resolve())
-    fingerprint = model_fingerprint(model_dir)
-    detector, schema, document = cached_model(model_dir, fingerprint)
-    settings = config or JobConfig(**document["settings"])
-    if settings.format == "parquet":
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError as error:
-            raise ImportError(
-                "--format parquet needs pyarrow: pip install 'vae-anomaly[parquet]'."
-            ) from error
-    output, rejects, report = Path(output), Path(rejects), Path(report)
-    for target in (output, rejects, report) + ((Path(alerts),) if alerts else ()):
-        target.parent.mkdir(parents=True, exist_ok=True)
-    plans, inputs = [], []
-    for i, path in enumerate(paths):
-        file_plans, digest = scan_file(path, settings.chunk_rows, settings.delimiter)
-        plans += [(i, plan) for plan in file_plans]
-        inputs.append({"path": str(path.resolve()), "sha256": digest})
-    parts = _prepare_parts(
-        output,
-        resume,
-        {"model": fingerprint, "inputs": inputs, "settings": asdict(settings)},
-    )
-    done = _committed(parts, plans)
-    tasks = [
-        {
-            "plan": asdict(plan),
-            "file_index": i,
-            "settings": asdict(settings),
-            "model_dir": model_dir,
-            "fingerprint": fingerprint,
-            "parts_dir": str(parts),
+        stems = [_part_stem(plan, i) for i, plan in plans]
+        all_stats = [json.loads((parts / f"{stem}.stats.json").read_text()) for stem in stems]
+        _join_scored(parts, stems, output, settings, schema)
+        _join_csv(parts, stems, "rejects.csv", rejects, ",".join(REJECT_FIELDS) + "\n")
+        n_alerts = sum(s["rows_flagged"] for s in all_stats)
+        if alerts:
+            _join_alerts(parts, stems, Path(alerts))
+        document = _report(all_stats, paths, detector) | {
+            "engine": engine,
+            "chunks": len(plans),
+            "chunks_resumed": len(plans) - len(tasks) if resume else 0,
+            "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "outputs": {
+                "scored": str(output),
+                "rejects": str(rejects),
+                "alerts": str(alerts) if alerts else None,
+            },
         }
-        for i, plan in plans
-        if _part_stem(plan, i) not in done
-    ]
-    meter = Progress(sum(p.n_lines for _, p in plans), unit="rows", enabled=progress)
-    meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
-    for stats in run_tasks(score_chunk, tasks, engine, scheduler):
-        meter.advance(stats["rows_read"])
-    meter.close()
-
-    stems = [_part_stem(plan, i) for i, plan in plans]
-    all_stats = [json.loads((parts / f"{stem}.stats.json").read_text()) for stem in stems]
-    _join_scored(parts, stems, output, settings, schema)
-    _join_csv(parts, stems, "rejects.csv", rejects, ",".join(REJECT_FIELDS) + "\n")
-    n_alerts = sum(s["rows_flagged"] for s in all_stats)
-    if alerts:
-        _join_alerts(parts, stems, Path(alerts))
-    document = _report(all_stats, paths, detector) | {
-        "engine": engine,
-        "chunks": len(plans),
-        "chunks_resumed": len(plans) - len(tasks) if resume else 0,
-        "elapsed_seconds": round(time.perf_counter() - started, 3),
-        "outputs": {
-            "scored": str(output),
-            "rejects": str(rejects),
-            "alerts": str(alerts) if alerts else None,
-        },
-    }
-    write_bytes_atomically(report, json.dumps(document, indent=2, allow_nan=False).encode())
-    shutil.rmtree(parts, ignore_errors=True)
-    return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
+        write_bytes_atomically(report, json.dumps(document, indent=2, allow_nan=False).encode())
+        shutil.rmtree(parts, ignore_errors=True)
+        return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
 
 
 def _committed(parts: Path, plans) -> set[str]:
