@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import struct
 import warnings
@@ -297,3 +298,15 @@ def test_an_image_over_pillows_pixel_limit_is_rejected_even_where_warnings_are_n
         with pytest.raises(ImageRejected, match=r"^image too large: .*1600 pixels.* 1000 "):
             decode_file(tmp_path / "big.png")
     assert caught == []
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_under_an_escaped_id(model_dir, tmp_path):
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    _save_png(Path(os.fsdecode(folder + b"/caf\xe9.png")), seed=900)
+    Path(os.fsdecode(folder + b"/bad\xff.png")).write_bytes(b"not an image")
+    _, rows, rejects = _score(model_dir, [tmp_path / "in"], tmp_path / "out")
+    assert [row["path"] for row in rows] == [f"{tmp_path}/in/caf\\xe9.png"]
+    assert list(rejects) == [f"{tmp_path}/in/bad\\xff.png"]
+    _check_heatmap_column(rows, tmp_path / "out" / "maps")
+    assert rows[0]["heatmap"].startswith("caf_xe9.png-")

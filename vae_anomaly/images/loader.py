@@ -200,9 +200,16 @@ def decode_file(path) -> np.ndarray:
     return pixels
 
 
+def item_id(path) -> str:
+    """The id of a file in the outputs: its path, with the bytes of a name that is not
+    UTF-8 (legal on Linux) written as ``\\xe9`` escapes, so that every id can be written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _described(error: BaseException) -> str:
-    """'TypeName: message' of an exception, for a reject reason."""
-    return f"{type(error).__name__}: {error}"
+    """'TypeName: message' of an exception, for a reject reason (the undecodable bytes of
+    a path in the message escaped, so that the reason can be written)."""
+    return f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
 
 
 def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
@@ -221,10 +228,10 @@ def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
     except MemoryError:
         raise
     except Exception as error:  # OSError, ValueError, a damaged .npz's BadZipFile, zlib.error
-        yield str(path), f"not a readable .npy/.npz array file: {_described(error)}"
+        yield item_id(path), f"not a readable .npy/.npz array file: {_described(error)}"
         return
     for key, array in arrays:
-        name = str(path) if key is None else f"{path}:{key}"
+        name = item_id(path) if key is None else f"{item_id(path)}:{key}"
         if array.ndim == 2:  # one grey image
             array = array[np.newaxis]
         if array.ndim == 3:  # [n, H, W]: grey images (a single colour image needs [1, H, W, C])
@@ -264,7 +271,7 @@ def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator
             if path.suffix.lower() in ARRAY_SUFFIXES:
                 arrays.append(path)
             else:
-                yield str(path)
+                yield os.fsencode(path)
 
     yield from _file_batches(image_files, transform, batch_size)
     for path in arrays:
@@ -284,7 +291,7 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
         reasons = []
         for i, path in enumerate(path_tensors.numpy()):
             try:
-                pixels[i] = transform.apply(decode_file(path.decode())).reshape(-1)
+                pixels[i] = transform.apply(decode_file(os.fsdecode(path))).reshape(-1)
                 reasons.append("")
             except ImageRejected as reason:
                 reasons.append(str(reason))
@@ -313,10 +320,10 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
     for names, pixels, reasons in dataset.as_numpy_iterator():
         keep = reasons == b""
         yield ImageBatch(
-            ids=[n.decode() for n in names[keep]],
+            ids=[item_id(n) for n in names[keep]],
             pixels=pixels[keep],
             rejects=[
-                (n.decode(), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
+                (item_id(n), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
             ],
         )
 
