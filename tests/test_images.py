@@ -280,8 +280,8 @@ def test_score_images_accounts_for_every_file_and_draws_heat_maps(image_model, t
     }
 
     scored = (out / "scored.csv").read_text().splitlines()
-    assert scored[0] == "path,anomaly_score,p_value,is_anomaly" and len(scored) == 37
-    flagged = [line.split(",")[0] for line in scored[1:] if line.endswith(",1")]
+    assert scored[0] == "path,anomaly_score,p_value,is_anomaly,heatmap" and len(scored) == 37
+    flagged = [line.split(",")[0] for line in scored[1:] if line.split(",")[3] == "1"]
     assert status == ExitStatus.ALERTS and len(flagged) == report["anomalies"] > 0
     # Detection itself is tested on the detector above (this model is small and briefly
     # trained); here, the labels line counts what was flagged.

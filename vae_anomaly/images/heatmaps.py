@@ -8,16 +8,30 @@ log-likelihood under the posterior,
 so the pixels the decoder cannot explain stand out. ``heatmap_png`` draws the image and
 its map side by side, the map coloured black -> red -> yellow -> white from the image's
 smallest to its largest a_ij.
+
+The heat maps of a job go flat into one folder, each named by ``heatmap_name`` from the
+item's id alone, so that no input name (``..``, separators, an absolute path, a name at
+the file system's length limit) can place a map outside the folder or collide with
+another item's map.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
 
 # Each panel is scaled up by a whole factor to at least this many pixels high.
 MIN_PANEL_HEIGHT = 128
+
+# Every heat-map file name ends with this, and only heat maps in the folder do.
+HEATMAP_SUFFIX = ".heatmap.png"
+# Characters of an item's base name kept in its heat-map name (the hash tells items apart).
+MAX_NAME_CHARS = 100
+HASH_HEX_DIGITS = 12
+_UNSAFE_CHARACTER = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def pixel_anomaly(feature_terms: np.ndarray, image_shape) -> np.ndarray:
@@ -47,3 +61,31 @@ def heatmap_png(path, image: np.ndarray, anomaly: np.ndarray) -> None:
     panel = panel.repeat(factor, axis=0).repeat(factor, axis=1)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(panel).save(path, format="PNG")
+
+
+def heatmap_name(item: str) -> str:
+    """The heat-map file name of an item id (a path, or ``path:key#index`` for arrays).
+
+    The item's base name with every character outside [A-Za-z0-9._-] replaced by '_',
+    leading dots stripped and cut to ``MAX_NAME_CHARS``, then '-' and the first
+    ``HASH_HEX_DIGITS`` hex digits of the SHA-256 of the whole id, then ``HEATMAP_SUFFIX``:
+    a single path component of at most 125 characters, never hidden, the same for the
+    same id and different for ids that differ anywhere (up to a 48-bit hash collision).
+    """
+    base = item.rsplit("/", 1)[-1]
+    readable = _UNSAFE_CHARACTER.sub("_", base).lstrip(".")[:MAX_NAME_CHARS]
+    # surrogatepass: a file name that is not valid UTF-8 still hashes (os.fsdecode's escapes).
+    digest = hashlib.sha256(item.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable}-{digest[:HASH_HEX_DIGITS]}{HEATMAP_SUFFIX}"
+
+
+def heatmap_path(directory, name: str) -> Path:
+    """``directory / name`` resolved; ValueError if that is not a file inside the folder
+    (``heatmap_name`` rules it out: this checks the path actually written)."""
+    folder = Path(directory).resolve()
+    path = (folder / name).resolve()
+    if path == folder or not path.is_relative_to(folder):
+        raise ValueError(
+            f"heat map {name!r} resolves to {path}, outside the heat-map folder {folder}."
+        )
+    return path

@@ -11,10 +11,12 @@ Model directory (written to a temporary name, then renamed into place):
 ``score_images`` streams batches of ``batch_size`` images (memory stays bounded however
 many there are) and writes, each under a temporary name renamed at the end:
 
-    OUTPUT.csv     path, anomaly_score, p_value, is_anomaly, one row per scored image
+    OUTPUT.csv     path, anomaly_score, p_value, is_anomaly, heatmap, one row per scored
+                   image (heatmap: the file name of its heat map, empty if none)
     REJECTS.csv    path, reason, one row per item that was not scored
     REPORT.json    images_read = images_scored + images_rejected, reasons, threshold, timing
-    HEATMAP_DIR/   the image beside its anomaly map, one PNG per flagged image (or all)
+    HEATMAP_DIR/   the image beside its anomaly map, one PNG per flagged image (or all),
+                   all in the folder itself, named by ``heatmaps.heatmap_name``
     ALERTS.jsonl   one alert record per flagged image (as in the tabular job)
 """
 
@@ -45,7 +47,7 @@ from ..progress import Progress
 from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
-from .heatmaps import heatmap_png, pixel_anomaly
+from .heatmaps import heatmap_name, heatmap_path, heatmap_png, pixel_anomaly
 from .loader import (
     ARRAY_SUFFIXES,
     ImageRejected,
@@ -59,7 +61,7 @@ IMAGES_FILE = "images.json"
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
 REJECT_FIELDS = ("path", "reason")
-OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly")
+OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly", "heatmap")
 
 
 def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
@@ -267,8 +269,10 @@ def _score_images(
                 anomaly, p_values, is_anomaly = verdicts(
                     terms.estimate(detector.score_method), detector.offset_, calibration
                 )
-                for row in zip(batch.ids, anomaly, p_values, is_anomaly, strict=True):
-                    out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3])))
+                drawn = (is_anomaly | (config.heatmaps == "all")) & (heatmap_staging is not None)
+                names = _heatmap_names(batch.ids, drawn)
+                for row in zip(batch.ids, anomaly, p_values, is_anomaly, names, strict=True):
+                    out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3]), row[4]))
                 scored += len(batch.ids)
                 flagged += int(is_anomaly.sum())
                 meter.advance(len(batch.ids) + len(batch.rejects))  # once scored, not read
@@ -276,9 +280,8 @@ def _score_images(
                     continue
                 maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
                 if heatmap_staging is not None:
-                    chosen = is_anomaly if config.heatmaps == "flagged" else None
                     n_heatmaps += _write_heatmaps(
-                        heatmap_staging, batch, maps, transform.image_shape, chosen
+                        heatmap_staging, batch, maps, transform.image_shape, names
                     )
                 if alerts is not None:
                     alert_list += _image_alerts(
@@ -310,13 +313,18 @@ def _score_images(
     return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
 
 
-def _write_heatmaps(directory: Path, batch, maps, image_shape, chosen=None) -> int:
-    """Write the heat-map PNG of each image of ``batch`` (of those where ``chosen`` is
-    true, when given) under ``directory``; returns how many were written."""
-    rows = range(len(batch.ids)) if chosen is None else np.flatnonzero(chosen)
+def _heatmap_names(ids, drawn) -> list[str]:
+    """The heat-map file name of each image where ``drawn`` is true, "" elsewhere."""
+    return [heatmap_name(item) if draw else "" for item, draw in zip(ids, drawn, strict=True)]
+
+
+def _write_heatmaps(directory: Path, batch, maps, image_shape, names) -> int:
+    """Write the heat-map PNG of each image of ``batch`` that has a name in ``names`` into
+    ``directory`` (checked to stay inside it); returns how many were written."""
+    rows = [i for i, name in enumerate(names) if name]
     for i in rows:
         heatmap_png(
-            directory / _heatmap_name(batch.ids[i]),
+            heatmap_path(directory, names[i]),
             batch.pixels[i].reshape(image_shape),
             maps[i],
         )
@@ -337,13 +345,6 @@ def _p(value: float) -> str:
 def _reason_kind(reason: str) -> str:
     """The reason without its details: the key of ``rejected_by_reason``."""
     return reason.split(":")[0].split(" (")[0]
-
-
-def _heatmap_name(item: str) -> str:
-    """The relative PNG path of an item's heat map: its own path (made relative and safe)
-    plus ``.heatmap.png``, so maps of a.png and a.jpg do not collide."""
-    safe = item.replace("\\", "/").lstrip("/").replace("../", "").replace(":", "_")
-    return f"{safe.replace('#', '_')}.heatmap.png"
 
 
 def _image_alerts(ids, anomaly, threshold, p_values, maps, is_anomaly) -> list[dict]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 ARRAY_SUFFIXES = (".npy", ".npz")
+
+# warnings.catch_warnings swaps the process's filter list: the decoding threads take turns.
+_OPEN_LOCK = threading.Lock()
 
 
 class ImageRejected(ValueError):
@@ -156,11 +161,21 @@ def _walk_sorted(directory: Path) -> Iterator[Path]:
 
 
 def decode_file(path) -> np.ndarray:
-    """The image in ``path`` as [h, w, c] float in [0, 1], or ImageRejected with the reason."""
+    """The image in ``path`` as [h, w, c] float in [0, 1], or ImageRejected with the reason.
+
+    Whatever goes wrong decoding the file is the file's reject, not the job's end: only
+    MemoryError (and KeyboardInterrupt, SystemExit) propagate. An image of more than
+    ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is rejected as too large before its pixels are
+    read (Pillow's DecompressionBombWarning, an error here; DecompressionBombError beyond
+    twice the limit).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # reads the header only
+        with opened as image:
             image.load()
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -170,25 +185,53 @@ def decode_file(path) -> np.ndarray:
                 if mode == "P":
                     target = "RGBA" if "transparency" in image.info else "RGB"
                 pixels = np.asarray(image.convert(target), dtype=np.float64) / 255.0
+    except MemoryError:
+        raise
     except UnidentifiedImageError:
         raise ImageRejected("not an image file (no PNG, JPEG or other known format)") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageRejected(f"unreadable or truncated image: {error}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageRejected(f"image too large: {error}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageRejected(f"unreadable or truncated image: {_described(error)}") from None
+    except Exception as error:  # a decoder's own failure (Pillow plugins raise many kinds)
+        raise ImageRejected(f"image decoder failed: {_described(error)}") from None
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     return pixels
 
 
+def item_id(path) -> str:
+    """The id of a file in the outputs: its path, with the bytes of a name that is not
+    UTF-8 (legal on Linux) written as ``\\xe9`` escapes, so that every id can be written."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _described(error: BaseException) -> str:
+    """'TypeName: message' of an exception, for a reject reason (the undecodable bytes of
+    a path in the message escaped, so that the reason can be written)."""
+    return f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
+
+
 def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
     """(item id, [h, w, c] image in [0, 1] or a reject reason) for each image of an array file."""
     try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as error:
-        yield str(path), f"not a readable .npy/.npz array file: {error}"
+        # A .npz is read here, through our own handle: np.load leaves its handle open when
+        # the archive is damaged. A .npy is memory-mapped.
+        with open(path, "rb") as handle:
+            is_npz = handle.read(4) == b"PK\x03\x04"
+            if is_npz:
+                handle.seek(0)
+                with np.load(handle, allow_pickle=False) as archive:
+                    arrays = list(archive.items())
+        if not is_npz:
+            arrays = [(None, np.load(path, mmap_mode="r", allow_pickle=False))]
+    except MemoryError:
+        raise
+    except Exception as error:  # OSError, ValueError, a damaged .npz's BadZipFile, zlib.error
+        yield item_id(path), f"not a readable .npy/.npz array file: {_described(error)}"
         return
-    arrays = [(None, loaded)] if isinstance(loaded, np.ndarray) else list(loaded.items())
     for key, array in arrays:
-        name = str(path) if key is None else f"{path}:{key}"
+        name = item_id(path) if key is None else f"{item_id(path)}:{key}"
         if array.ndim == 2:  # one grey image
             array = array[np.newaxis]
         if array.ndim == 3:  # [n, H, W]: grey images (a single colour image needs [1, H, W, C])
@@ -228,7 +271,7 @@ def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator
             if path.suffix.lower() in ARRAY_SUFFIXES:
                 arrays.append(path)
             else:
-                yield str(path)
+                yield os.fsencode(path)
 
     yield from _file_batches(image_files, transform, batch_size)
     for path in arrays:
@@ -248,10 +291,14 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
         reasons = []
         for i, path in enumerate(path_tensors.numpy()):
             try:
-                pixels[i] = transform.apply(decode_file(path.decode())).reshape(-1)
+                pixels[i] = transform.apply(decode_file(os.fsdecode(path))).reshape(-1)
                 reasons.append("")
             except ImageRejected as reason:
                 reasons.append(str(reason))
+            except MemoryError:
+                raise
+            except Exception as error:  # one file's failure is its reject, not the job's end
+                reasons.append(f"image could not be transformed: {_described(error)}")
         return pixels, tf.constant(reasons, dtype=tf.string, shape=[len(reasons)])
 
     def load(paths):
@@ -273,10 +320,10 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
     for names, pixels, reasons in dataset.as_numpy_iterator():
         keep = reasons == b""
         yield ImageBatch(
-            ids=[n.decode() for n in names[keep]],
+            ids=[item_id(n) for n in names[keep]],
             pixels=pixels[keep],
             rejects=[
-                (n.decode(), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
+                (item_id(n), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
             ],
         )
 
