@@ -120,6 +120,7 @@ def test_heatmap_name_is_one_short_safe_component_with_the_hash_of_the_id():
         f"a_b_1.png-{hashlib.sha256(b'in/a b#1.png').hexdigest()[:12]}.heatmap.png"
     )
     assert heatmaps.heatmap_name(f"in/{LONG_NAME}").startswith("n" * 100 + "-")
+    assert heatmaps.heatmap_name("in/...").startswith("image-")  # nothing readable left
 
 
 def test_heatmap_path_refuses_a_name_that_resolves_outside_the_folder(tmp_path):

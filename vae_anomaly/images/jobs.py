@@ -47,7 +47,7 @@ from ..progress import Progress
 from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
-from .heatmaps import heatmap_name, heatmap_path, heatmap_png, pixel_anomaly
+from .heatmaps import HEATMAP_SUFFIX, heatmap_name, heatmap_path, heatmap_png, pixel_anomaly
 from .loader import (
     ARRAY_SUFFIXES,
     ImageRejected,
@@ -212,7 +212,7 @@ def score_images(
     check_outputs(named_outputs, [("--heatmaps", heatmaps)], model_dir=model_dir)
     if heatmaps is not None and Path(heatmaps).is_dir():
         for relative in files_below(heatmaps):
-            if not relative.endswith(".heatmap.png"):
+            if not relative.endswith(HEATMAP_SUFFIX):
                 raise UsageError(
                     f"--heatmaps {heatmaps} holds {Path(heatmaps) / relative}, which is not a "
                     "heat map; the folder is replaced by each run, so choose an empty or new "
