@@ -249,7 +249,9 @@ def test_fit_images_records_the_transform_and_the_report(image_model):
     }
     assert document["normalization"] == {"kind": "none"}  # as pipelines/images.toml says
     assert report["images_used"] == report["images_read"] == 200
-    assert (model_dir / "fit_rejects.csv").read_text().splitlines() == ["path,reason"]
+    assert (model_dir / "fit_rejects.csv").read_text().splitlines() == [
+        "file,line,reason,raw_line,raw_length"
+    ]
     assert report["threshold"]["calibrated"] and report["threshold"]["fpr"] == 0.05
 
 
@@ -268,7 +270,7 @@ def test_score_images_accounts_for_every_file_and_draws_heat_maps(image_model, t
     assert report["images_read"] == len(files) == 30 + 6 + 2
     assert report["images_scored"] + report["images_rejected"] == report["images_read"]
     with open(out / "rejects.csv", newline="") as handle:
-        rejects = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+        rejects = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
     assert len(rejects) == 2
     assert rejects[str(parts / "new" / "notes.txt")].startswith("not an image file")
     assert rejects[str(parts / "new" / "washer_truncated.png")].startswith(

@@ -84,7 +84,7 @@ def _score(model_dir, inputs, out: Path, heatmap_dir="maps", which="all"):
     with open(out / "scored.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     with open(out / "rejects.csv", newline="") as handle:
-        rejects = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+        rejects = {row["file"]: row["reason"] for row in csv.DictReader(handle)}
     return report, rows, rejects
 
 
@@ -222,7 +222,7 @@ def test_decompression_bombs_and_damaged_files_are_rejects_and_the_rest_is_score
     ])  # fmt: skip
     assert status != ExitStatus.FAILED, capsys.readouterr()
     with open(out / "rejects.csv", newline="") as handle:
-        rejects = {Path(row["path"]).name: row["reason"] for row in csv.DictReader(handle)}
+        rejects = {Path(row["file"]).name: row["reason"] for row in csv.DictReader(handle)}
     assert set(rejects) == {"bomb.png", "big.png", "garbage.png", "truncated.png", "damaged.npz"}
     assert re.match(r"image too large: .*400000000 pixels.*exceeds", rejects["bomb.png"])
     assert re.match(r"image too large: .*100000000 pixels.*exceeds", rejects["big.png"])

@@ -91,21 +91,49 @@ def flagged_records(
     ]
 
 
-def write_alerts(records: list[dict], path) -> Path:
-    """Write records to ``path``: JSON Lines for .jsonl/.json, CSV for .csv; atomically."""
-    path = Path(path)
-    if path.suffix not in (".jsonl", ".json", ".csv"):
-        raise ValueError(f"alerts file {path} must end in .jsonl or .csv, got {path.suffix!r}.")
-    with atomic_open(path) as handle:
-        if path.suffix == ".csv":
+def csv_row(record: dict) -> dict:
+    """An alert record as a CSV row: top_features as "name:share;name:share"."""
+    features = ";".join(f"{f['feature']}:{f['share']:.4f}" for f in record["top_features"])
+    return {**record, "top_features": features}
+
+
+class AlertSink:
+    """Context manager writing alert records to ``path`` as they come (JSON Lines for
+    .jsonl/.json, CSV for .csv), renamed into place on a clean exit; ``count`` of them.
+
+    A job's memory does not grow with its alerts: each is written when it is found.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.suffix not in (".jsonl", ".json", ".csv"):
+            raise ValueError(
+                f"alerts file {self.path} must end in .jsonl or .csv, got {self.path.suffix!r}."
+            )
+        self.count = 0
+
+    def __enter__(self) -> AlertSink:
+        self._context = atomic_open(self.path)
+        handle = self._context.__enter__()
+        if self.path.suffix == ".csv":
             writer = csv.DictWriter(handle, fieldnames=FIELDS)
             writer.writeheader()
-            for record in records:
-                features = ";".join(
-                    f"{f['feature']}:{f['share']:.4f}" for f in record["top_features"]
-                )
-                writer.writerow({**record, "top_features": features})
+            self._write = lambda record: writer.writerow(csv_row(record))
         else:
-            for record in records:
-                handle.write(json.dumps(record, allow_nan=False) + "\n")
-    return path
+            self._write = lambda record: handle.write(json.dumps(record, allow_nan=False) + "\n")
+        return self
+
+    def write(self, records) -> None:
+        for record in records:
+            self._write(record)
+            self.count += 1
+
+    def __exit__(self, kind, value, traceback):
+        return self._context.__exit__(kind, value, traceback)
+
+
+def write_alerts(records, path) -> Path:
+    """Write records to ``path``: JSON Lines for .jsonl/.json, CSV for .csv; atomically."""
+    with AlertSink(path) as sink:
+        sink.write(records)
+    return sink.path

@@ -33,17 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..alerts import flagged_records, write_alerts
+from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
 from ..errors import UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
-from ..jobs.locks import JobLock
+from ..jobs.locks import locked
 from ..jobs.paths import check_distinct, check_outputs
+from ..jobs.progress import Progress
+from ..jobs.rejects import RejectWriter
+from ..jobs.report import Tally
 from ..model_dir import read_job_document, staged_directory, threshold_info
 from ..persistence import staged
-from ..progress import Progress
 from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
@@ -60,7 +62,6 @@ from .loader import (
 IMAGES_FILE = "images.json"
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
-REJECT_FIELDS = ("path", "reason")
 OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly", "heatmap")
 
 
@@ -94,14 +95,12 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
     with staged_directory(model_dir, IMAGES_FILE) as staging:
-        pixels, rejected = [], 0
-        with atomic_open(staging / FIT_REJECTS_FILE) as handle:
-            writer = csv.writer(handle)
-            writer.writerow(REJECT_FIELDS)
+        pixels = []
+        with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
             for batch in image_batches(paths, transform, config.batch_size):
                 pixels.append(batch.pixels)
-                writer.writerows(batch.rejects)
-                rejected += len(batch.rejects)
+                rejects.add_items(batch.rejects)
+        rejected = rejects.count
         X = np.concatenate(pixels) if pixels else np.zeros((0, 1))
         if len(X) == 0:
             raise ValueError(f"{', '.join(map(str, inputs))}: no readable image to train on.")
@@ -218,10 +217,7 @@ def score_images(
                     "heat map; the folder is replaced by each run, so choose an empty or new "
                     "folder."
                 )
-    with contextlib.ExitStack() as locks:
-        for flag, path in [*named_outputs, ("--heatmaps", heatmaps)]:
-            if path is not None:
-                locks.enter_context(JobLock(path, flag))
+    with locked([*named_outputs, ("--heatmaps", heatmaps)]):
         return _score_images(
             model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
         )
@@ -247,70 +243,61 @@ def _score_images(
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
     need_features = bool(heatmaps) or alerts is not None
-    reasons, scored, flagged, alert_list, n_heatmaps = Counter(), 0, 0, [], 0
+    tally, n_heatmaps = Tally(), 0
     meter = Progress(None, unit="images", enabled=progress)
     with contextlib.ExitStack() as stack:
         heatmap_staging = stack.enter_context(staged(Path(heatmaps))) if heatmaps else None
-        with (
-            atomic_open(Path(output)) as out_handle,
-            atomic_open(Path(rejects)) as reject_handle,
-        ):
-            out = csv.writer(out_handle)
-            out.writerow(OUTPUT_FIELDS)
-            reject_writer = csv.writer(reject_handle)
-            reject_writer.writerow(REJECT_FIELDS)
-            for batch in image_batches(paths, transform, config.batch_size):
-                reject_writer.writerows(batch.rejects)
-                reasons.update(_reason_kind(reason) for _, reason in batch.rejects)
-                if not batch.ids:
-                    meter.advance(len(batch.rejects))
-                    continue
-                terms = detector.score_terms(normalize(batch.pixels), features=need_features)
-                anomaly, p_values, is_anomaly = verdicts(
-                    terms.estimate(detector.score_method), detector.offset_, calibration
+        alert_sink = stack.enter_context(AlertSink(alerts)) if alerts is not None else None
+        out_handle = stack.enter_context(atomic_open(Path(output)))
+        reject_writer = stack.enter_context(RejectWriter(rejects))
+        out = csv.writer(out_handle)
+        out.writerow(OUTPUT_FIELDS)
+        for batch in image_batches(paths, transform, config.batch_size):
+            reject_writer.add_items(batch.rejects)
+            tally.reject(reason for _, reason in batch.rejects)
+            if not batch.ids:
+                meter.advance(len(batch.rejects))
+                continue
+            terms = detector.score_terms(normalize(batch.pixels), features=need_features)
+            anomaly, p_values, is_anomaly = verdicts(
+                terms.estimate(detector.score_method), detector.offset_, calibration
+            )
+            drawn = (is_anomaly | (config.heatmaps == "all")) & (heatmap_staging is not None)
+            names = _heatmap_names(batch.ids, drawn)
+            for row in zip(batch.ids, anomaly, p_values, is_anomaly, names, strict=True):
+                out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3]), row[4]))
+            tally.score(len(batch.ids), int(is_anomaly.sum()))
+            meter.advance(len(batch.ids) + len(batch.rejects))  # once scored, not read
+            if not need_features:
+                continue
+            maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
+            if heatmap_staging is not None:
+                n_heatmaps += _write_heatmaps(
+                    heatmap_staging, batch, maps, transform.image_shape, names
                 )
-                drawn = (is_anomaly | (config.heatmaps == "all")) & (heatmap_staging is not None)
-                names = _heatmap_names(batch.ids, drawn)
-                for row in zip(batch.ids, anomaly, p_values, is_anomaly, names, strict=True):
-                    out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3]), row[4]))
-                scored += len(batch.ids)
-                flagged += int(is_anomaly.sum())
-                meter.advance(len(batch.ids) + len(batch.rejects))  # once scored, not read
-                if not need_features:
-                    continue
-                maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
-                if heatmap_staging is not None:
-                    n_heatmaps += _write_heatmaps(
-                        heatmap_staging, batch, maps, transform.image_shape, names
-                    )
-                if alerts is not None:
-                    alert_list += _image_alerts(
-                        batch.ids, anomaly, -detector.offset_, p_values, maps, is_anomaly
-                    )
+            if alert_sink is not None:  # written as found: memory does not grow with them
+                alert_sink.write(
+                    _image_alerts(batch.ids, anomaly, -detector.offset_, p_values, maps, is_anomaly)
+                )
         meter.close()
-        if alerts is not None:
-            write_alerts(alert_list, alerts)
-    # The outputs, alerts and heat maps are in place; the report comes last.
+    # The outputs, rejects, alerts and heat maps are in place; the report comes last.
     seconds = time.perf_counter() - started
-    rejected = sum(reasons.values())
     document = {
         "inputs": [str(i) for i in inputs],
         "files_found": files_found["files"],
-        "images_read": scored + rejected,
-        "images_scored": scored,
-        "images_rejected": rejected,
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "anomalies": flagged,
+        **tally.counts("images"),
+        "rejected_by_reason": dict(sorted(tally.rejected.items())),
+        "anomalies": tally.flagged,
         "heatmaps": n_heatmaps,
         "threshold": threshold_info(detector),
         "score_method": detector.score_method,
         "seconds": round(seconds, 3),
-        "images_per_s": round((scored + rejected) / max(seconds, 1e-9), 1),
+        "images_per_s": round(tally.read / max(seconds, 1e-9), 1),
     }
     write_bytes_atomically(
         Path(report), (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
     )
-    return document, ExitStatus.ALERTS if flagged else ExitStatus.OK
+    return document, ExitStatus.ALERTS if tally.flagged else ExitStatus.OK
 
 
 def _heatmap_names(ids, drawn) -> list[str]:
@@ -340,11 +327,6 @@ def _counted(paths, counter: Counter):
 
 def _p(value: float) -> str:
     return "" if np.isnan(value) else repr(float(value))
-
-
-def _reason_kind(reason: str) -> str:
-    """The reason without its details: the key of ``rejected_by_reason``."""
-    return reason.split(":")[0].split(" (")[0]
 
 
 def _image_alerts(ids, anomaly, threshold, p_values, maps, is_anomaly) -> list[dict]:

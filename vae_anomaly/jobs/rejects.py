@@ -2,6 +2,9 @@
 
     file, line, reason, raw_line, raw_length
 
+For the image jobs, ``file`` is the item (a file's path, or ``path:key#index`` for an
+image of an array file), and ``line`` and ``raw_line`` are empty.
+
 ``raw_line`` holds at most ``MAX_RAW_CHARS`` characters of the line and ``reason`` at most
 ``MAX_REASON_CHARS`` (a cut reason ends in "…"); ``raw_length`` is the line's full length
 in characters, so a 50 MB line costs a reject file a few kB, and what was cut is known.
@@ -49,6 +52,12 @@ class RejectWriter:
             self._writer.writerow(reject_row(path, line, reason, raw))
             self.count += 1
             self.count_before_encoding += 1
+
+    def add_items(self, rejected) -> None:
+        """Items that are not lines (an image file, an array's image): (item, reason)."""
+        for item, reason in rejected:
+            self._writer.writerow(reject_row(item, "", reason, ""))
+            self.count += 1
 
     def add_one(self, path, line: int, reason: str, raw: str) -> None:
         self._writer.writerow(reject_row(path, line, reason, raw))

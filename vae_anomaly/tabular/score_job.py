@@ -24,14 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..alerts import flagged_records, write_alerts
+from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..jobs.locks import locked
 from ..jobs.paths import check_distinct, check_outputs
+from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
+from ..jobs.report import reason_kind
 from ..model_dir import threshold_info
-from ..progress import Progress
 from ..thresholds import verdicts
 from .config import JobConfig
 from .engines import run_tasks
@@ -107,7 +108,7 @@ def score_chunk(task: dict) -> dict:
         "rows_rejected": len(rejected),
         "rows_flagged": int(scored["is_anomaly"].sum()) if len(scored) else 0,
         "unknown_categories": unknown,
-        "reject_reasons": dict(Counter(reason.split(":")[0] for _, reason, _ in rejected)),
+        "reject_reasons": dict(Counter(reason_kind(reason) for _, reason, _ in rejected)),
     }
     if stats["rows_scored"] + stats["rows_rejected"] != stats["rows_read"]:
         raise RuntimeError(f"Accounting error in {plan.path} chunk {plan.index}: {stats}.")
@@ -343,11 +344,10 @@ def _join_alerts(parts: Path, stems, target: Path) -> None:
     if target.suffix in (".jsonl", ".json"):
         _join_csv(parts, stems, "alerts.jsonl", target, "")
         return
-    records = []
-    for stem in stems:
-        text = (parts / f"{stem}.alerts.jsonl").read_text()
-        records += [json.loads(line) for line in text.splitlines() if line]
-    write_alerts(records, target)
+    with AlertSink(target) as sink:  # one chunk's records at a time
+        for stem in stems:
+            with open(parts / f"{stem}.alerts.jsonl") as part:
+                sink.write(json.loads(line) for line in part if line.strip())
 
 
 def _report(all_stats, paths, detector) -> dict:
