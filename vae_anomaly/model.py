@@ -282,6 +282,25 @@ class VAE(keras.Model):
         log_posterior = posterior_distribution(loc, scale).log_prob(z)
         return feature_log_likelihood, log_prior - log_posterior, analytic_kl(loc, scale)
 
+    def scoring_row_elements(self, n_samples: int) -> int:
+        """float32 values ``log_weight_terms`` holds per row with k = ``n_samples``, from
+        the layers' output shapes: once per row the encoder input, every encoder layer's
+        output and q(z|x); k times per row z, every decoder layer's output (feature maps
+        included), the likelihood's parameters, x repeated, and the per-output terms
+        (float32, and float64 in ``scoring``: 3 values each). Their sum bounds what one
+        row can hold at once, whichever of them the runtime keeps alive together."""
+        encoder_input = self.n_features * (2 if self.missing_indicator else 1)
+        per_row = encoder_input + self.encoder.activation_elements() + 4 * self.latent_dim
+        per_sample = (
+            self.latent_dim
+            + self.decoder.activation_elements()
+            + self.likelihood_head.activation_elements()
+            + self.n_features
+            + 3 * self.n_outputs
+            + 2  # log p(z_i) and log q(z_i|x)
+        )
+        return per_row + n_samples * per_sample
+
     def get_config(self):
         return {
             "name": self.name,
