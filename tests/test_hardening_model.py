@@ -4,10 +4,11 @@ that diverges, the scoring memory of the convolutional model, and checks on load
 import math
 
 import numpy as np
+import pytest
 
 from vae_anomaly.model import VAE
 from vae_anomaly.scoring import SCORING_MEMORY_BYTES, scoring_batch_rows, scoring_row_bytes
-
+from vae_anomaly.tabular.schema import TabularSchema
 
 # ----------------------------------------------------------------------------- item 15
 
@@ -41,3 +42,27 @@ def test_the_scoring_batch_of_a_convolutional_model_fits_the_working_memory():
         assert rows * row_bytes <= SCORING_MEMORY_BYTES
     # 28 x 28 x 16 (the last feature map) x 16 samples: 7 rows fit in 16 MiB, not 334.
     assert scoring_batch_rows(model, 16) < 10
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {"name": "x", "role": "numerik", "levels": []},
+            r"Column 'x': role must be one of \['numeric', 'categorical', 'boolean', "
+            r"'passthrough', 'ignore'\], got 'numerik'",
+        ),
+        ({"name": "x", "role": "numeric", "levels": ["a"]}, "Column 'x': role 'numeric' takes"),
+        ({"name": "x", "role": "categorical", "levels": []}, "Column 'x': a categorical column"),
+        ({"name": "x", "role": "categorical", "levels": ["a", "a"]}, "needs distinct levels"),
+        ({"name": "x", "role": "categorical", "levels": [1, 2]}, "levels must be a list of texts"),
+        ({"role": "numeric", "levels": []}, "Schema column 1: needs a 'name'"),
+    ],
+)
+def test_schema_from_dict_names_the_column_of_a_bad_entry(entry, message):
+    good = {"name": "y", "role": "numeric", "levels": [], "reason": ""}
+    with pytest.raises(ValueError, match=message):
+        TabularSchema.from_dict({"columns": [good, entry]})

@@ -138,6 +138,28 @@ def _encode_categorical(values, levels):
     return one_hot, [], int(len(other) - missing.sum())
 
 
+def _column_from_dict(index: int, entry) -> Column:
+    """One column entry of a schema document, checked."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ValueError(f"Schema column {index}: needs a 'name' (text), got {entry!r}.")
+    name, role, levels = entry["name"], entry.get("role"), entry.get("levels", [])
+    if role not in ROLES:
+        raise ValueError(f"Column {name!r}: role must be one of {list(ROLES)}, got {role!r}.")
+    if not isinstance(levels, list) or not all(isinstance(level, str) for level in levels):
+        raise ValueError(f"Column {name!r}: levels must be a list of texts, got {levels!r}.")
+    if role == "categorical" and (not levels or len(set(levels)) != len(levels)):
+        raise ValueError(
+            f"Column {name!r}: a categorical column needs distinct levels, got {levels!r}."
+        )
+    if role != "categorical" and levels:
+        raise ValueError(
+            f"Column {name!r}: role {role!r} takes no levels (only 'categorical' does), "
+            f"got {len(levels)}."
+        )
+    reason = entry.get("reason", "")
+    return Column(name, role, tuple(levels), reason if isinstance(reason, str) else str(reason))
+
+
 class TabularSchema:
     """Roles of the columns of a training CSV, and the encoding they imply."""
 
@@ -148,7 +170,10 @@ class TabularSchema:
             raise ValueError(f"Duplicate column names: {names}.")
         for column in self.columns:
             if column.role not in ROLES:
-                raise ValueError(f"Column {column.name!r}: role must be one of {ROLES}.")
+                raise ValueError(
+                    f"Column {column.name!r}: role must be one of {list(ROLES)}, "
+                    f"got {column.role!r}."
+                )
         if not self.modelled:
             raise ValueError(
                 "No column is modelled: every column is passthrough or ignored "
@@ -246,12 +271,12 @@ class TabularSchema:
 
     @classmethod
     def from_dict(cls, data: dict) -> TabularSchema:
-        return cls(
-            [
-                Column(c["name"], c["role"], tuple(c["levels"]), c.get("reason", ""))
-                for c in data["columns"]
-            ]
-        )
+        """The schema written by ``to_dict``; ValueError names the column of a bad entry:
+        an unknown role, or levels that do not fit the role (a categorical column needs
+        distinct text levels; other roles have none)."""
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+            raise ValueError("A schema is a mapping with a list of 'columns'.")
+        return cls([_column_from_dict(index, entry) for index, entry in enumerate(data["columns"])])
 
     def report(self) -> list[dict]:
         """The inference report: name, role, reason (and level count) per column."""
