@@ -13,3 +13,7 @@ class TrainingDivergedError(FloatingPointError):
 
 class VersionMismatchWarning(UserWarning):
     """A saved detector was written by another version of vae-anomaly."""
+
+
+class CalibrationWarning(UserWarning):
+    """Too few held-out rows to certify the false-positive rate: the threshold is not calibrated."""

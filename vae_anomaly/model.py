@@ -21,6 +21,7 @@ encoder sees them as 0, and with ``missing_indicator=True`` also sees the presen
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -332,6 +333,24 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         fraction = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else 1.0
         self.model.kl_weight.assign(self.beta * fraction)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, silently (Keras's
+    TerminateOnNaN prints "Batch n: Invalid loss" to stdout); the caller raises its own
+    error. ``epoch`` (0-based) and ``loss`` record where it stopped, None if it did not."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch, self.loss, self._current_epoch = None, None, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.epoch, self.loss = self._current_epoch, float(loss)
+            self.model.stop_training = True
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..validation import SCALED_LIMIT, fit_scaling, out_of_range
+
 ROLES = ("numeric", "categorical", "boolean", "passthrough", "ignore")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
@@ -238,8 +240,15 @@ class TabularSchema:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, cells: dict[str, np.ndarray], n_rows: int) -> Encoded:
-        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed."""
+    def encode(self, cells: dict[str, np.ndarray], n_rows: int, scaling=None) -> Encoded:
+        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed.
+
+        A numeric value whose scaled form u = (x - center) / scale the model cannot
+        score (``validation.SCALED_LIMIT``: it would overflow float32) is rejected too.
+        ``scaling`` is the fitted detector's ``(center_, scale_)`` over the encoded
+        columns; without it (at fit, before the detector learns one), the detector's
+        robust scaling of these rows.
+        """
         parts, reasons, unknown = [], {}, {}
         for column in self.modelled:
             values = cells[column.name]
@@ -258,9 +267,30 @@ class TabularSchema:
                     )
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
+        self._reject_out_of_range(X, cells, scaling, reasons)
         bad_rows = np.array(sorted(reasons), dtype=int)
         kept = np.setdiff1d(np.arange(n_rows), bad_rows)
         return Encoded(X[kept], kept, [(row, reasons[row]) for row in bad_rows], unknown)
+
+    def _reject_out_of_range(self, X, cells, scaling, reasons: dict) -> None:
+        """Add a reason for each row with a numeric value out of range once scaled."""
+        numeric = self.by_role("numeric")  # the first encoded columns
+        if not numeric:
+            return
+        values = X[:, : len(numeric)]
+        if scaling is None:
+            center, scale = fit_scaling(values, "robust")
+        else:
+            center, scale = (np.asarray(a, dtype=np.float64)[: len(numeric)] for a in scaling)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (values - center) / scale
+        for row, j in zip(*np.nonzero(out_of_range(scaled, SCALED_LIMIT)), strict=True):
+            name = numeric[j].name
+            reasons.setdefault(
+                int(row),
+                f"value out of range: column {name!r} = {cells[name][row]!r} overflows "
+                "float32 after scaling",
+            )
 
     # ------------------------------------------------------------------ files
 
