@@ -904,23 +904,27 @@ def _check_fitted_values(detector: VAEAnomalyDetector, model: VAE, manifest_path
         return ModelFileError(f"{manifest_path}: the entry 'fitted.{entry}' {problem}.")
 
     if n < 1 or model.n_features != n:
-        raise bad("n_features_in_", f"is {n}, but the model takes {model.n_features} features")
+        raise bad("n_features_in_", f"is {n}, which does not match the model's {model.n_features}")
     if detector.latent_dim_ != model.latent_dim:
-        raise bad("latent_dim_", f"is {detector.latent_dim_}, the model's is {model.latent_dim}")
+        raise bad(
+            "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
+        )
     for entry in ("center_", "scale_"):
         values = getattr(detector, entry)
         if values.shape != (n,):
-            raise bad(entry, f"has shape {values.shape}, expected ({n},) (n_features_in_)")
+            raise bad(entry, f"has shape {values.shape}, which does not match n_features_in_ = {n}")
         wrong = ~np.isfinite(values) | ((values <= 0) if entry == "scale_" else False)
         if wrong.any():
             j = int(np.flatnonzero(wrong)[0])
             wanted = "positive and finite" if entry == "scale_" else "finite"
-            raise bad(entry, f"must be {wanted}, but holds {values[j]!r} at index {j}")
+            raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
     if not math.isfinite(detector.offset_):
         raise bad("offset_", f"must be finite, got {detector.offset_!r}")
     names = getattr(detector, "feature_names_in_", None)
     if names is not None and names.shape != (n,):
-        raise bad("feature_names_in_", f"has {names.size} names for {n} features")
+        raise bad(
+            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
+        )
     if hasattr(detector, "calibration_scores_"):
         scores = detector.calibration_scores_
         if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
