@@ -553,7 +553,7 @@ or sequence of (family, width), default="gaussian"
             self.history_,
             self.learning_rate,
             stop_on_nan,
-            most_extreme_columns(train, getattr(self, "feature_names_in_", None)),
+            lambda: most_extreme_columns(train, getattr(self, "feature_names_in_", None)),
         )
         self.model_ = model
         self.score_seed_ = score_seed
@@ -869,10 +869,11 @@ def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> s
 
 
 def _check_training_finite(
-    model: VAE, history: dict, learning_rate: float, stopped, extreme_columns: str = ""
+    model: VAE, history: dict, learning_rate: float, stopped, extreme_columns=lambda: ""
 ) -> None:
     """TrainingDivergedError when a training loss or a weight is not finite; the message
-    names where it happened and the columns with the most extreme scaled values."""
+    names where it happened and the columns with the most extreme scaled values
+    (``extreme_columns()``, only computed then)."""
     losses = np.asarray(history["loss"], dtype=np.float64)
     weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
     if stopped.epoch is None and np.all(np.isfinite(losses)) and weights_finite:
@@ -884,9 +885,8 @@ def _check_training_finite(
         where = f"the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
     else:
         where = f"a weight became NaN or infinite by epoch {len(losses)}"
-    extremes = (
-        f" The most extreme scaled values are in {extreme_columns}." if extreme_columns else ""
-    )
+    columns = extreme_columns()
+    extremes = f" The most extreme scaled values are in {columns}." if columns else ""
     raise TrainingDivergedError(
         f"Training diverged: {where} and the model would score NaN.{extremes} Lower "
         f"learning_rate (now {learning_rate!r}), keep scaling on, or check those columns "
