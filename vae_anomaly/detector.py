@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from numbers import Integral, Real
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,11 +16,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS, GaussianHead
-from .errors import ModelFileError, TrainingDivergedError
+from .errors import CalibrationWarning, ModelFileError, TrainingDivergedError
 from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
-from .model import VAE, EpochTimer, KLWarmup
+from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .networks import default_conv_filters
-from .persistence import model_from_bytes, model_to_bytes, read_bundle, write_bundle
+from .persistence import (
+    MANIFEST_FILE,
+    model_from_bytes,
+    model_to_bytes,
+    read_bundle,
+    write_bundle,
+)
 from .scoring import ScoreTerms, score_terms, scoring_noise
 from .thresholds import (
     benjamini_hochberg,
@@ -27,7 +34,15 @@ from .thresholds import (
     conformal_threshold,
     min_calibration_size,
 )
-from .validation import check_finite, check_numeric_frame, check_unit_interval, with_location
+from .validation import (
+    check_finite,
+    check_in_range,
+    check_numeric_frame,
+    check_unit_interval,
+    column_label,
+    fit_scaling,
+    with_location,
+)
 
 SCORE_METHODS = ("elbo", "iwae")
 SCALINGS = ("auto", "standard", "robust", None)
@@ -41,6 +56,8 @@ STEPS_PER_EXECUTION = 32
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
 AUTO_FENCE_IQRS = 3.0
 _SEED_HIGH = 2**31 - 1
+# Fewer rows give no scale and no threshold to speak of.
+MIN_TRAINING_ROWS = 2
 
 
 def default_latent_dim(n_features: int) -> int:
@@ -58,26 +75,6 @@ def default_epochs(steps_per_epoch: int) -> int:
     """Epochs giving about AUTO_EPOCH_STEPS optimiser steps, within AUTO_EPOCH_RANGE."""
     low, high = AUTO_EPOCH_RANGE
     return int(np.clip(math.ceil(AUTO_EPOCH_STEPS / steps_per_epoch), low, high))
-
-
-def _fit_scaling(X: np.ndarray, scaling: str | None, columns=None) -> tuple[np.ndarray, np.ndarray]:
-    """(center, scale) per column, ignoring NaN; a constant, empty or unselected column
-    (``columns`` is a boolean mask of the columns to scale) gets center 0 and scale 1."""
-    n_features = X.shape[1]
-    columns = np.ones(n_features, dtype=bool) if columns is None else np.asarray(columns)
-    if scaling is None or not columns.any():
-        return np.zeros(n_features), np.ones(n_features)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
-        if scaling == "standard":
-            center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
-        else:  # robust: median and interquartile range / 1.349 (the IQR of N(0, 1))
-            center = np.nanmedian(X, axis=0)
-            q25, q75 = np.nanpercentile(X, [25, 75], axis=0)
-            scale = (q75 - q25) / 1.349
-            scale = np.where(scale > 0, scale, np.nanstd(X, axis=0))
-    usable = columns & np.isfinite(center) & np.isfinite(scale) & (scale > 0)
-    return np.where(usable, center, 0.0), np.where(usable, scale, 1.0)
 
 
 def _check_int(name, value, minimum, allow_none=False):
@@ -201,7 +198,11 @@ or sequence of (family, width), default="gaussian"
     calibration_fraction : float in [0, 1), default=0.0
         Share of rows that ``fit`` holds out (not trained on) and passes to
         ``calibrate(X_held_out, fpr)``. The held-out rows should be normal: anomalies
-        among them make the threshold more lenient.
+        among them make the threshold more lenient. When the share holds out fewer rows
+        than ``fpr`` needs (``thresholds.min_calibration_size``: 99 at 0.01), ``fit``
+        warns (``CalibrationWarning``, naming the rows needed and the smallest fpr the
+        held-out rows could certify), trains on every row and sets ``offset_`` at the
+        ``fpr`` quantile of the training scores, not certified: ``calibrated_`` is False.
     fpr : float in (0, 1), default=0.01
         Target false-positive rate on normal rows when ``fit`` calibrates.
     random_state : int, RandomState instance or None, default=None
@@ -228,9 +229,15 @@ or sequence of (family, width), default="gaussian"
     score_seed_ : int
         Seed of the scoring noise, shared by every row scored.
     calibration_scores_ : ndarray of shape (n_calibration,)
-        Sorted anomaly scores of the calibration rows (after ``calibrate``).
+        Sorted anomaly scores of the calibration rows (only when calibrated).
     fpr_ : float
-        The false-positive rate ``offset_`` was calibrated for (after ``calibrate``).
+        The false-positive rate ``offset_`` was set for: certified by the calibration
+        rows when ``calibrated_``; only a training quantile when calibration held out too
+        few rows. Absent when ``offset_`` comes from ``contamination``.
+    calibrated_ : bool
+        Whether ``offset_`` is a split-conformal threshold on held-out normal rows.
+    calibration_reason_ : str
+        Why the threshold is not calibrated ("" when it is).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
 
@@ -434,13 +441,21 @@ or sequence of (family, width), default="gaussian"
         self._check_params()
         X = self._validate_input(X, reset=True)
         n_samples, n_features = X.shape
+        if n_samples < MIN_TRAINING_ROWS:
+            raise ValueError(
+                f"VAEAnomalyDetector needs at least {MIN_TRAINING_ROWS} rows to train (a "
+                f"scaling and a threshold need two), got n_samples={n_samples}."
+            )
+        for name in ("calibration_scores_", "fpr_"):  # from an earlier fit or calibrate
+            self.__dict__.pop(name, None)
+        self.calibrated_ = False
         rng = check_random_state(self.random_state)
         model_seed, shuffle_seed, split_seed, score_seed = (
             int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
         )
 
         layout = self._layout(n_features)
-        self.center_, self.scale_ = _fit_scaling(
+        self.center_, self.scale_ = fit_scaling(
             X, self._resolved_scaling(), gaussian_columns(layout)
         )
         U = self._scaled(X)
@@ -460,11 +475,12 @@ or sequence of (family, width), default="gaussian"
 
         order = np.random.RandomState(split_seed).permutation(n_samples)
         n_calibration = int(self.calibration_fraction * n_samples)
-        if n_calibration and n_calibration < min_calibration_size(self.fpr):
-            raise ValueError(
-                f"calibration_fraction={self.calibration_fraction} holds out {n_calibration} "
-                f"rows, but fpr={self.fpr} needs at least {min_calibration_size(self.fpr)}."
-            )
+        too_few = _too_few_to_calibrate(
+            n_samples, n_calibration, self.calibration_fraction, self.fpr
+        )
+        if too_few:
+            warnings.warn(too_few, CalibrationWarning, stacklevel=2)
+            n_calibration = 0  # every row trains; the threshold comes from their scores
         calibration_rows, fitting_rows = order[:n_calibration], order[n_calibration:]
         n_validation = int(self.validation_fraction * len(fitting_rows))
         if n_validation < 1 or n_validation >= len(fitting_rows):
@@ -503,7 +519,8 @@ or sequence of (family, width), default="gaussian"
             .batch(batch_size)
             .prefetch(tf.data.AUTOTUNE)
         )
-        callbacks = [keras.callbacks.TerminateOnNaN(), EpochTimer()]
+        stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
+        callbacks = [stop_on_nan, EpochTimer()]
         if self.kl_warmup_epochs:
             callbacks.append(KLWarmup(self.beta, self.kl_warmup_epochs))
         validation_data = None
@@ -531,13 +548,29 @@ or sequence of (family, width), default="gaussian"
             name: [float(value) for value in values] for name, values in history.history.items()
         }
         self.n_epochs_ = len(self.history_["loss"])
-        _check_training_finite(model, self.history_, self.learning_rate)
+        _check_training_finite(
+            model,
+            self.history_,
+            self.learning_rate,
+            stop_on_nan,
+            lambda: most_extreme_columns(train, getattr(self, "feature_names_in_", None)),
+        )
         self.model_ = model
         self.score_seed_ = score_seed
-        fitted = X[fitting_rows]
-        self.offset_ = self._threshold(self._log_density(fitted))
+        training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
+        self.offset_ = self._threshold(training_scores)
         if n_calibration:
-            self._calibrate(X[calibration_rows], self.fpr)
+            self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
+        elif too_few:
+            # Not certified: the (1 - fpr) quantile of the training anomaly scores.
+            self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
+            self.fpr_ = float(self.fpr)
+            self.calibration_reason_ = too_few
+        else:
+            self.calibration_reason_ = (
+                f"calibration_fraction=0: offset_ is set by contamination="
+                f"{self.contamination!r} on the training scores"
+            )
         return self
 
     def _likelihood_options(self, layout) -> dict:
@@ -557,13 +590,45 @@ or sequence of (family, width), default="gaussian"
 
     # ------------------------------------------------------------------ scoring
 
-    def _scaled(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.center_) / self.scale_).astype(np.float32)
+    def _scaled_float64(self, X: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (X - self.center_) / self.scale_
 
-    def _terms(self, X: np.ndarray, features: bool = True) -> ScoreTerms:
-        """Score terms of validated X, in the units of X (log-Jacobian of the scaling added)."""
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """u = (x - center_) / scale_ as the model's float32; every path into the model
+        passes here, so a value whose scaled form overflows float32 is a ValueError naming
+        its row and column (a score that overflows is caught in ``_terms``)."""
+        U = self._scaled_float64(X)
+        check_in_range(X, U, getattr(self, "feature_names_in_", None))
+        return U.astype(np.float32)
+
+    def _check_scores_finite(self, X: np.ndarray, terms: ScoreTerms, rows=None) -> None:
+        """ValueError naming the first row whose score is not finite, and its most extreme
+        column in scaled units (the value that overflowed); ``rows`` maps to X's rows."""
+        finite = np.isfinite(terms.elbo) & np.isfinite(terms.iwae)
+        if finite.all():
+            return
+        bad = np.flatnonzero(~finite)
+        position = int(bad[0])
+        row = int(rows[position]) if rows is not None else position
+        extremity = np.abs(self._scaled_float64(X[position]))
+        j = int(np.argmax(np.where(np.isnan(extremity), -1.0, extremity)))
+        column = column_label(j, getattr(self, "feature_names_in_", None))
+        raise ValueError(
+            f"Input X at row {row} scores {float(terms.elbo[position])!r}: its {column} "
+            f"= {float(X[position, j])!r} ({float(extremity[j]):.3g} after scaling) overflows "
+            f"the model's float32 arithmetic; {bad.size} row(s) affected. Remove these rows "
+            "or fix their values."
+        )
+
+    def _terms(self, X: np.ndarray, features: bool = True, rows=None) -> ScoreTerms:
+        """Score terms of validated X, in the units of X (log-Jacobian of the scaling added).
+
+        A row whose score is not finite is a ValueError (``rows``: its index in the
+        caller's X, when X is a selection of it)."""
         noise = scoring_noise(self.score_seed_, self.n_score_samples, self.latent_dim_)
         terms = score_terms(self.model_, self._scaled(X), noise, features=features)
+        self._check_scores_finite(X, terms, rows)
         # Per output: log scale of its column (0 for non-Gaussian outputs), counted only
         # where the output is observed: log p(x) = log p(u) - sum_observed log scale.
         layout = self._layout(X.shape[1])
@@ -581,9 +646,9 @@ or sequence of (family, width), default="gaussian"
             feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
         )
 
-    def _log_density(self, X: np.ndarray) -> np.ndarray:
+    def _log_density(self, X: np.ndarray, rows=None) -> np.ndarray:
         """The score_method estimate of log p(x) for validated X, without per-feature terms."""
-        return self._terms(X, features=False).estimate(self.score_method)
+        return self._terms(X, features=False, rows=rows).estimate(self.score_method)
 
     def score_terms(self, X, *, features: bool = True) -> ScoreTerms:
         """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood.
@@ -626,26 +691,33 @@ or sequence of (family, width), default="gaussian"
         _check_real("fpr", fpr, 0, 1, low_open=True, high_open=True)
         return self._calibrate(self._validate_input(X_normal, reset=False), fpr)
 
-    def _calibrate(self, X: np.ndarray, fpr: float):
-        anomaly_scores = -self._log_density(X)
+    def _calibrate(self, X: np.ndarray, fpr: float, rows=None):
+        anomaly_scores = -self._log_density(X, rows=rows)
         threshold = conformal_threshold(anomaly_scores, fpr)
         self.calibration_scores_ = np.sort(anomaly_scores)
         self.fpr_ = float(fpr)
         self.offset_ = -threshold
+        self.calibrated_ = True
+        self.calibration_reason_ = ""
         return self
 
     def _check_calibrated(self) -> None:
         check_is_fitted(
             self,
             "calibration_scores_",
-            msg="This VAEAnomalyDetector is not calibrated yet: call calibrate(X_normal, "
-            "fpr) or fit with calibration_fraction > 0 before asking for p-values.",
+            msg="This VAEAnomalyDetector is not calibrated yet"
+            + (f" ({self.calibration_reason_})" if getattr(self, "calibration_reason_", "") else "")
+            + ": call calibrate(X_normal, fpr) or fit with enough held-out rows "
+            "(calibration_fraction) before asking for p-values.",
         )
 
     def p_values(self, X) -> np.ndarray:
         """Conformal p-values, float64 (n,): p = (1 + #{cal. anomaly scores >= a}) / (n_cal + 1).
 
-        Uniform on normal rows; small for rows stranger than the calibration set.
+        Uniform on normal rows; small for rows stranger than the calibration set. A
+        detector that is not calibrated (``calibrated_`` False, also when ``fit`` held out
+        too few rows) has no p-values: this raises ``NotFittedError`` with the reason, and
+        the batch jobs write NaN (``thresholds.verdicts``).
         """
         self._check_calibrated()
         return conformal_p_values(self.calibration_scores_, -self.score_samples(X))
@@ -701,7 +773,10 @@ or sequence of (family, width), default="gaussian"
             fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
         if hasattr(self, "calibration_scores_"):
             fitted["calibration_scores_"] = self.calibration_scores_.tolist()
+        if hasattr(self, "fpr_"):
             fitted["fpr_"] = self.fpr_
+        fitted["calibrated_"] = bool(getattr(self, "calibrated_", False))
+        fitted["calibration_reason_"] = str(getattr(self, "calibration_reason_", ""))
         return {"class": type(self).__name__, "params": params, "fitted": fitted}
 
     @classmethod
@@ -733,13 +808,14 @@ or sequence of (family, width), default="gaussian"
                 detector.calibration_scores_ = np.asarray(
                     fitted["calibration_scores_"], dtype=np.float64
                 )
+            if "fpr_" in fitted:
                 detector.fpr_ = float(fitted["fpr_"])
+            detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
+            detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
+            detector._check_params()
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
-        if detector.center_.shape != (detector.n_features_in_,) or model.n_features != (
-            detector.n_features_in_
-        ):
-            raise ModelFileError(f"The manifest of {path} does not match its model's shape.")
+        _check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
         detector.model_ = model
         return detector
 
@@ -755,21 +831,108 @@ or sequence of (family, width), default="gaussian"
         super().__setstate__(state)
 
 
-def _check_training_finite(model: VAE, history: dict, learning_rate: float) -> None:
+def _too_few_to_calibrate(n_samples: int, n_calibration: int, fraction: float, fpr: float):
+    """The CalibrationWarning message when ``fraction`` > 0 holds out too few rows to
+    certify ``fpr`` (a split-conformal threshold needs n >= 1/fpr - 1), else None."""
+    needed = min_calibration_size(fpr)
+    if fraction == 0 or n_calibration >= needed:
+        return None
+    # n held-out rows certify fpr >= 1 / (n + 1) (ceil((n + 1)(1 - fpr)) <= n).
+    smallest = (
+        f"the smallest fpr {n_calibration} held-out rows can certify is "
+        f"{1.0 / (n_calibration + 1):.3g}"
+        if n_calibration
+        else "no row is held out, so no fpr can be certified"
+    )
+    return (
+        f"calibration_fraction={fraction} holds out {n_calibration} of {n_samples} rows, but "
+        f"certifying fpr={fpr} needs at least {needed} held-out rows (about "
+        f"{math.ceil(needed / fraction)} rows at this fraction); {smallest}. Fitted on every "
+        f"row with offset_ at the {1 - fpr:.4g} quantile of the training anomaly scores: "
+        "the rate is not certified (calibrated_ is False)."
+    )
+
+
+def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
+    """'column 'a' (index 0) (|u| up to 1e+30), ...': the columns of scaled rows U [n, d]
+    with the largest magnitudes, most extreme first."""
+    if U.size == 0:
+        return ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        extremes = np.nanmax(np.abs(U.astype(np.float64)), axis=0)
+    extremes = np.where(np.isnan(extremes), -1.0, extremes)
+    order = np.argsort(-extremes, kind="stable")[:count]
+    return ", ".join(
+        f"{column_label(int(j), feature_names)} (|u| up to {extremes[j]:.3g})" for j in order
+    )
+
+
+def _check_training_finite(
+    model: VAE, history: dict, learning_rate: float, stopped, extreme_columns=lambda: ""
+) -> None:
+    """TrainingDivergedError when a training loss or a weight is not finite; the message
+    names where it happened and the columns with the most extreme scaled values
+    (``extreme_columns()``, only computed then)."""
     losses = np.asarray(history["loss"], dtype=np.float64)
     weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
-    if np.all(np.isfinite(losses)) and weights_finite:
+    if stopped.epoch is None and np.all(np.isfinite(losses)) and weights_finite:
         return
-    bad_epoch = (
-        int(np.flatnonzero(~np.isfinite(losses))[0])
-        if not np.all(np.isfinite(losses))
-        else len(losses) - 1
-    )
+    if stopped.epoch is not None:
+        where = f"the loss became {stopped.loss!r} in epoch {stopped.epoch + 1}"
+    elif not np.all(np.isfinite(losses)):
+        bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
+        where = f"the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
+    else:
+        where = f"a weight became NaN or infinite by epoch {len(losses)}"
+    columns = extreme_columns()
+    extremes = f" The most extreme scaled values are in {columns}." if columns else ""
     raise TrainingDivergedError(
-        f"Training diverged: the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
-        f" and the model would score NaN. Lower learning_rate (now {learning_rate!r}), keep "
-        "scaling on, or check X for extreme values."
+        f"Training diverged: {where} and the model would score NaN.{extremes} Lower "
+        f"learning_rate (now {learning_rate!r}), keep scaling on, or check those columns "
+        "for extreme values."
     )
+
+
+def _check_fitted_values(detector: VAEAnomalyDetector, model: VAE, manifest_path) -> None:
+    """ModelFileError naming ``manifest_path`` and the entry, unless the fitted values are
+    usable: finite threshold and calibration scores, positive finite scales, and shapes
+    that agree with ``n_features_in_`` and with the model."""
+    n = detector.n_features_in_
+
+    def bad(entry: str, problem: str):
+        return ModelFileError(f"{manifest_path}: the entry 'fitted.{entry}' {problem}.")
+
+    if n < 1 or model.n_features != n:
+        raise bad("n_features_in_", f"is {n}, which does not match the model's {model.n_features}")
+    if detector.latent_dim_ != model.latent_dim:
+        raise bad(
+            "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
+        )
+    for entry in ("center_", "scale_"):
+        values = getattr(detector, entry)
+        if values.shape != (n,):
+            raise bad(entry, f"has shape {values.shape}, which does not match n_features_in_ = {n}")
+        wrong = ~np.isfinite(values) | ((values <= 0) if entry == "scale_" else False)
+        if wrong.any():
+            j = int(np.flatnonzero(wrong)[0])
+            wanted = "positive and finite" if entry == "scale_" else "finite"
+            raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
+    if not math.isfinite(detector.offset_):
+        raise bad("offset_", f"must be finite, got {detector.offset_!r}")
+    names = getattr(detector, "feature_names_in_", None)
+    if names is not None and names.shape != (n,):
+        raise bad(
+            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
+        )
+    if hasattr(detector, "calibration_scores_"):
+        scores = detector.calibration_scores_
+        if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
+            raise bad("calibration_scores_", "must be a non-empty list of finite numbers")
+    if hasattr(detector, "fpr_") and not 0.0 < detector.fpr_ < 1.0:
+        raise bad("fpr_", f"must be in (0, 1), got {detector.fpr_!r}")
+    if detector.calibrated_ and not hasattr(detector, "calibration_scores_"):
+        raise bad("calibrated_", "is true, but there are no calibration_scores_")
 
 
 def load(path) -> VAEAnomalyDetector:

@@ -120,6 +120,8 @@ class LikelihoodHead(keras.layers.Layer):
 
     family: ClassVar[str]
     support: ClassVar[str] = "real"
+    # Parameter tensors of shape [..., d] that ``call`` returns (loc and scale: 2).
+    n_parameters: ClassVar[int] = 2
 
     def __init__(self, n_features: int, seed: int = 0, pixel_channels=None, **kwargs):
         super().__init__(**kwargs)
@@ -161,6 +163,10 @@ class LikelihoodHead(keras.layers.Layer):
     def observed_outputs(self, observed: tf.Tensor) -> tf.Tensor:
         """Per-output presence [..., n_outputs] from per-column presence [..., d] (bool)."""
         return observed
+
+    def activation_elements(self) -> int:
+        """Values it outputs per z: its parameter tensors, each [d]."""
+        return self.n_parameters * self.n_features
 
     def get_config(self):
         config = super().get_config()
@@ -271,6 +277,7 @@ class BernoulliHead(LikelihoodHead):
 
     family = "bernoulli"
     support = "unit_interval"
+    n_parameters = 1
 
     def __init__(self, n_features, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)

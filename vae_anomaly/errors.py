@@ -17,3 +17,7 @@ class VersionMismatchWarning(UserWarning):
 
 class UsageError(ValueError):
     """The paths or options of a job cannot work together (exit status 2, like argparse)."""
+
+
+class CalibrationWarning(UserWarning):
+    """Too few held-out rows to certify the false-positive rate: the threshold is not calibrated."""

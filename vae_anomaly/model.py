@@ -21,6 +21,7 @@ encoder sees them as 0, and with ``missing_indicator=True`` also sees the presen
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -282,6 +283,25 @@ class VAE(keras.Model):
         log_posterior = posterior_distribution(loc, scale).log_prob(z)
         return feature_log_likelihood, log_prior - log_posterior, analytic_kl(loc, scale)
 
+    def scoring_row_elements(self, n_samples: int) -> int:
+        """float32 values ``log_weight_terms`` holds per row with k = ``n_samples``, from
+        the layers' output shapes: once per row the encoder input, every encoder layer's
+        output and q(z|x); k times per row z, every decoder layer's output (feature maps
+        included), the likelihood's parameters, x repeated, and the per-output terms
+        (float32, and float64 in ``scoring``: 3 values each). Their sum bounds what one
+        row can hold at once, whichever of them the runtime keeps alive together."""
+        encoder_input = self.n_features * (2 if self.missing_indicator else 1)
+        per_row = encoder_input + self.encoder.activation_elements() + 4 * self.latent_dim
+        per_sample = (
+            self.latent_dim
+            + self.decoder.activation_elements()
+            + self.likelihood_head.activation_elements()
+            + self.n_features
+            + 3 * self.n_outputs
+            + 2  # log p(z_i) and log q(z_i|x)
+        )
+        return per_row + n_samples * per_sample
+
     def get_config(self):
         return {
             "name": self.name,
@@ -313,6 +333,24 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         fraction = min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else 1.0
         self.model.kl_weight.assign(self.beta * fraction)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, silently (Keras's
+    TerminateOnNaN prints "Batch n: Invalid loss" to stdout); the caller raises its own
+    error. ``epoch`` (0-based) and ``loss`` record where it stopped, None if it did not."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch, self.loss, self._current_epoch = None, None, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.epoch, self.loss = self._current_epoch, float(loss)
+            self.model.stop_training = True
 
 
 class EpochTimer(keras.callbacks.Callback):

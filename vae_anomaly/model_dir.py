@@ -62,11 +62,15 @@ def read_job_document(model_dir, name: str, job: str) -> dict:
 
 
 def threshold_info(detector) -> dict:
-    """The threshold in anomaly-score units and where it came from."""
-    calibrated = hasattr(detector, "calibration_scores_")
-    return {
+    """The threshold in anomaly-score units and where it came from (with the reason when
+    it is not calibrated; ``fpr`` is then the training quantile's rate, or None)."""
+    calibrated = bool(getattr(detector, "calibrated_", hasattr(detector, "calibration_scores_")))
+    info = {
         "anomaly_score": float(-detector.offset_),
         "calibrated": calibrated,
-        "fpr": float(detector.fpr_) if calibrated else None,
+        "fpr": float(detector.fpr_) if hasattr(detector, "fpr_") else None,
         "calibration_rows": len(detector.calibration_scores_) if calibrated else 0,
     }
+    if not calibrated:
+        info["reason"] = str(getattr(detector, "calibration_reason_", ""))
+    return info

@@ -68,6 +68,10 @@ class DenseStack(keras.layers.Layer):
         width = self.units[-1] if self.units else input_shape[-1]
         return (*input_shape[:-1], width)
 
+    def activation_elements(self) -> int:
+        """Values its layers output per input row: the sum of the widths."""
+        return sum(self.units)
+
     def get_config(self):
         config = super().get_config()
         config.update(units=list(self.units), activation=self.activation, seed=self.seed)
@@ -187,6 +191,14 @@ class ConvEncoder(_ImageBody):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.units[-1] if self.units else self._flat_width())
 
+    def activation_elements(self) -> int:
+        """Values its layers output per input image: every feature map, then the dense layers."""
+        shape, total = (1, *self.image_shape), 0
+        for layer in self.convolutions:
+            shape = layer.compute_output_shape(shape)
+            total += math.prod(shape[1:])
+        return total + self.dense.activation_elements()
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ConvDecoder(_ImageBody):
@@ -234,3 +246,12 @@ class ConvDecoder(_ImageBody):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.image_shape[0] * self.image_shape[1], self.features)
+
+    def activation_elements(self) -> int:
+        """Values its layers output per z: the dense layers, every feature map, the crop."""
+        shape = (1, self.start_height, self.start_width, self.filters[-1])
+        total = self.dense.activation_elements()
+        for layer in self.convolutions:
+            shape = layer.compute_output_shape(shape)
+            total += math.prod(shape[1:])
+        return total + self.image_shape[0] * self.image_shape[1] * self.features

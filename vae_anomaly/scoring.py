@@ -9,8 +9,11 @@ z_i = loc(x) + scale(x) * eps_i and log w_i = log p(x|z_i) + log p(z_i) - log q(
     feature_j(x) = (1/k) sum_i log p(x_j|z_i)                        (elbo = sum_j feature_j - KL)
 
 Rows are scored through one fixed batch shape [B, d] (the last batch is padded), so a
-row's score does not depend on how many rows came with it; the largest tensor alive is
-[k, B, width], whatever the number of rows. Reductions over k run in float64.
+row's score does not depend on how many rows came with it. B is the scoring memory
+(SCORING_MEMORY_BYTES) over what one row holds, counted from the layers' output shapes
+(``VAE.scoring_row_elements``: k times the decoder's activations, convolutional feature
+maps included), so a batch stays within it whatever the number of rows. Reductions
+over k run in float64.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 MAX_BATCH_ROWS = 1024
-# Elements of the widest [k * B, width] activation a scoring batch may hold (16 MiB float32).
-MAX_BATCH_ELEMENTS = 1 << 22
+# Working memory of one scoring batch: every activation of its B rows and k samples.
+SCORING_MEMORY_BYTES = 16 * 2**20
+# The same budget in float32 values.
+MAX_BATCH_ELEMENTS = SCORING_MEMORY_BYTES // 4
 
 _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -53,10 +58,16 @@ def scoring_noise(seed: int, n_samples: int, latent_dim: int) -> np.ndarray:
     return rng.standard_normal((n_samples, latent_dim)).astype(np.float32)
 
 
+def scoring_row_bytes(model, n_samples: int) -> int:
+    """Bytes one row holds while scored with k = ``n_samples`` (float32 activations)."""
+    return 4 * model.scoring_row_elements(n_samples)
+
+
 def scoring_batch_rows(model, n_samples: int) -> int:
-    """Rows B per scoring batch so that k * B * width stays under MAX_BATCH_ELEMENTS."""
-    width = max(model.n_features, model.latent_dim, *model.hidden_units)
-    return int(np.clip(MAX_BATCH_ELEMENTS // (n_samples * width), 1, MAX_BATCH_ROWS))
+    """Rows B per scoring batch: SCORING_MEMORY_BYTES // scoring_row_bytes, in
+    [1, MAX_BATCH_ROWS] (one row at least, even when it alone exceeds the budget)."""
+    rows = SCORING_MEMORY_BYTES // scoring_row_bytes(model, n_samples)
+    return int(np.clip(rows, 1, MAX_BATCH_ROWS))
 
 
 def _scorer(model, n_samples: int):

@@ -2,9 +2,13 @@
 
 scikit-learn's ``validate_data`` does the shape, dtype and feature-name checks; these
 helpers add the position of the first offending cell, which sklearn does not report.
+The scaling the detector learns (``fit_scaling``) and the range checks of scaled values
+live here too, so the tabular jobs reject what the detector could not score.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -78,6 +82,57 @@ def check_finite(X: np.ndarray, feature_names=None, name: str = "X", allow_nan=F
         f"Input {name} contains {kind} at row {row}, {column_label(j, feature_names)}; "
         f"{rows.size} non-finite value(s) in {np.unique(rows).size} row(s). "
         "Remove or impute them before fitting or scoring."
+    )
+
+
+def fit_scaling(X: np.ndarray, scaling: str | None, columns=None) -> tuple[np.ndarray, np.ndarray]:
+    """(center, scale) per column, ignoring NaN; a constant, empty or unselected column
+    (``columns`` is a boolean mask of the columns to scale) gets center 0 and scale 1."""
+    n_features = X.shape[1]
+    columns = np.ones(n_features, dtype=bool) if columns is None else np.asarray(columns)
+    if scaling is None or not columns.any():
+        return np.zeros(n_features), np.ones(n_features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: handled below
+        if scaling == "standard":
+            center, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+        else:  # robust: median and interquartile range / 1.349 (the IQR of N(0, 1))
+            center = np.nanmedian(X, axis=0)
+            q25, q75 = np.nanpercentile(X, [25, 75], axis=0)
+            scale = (q75 - q25) / 1.349
+            scale = np.where(scale > 0, scale, np.nanstd(X, axis=0))
+    usable = columns & np.isfinite(center) & np.isfinite(scale) & (scale > 0)
+    return np.where(usable, center, 0.0), np.where(usable, scale, 1.0)
+
+
+# The model computes in float32: a scaled value u = (x - center) / scale beyond this
+# cannot even be represented.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The batch jobs reject scaled values beyond this, where scores start to overflow: the
+# Gaussian log-density squares (u - loc) / scale, with likelihood scales down to 1e-3, and
+# sqrt(float32 max) * 1e-3 = 1.8e16. (In scaled units, normal data is of order 1.) The
+# API instead raises when u or the score is not finite (a job must not stop half-way).
+SCALED_LIMIT = float(np.sqrt(FLOAT32_MAX)) * 1e-3
+
+
+def out_of_range(U: np.ndarray, limit: float = FLOAT32_MAX) -> np.ndarray:
+    """Boolean mask of the scaled values with |u| > limit (NaN is not out of range)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(U) > limit
+
+
+def check_in_range(X: np.ndarray, U: np.ndarray, feature_names=None, name: str = "X") -> None:
+    """Raise ValueError naming the first value of X whose scaled form U overflows float32."""
+    bad = out_of_range(U)
+    if not bad.any():
+        return
+    rows, columns = np.nonzero(bad)
+    row, j = int(rows[0]), int(columns[0])
+    raise ValueError(
+        f"Input {name} has a value out of range at row {row}, {column_label(j, feature_names)}: "
+        f"{float(X[row, j])!r} is {float(U[row, j]):.3g} after scaling ((x - center_) / "
+        f"scale_), which overflows float32, the model's float type; {rows.size} such "
+        f"value(s) in {np.unique(rows).size} row(s). Remove these rows or fix their values."
     )
 
 

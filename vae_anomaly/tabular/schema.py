@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..validation import SCALED_LIMIT, fit_scaling, out_of_range
+
 ROLES = ("numeric", "categorical", "boolean", "passthrough", "ignore")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
@@ -138,6 +140,28 @@ def _encode_categorical(values, levels):
     return one_hot, [], int(len(other) - missing.sum())
 
 
+def _column_from_dict(index: int, entry) -> Column:
+    """One column entry of a schema document, checked."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ValueError(f"Schema column {index}: needs a 'name' (text), got {entry!r}.")
+    name, role, levels = entry["name"], entry.get("role"), entry.get("levels", [])
+    if role not in ROLES:
+        raise ValueError(f"Column {name!r}: role must be one of {list(ROLES)}, got {role!r}.")
+    if not isinstance(levels, list) or not all(isinstance(level, str) for level in levels):
+        raise ValueError(f"Column {name!r}: levels must be a list of texts, got {levels!r}.")
+    if role == "categorical" and (not levels or len(set(levels)) != len(levels)):
+        raise ValueError(
+            f"Column {name!r}: a categorical column needs distinct levels, got {levels!r}."
+        )
+    if role != "categorical" and levels:
+        raise ValueError(
+            f"Column {name!r}: role {role!r} takes no levels (only 'categorical' does), "
+            f"got {len(levels)}."
+        )
+    reason = entry.get("reason", "")
+    return Column(name, role, tuple(levels), reason if isinstance(reason, str) else str(reason))
+
+
 class TabularSchema:
     """Roles of the columns of a training CSV, and the encoding they imply."""
 
@@ -148,7 +172,10 @@ class TabularSchema:
             raise ValueError(f"Duplicate column names: {names}.")
         for column in self.columns:
             if column.role not in ROLES:
-                raise ValueError(f"Column {column.name!r}: role must be one of {ROLES}.")
+                raise ValueError(
+                    f"Column {column.name!r}: role must be one of {list(ROLES)}, "
+                    f"got {column.role!r}."
+                )
         if not self.modelled:
             raise ValueError(
                 "No column is modelled: every column is passthrough or ignored "
@@ -213,8 +240,15 @@ class TabularSchema:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, cells: dict[str, np.ndarray], n_rows: int) -> Encoded:
-        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed."""
+    def encode(self, cells: dict[str, np.ndarray], n_rows: int, scaling=None) -> Encoded:
+        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed.
+
+        A numeric value whose scaled form u = (x - center) / scale the model cannot
+        score (``validation.SCALED_LIMIT``: it would overflow float32) is rejected too.
+        ``scaling`` is the fitted detector's ``(center_, scale_)`` over the encoded
+        columns; without it (at fit, before the detector learns one), the detector's
+        robust scaling of these rows.
+        """
         parts, reasons, unknown = [], {}, {}
         for column in self.modelled:
             values = cells[column.name]
@@ -233,9 +267,30 @@ class TabularSchema:
                     )
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
+        self._reject_out_of_range(X, cells, scaling, reasons)
         bad_rows = np.array(sorted(reasons), dtype=int)
         kept = np.setdiff1d(np.arange(n_rows), bad_rows)
         return Encoded(X[kept], kept, [(row, reasons[row]) for row in bad_rows], unknown)
+
+    def _reject_out_of_range(self, X, cells, scaling, reasons: dict) -> None:
+        """Add a reason for each row with a numeric value out of range once scaled."""
+        numeric = self.by_role("numeric")  # the first encoded columns
+        if not numeric:
+            return
+        values = X[:, : len(numeric)]
+        if scaling is None:
+            center, scale = fit_scaling(values, "robust")
+        else:
+            center, scale = (np.asarray(a, dtype=np.float64)[: len(numeric)] for a in scaling)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = (values - center) / scale
+        for row, j in zip(*np.nonzero(out_of_range(scaled, SCALED_LIMIT)), strict=True):
+            name = numeric[j].name
+            reasons.setdefault(
+                int(row),
+                f"value out of range: column {name!r} = {cells[name][row]!r} overflows "
+                "float32 after scaling",
+            )
 
     # ------------------------------------------------------------------ files
 
@@ -246,12 +301,12 @@ class TabularSchema:
 
     @classmethod
     def from_dict(cls, data: dict) -> TabularSchema:
-        return cls(
-            [
-                Column(c["name"], c["role"], tuple(c["levels"]), c.get("reason", ""))
-                for c in data["columns"]
-            ]
-        )
+        """The schema written by ``to_dict``; ValueError names the column of a bad entry:
+        an unknown role, or levels that do not fit the role (a categorical column needs
+        distinct text levels; other roles have none)."""
+        if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+            raise ValueError("A schema is a mapping with a list of 'columns'.")
+        return cls([_column_from_dict(index, entry) for index, entry in enumerate(data["columns"])])
 
     def report(self) -> list[dict]:
         """The inference report: name, role, reason (and level count) per column."""
