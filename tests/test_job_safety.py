@@ -392,3 +392,37 @@ def test_a_huge_line_is_capped_in_the_rejects_with_its_length(model_dir, data, t
     assert len(rejects["raw_line"][0]) == MAX_RAW_CHARS
     assert len(rejects["reason"][0]) <= MAX_REASON_CHARS
     assert (tmp_path / "r.csv").stat().st_size < 5_000
+
+
+# ----------------------------------------------------------------------------- item 9
+
+
+def _strict(text: str):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_values_that_overflow_are_rejected_and_every_json_output_is_strict(
+    model_dir, data, tmp_path
+):
+    source = tmp_path / "new.csv"
+    lines = data.read_text().splitlines()
+    source.write_text("\n".join([*lines[:40], "1e308,2,3", "1,-1e308,3", *lines[40:60]]) + "\n")
+    out = tmp_path / "out"
+    report, _ = score_job(
+        model_dir, [source], out / "o.csv", out / "r.csv", out / "r.json", out / "a.jsonl",
+        progress=False,
+    )  # fmt: skip
+    rejects = pd.read_csv(out / "r.csv")
+    assert rejects["line"].tolist() == [41, 42]
+    assert rejects["reason"].str.startswith("value out of range").all()
+    assert report["rows_scored"] == 59 and report["rows_rejected"] == 2
+    _strict((out / "r.json").read_text())
+    for line in (out / "a.jsonl").read_text().splitlines():
+        _strict(line)
+    scores = pd.read_csv(out / "o.csv")["anomaly_score"]
+    assert np.isfinite(scores).all()
+    for path in model_dir.rglob("*.json"):
+        _strict(path.read_text())

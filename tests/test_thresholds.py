@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.errors import CalibrationWarning
 from vae_anomaly.thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -145,8 +146,12 @@ def test_fit_holds_out_a_calibration_set(train_X):
     ).fit(train_X)
     assert len(detector.calibration_scores_) == 150 and detector.fpr_ == 0.05
     assert detector.offset_ == -conformal_threshold(detector.calibration_scores_, 0.05)
-    with pytest.raises(ValueError, match=r"holds out 6 rows, but fpr=0\.01 needs at least 99"):
-        clone(detector).set_params(calibration_fraction=0.01, fpr=0.01).fit(train_X)
+    with pytest.warns(
+        CalibrationWarning,
+        match=r"holds out 6 of 600 rows, but certifying fpr=0\.01 needs at least 99",
+    ):
+        small = clone(detector).set_params(calibration_fraction=0.01, fpr=0.01).fit(train_X)
+    assert small.calibrated_ is False
 
 
 def test_calibration_survives_save_load_and_pickle(fitted, test_X, tmp_path):

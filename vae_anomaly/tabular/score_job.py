@@ -73,7 +73,7 @@ def score_chunk(task: dict) -> dict:
         rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i in range(n)]
         encoded_rows, X, unknown = np.empty(0, int), None, {}
     else:
-        encoded = schema.encode(chunk.cells, n)
+        encoded = schema.encode(chunk.cells, n, scaling=(detector.center_, detector.scale_))
         rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i, reason in encoded.rejected]
         encoded_rows, X, unknown = encoded.kept, encoded.X, encoded.unknown
     rejected.sort()
