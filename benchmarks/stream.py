@@ -47,7 +47,7 @@ def worker(task: dict) -> None:
     """Run one measurement in this (fresh) process and print its JSON result."""
     started = time.perf_counter()
     if task["kind"] == "ours":
-        from vae_anomaly.tabular.fit_job import model_fingerprint
+        from vae_anomaly.tabular.saved import model_fingerprint
         from vae_anomaly.tabular.score_job import cached_model, score_job
 
         model_dir = str(Path(task["model_dir"]).resolve())

@@ -8,7 +8,7 @@ from sklearn.exceptions import NotFittedError
 from vae_anomaly import TrainingDivergedError, VAEAnomalyDetector
 from vae_anomaly.images.jobs import read_image_transform
 from vae_anomaly.integrity import seal_directory
-from vae_anomaly.tabular.fit_job import read_schema_document
+from vae_anomaly.tabular.saved import read_schema_document
 
 
 def test_nan_is_located_by_row_and_column(fitted, test_X):

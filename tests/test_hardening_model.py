@@ -12,8 +12,8 @@ from sklearn.exceptions import NotFittedError
 import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.errors import CalibrationWarning, ModelFileError, TrainingDivergedError
+from vae_anomaly.jobs.model_dir import threshold_info
 from vae_anomaly.model import VAE
-from vae_anomaly.model_dir import threshold_info
 from vae_anomaly.scoring import SCORING_MEMORY_BYTES, scoring_batch_rows, scoring_row_bytes
 from vae_anomaly.tabular.schema import Column, TabularSchema
 

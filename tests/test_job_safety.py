@@ -24,7 +24,8 @@ from vae_anomaly.jobs.locks import JobLock, JobLockedError, lock_path
 from vae_anomaly.jobs.rejects import MAX_RAW_CHARS, MAX_REASON_CHARS
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig
-from vae_anomaly.tabular.fit_job import fit_job, read_model_dir
+from vae_anomaly.tabular.fit_job import fit_job
+from vae_anomaly.tabular.saved import read_model_dir
 from vae_anomaly.tabular.score_job import score_job
 
 CONFIG = JobConfig(

@@ -253,7 +253,7 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace) -> int:
-    from .tabular.fit_job import saved_settings
+    from .tabular.saved import saved_settings
     from .tabular.score_job import score_job
 
     if args.format is None and Path(args.output).suffix == ".parquet":

@@ -125,6 +125,11 @@ def read_listing(directory) -> dict[str, dict]:
     return files
 
 
+def directory_digest(directory) -> str:
+    """The digest of the directory's file list: one name for every file's content."""
+    return hashlib.sha256(_listing(read_listing(directory))).hexdigest()
+
+
 def verify_directory(directory, key: bytes | None = None) -> None:
     """Raise ``ModelFileError`` naming the file unless every file below ``directory`` is
     exactly as listed in its integrity.json, and the signature matches ``key`` (default:

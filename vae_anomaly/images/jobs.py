@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import glob
 import json
 import time
@@ -40,11 +39,17 @@ from ..errors import UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
 from ..jobs.locks import locked
+from ..jobs.model_dir import (
+    fit_report,
+    read_job_document,
+    staged_directory,
+    threshold_info,
+    write_job_document,
+)
 from ..jobs.paths import check_distinct, check_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
-from ..model_dir import read_job_document, staged_directory, threshold_info
 from ..persistence import staged
 from ..thresholds import verdicts
 from .config import ImageJobConfig
@@ -100,7 +105,6 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             for batch in image_batches(paths, transform, config.batch_size):
                 pixels.append(batch.pixels)
                 rejects.add_items(batch.rejects)
-        rejected = rejects.count
         X = np.concatenate(pixels) if pixels else np.zeros((0, 1))
         if len(X) == 0:
             raise ValueError(f"{', '.join(map(str, inputs))}: no readable image to train on.")
@@ -116,23 +120,17 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             **config.model,
         ).fit(X)
         detector.save(staging / DETECTOR_DIR)
-        report = {
-            "inputs": [str(i) for i in inputs],
-            "images_read": len(X) + rejected,
-            "images_used": len(X),
-            "images_rejected": rejected,
-            "image_shape": list(transform.image_shape),
-            "n_epochs": int(detector.n_epochs_),
-            "threshold": threshold_info(detector),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        document = {
-            "transform": transform.to_dict(),
-            "normalization": normalization,
-            "settings": dataclasses.asdict(config),
-            "fit_report": report,
-        }
-        (staging / IMAGES_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
+        report = fit_report(
+            "images",
+            inputs,
+            len(X),
+            rejects.count,
+            detector,
+            started,
+            image_shape=list(transform.image_shape),
+        )
+        fitted = {"transform": transform.to_dict(), "normalization": normalization}
+        write_job_document(staging, IMAGES_FILE, fitted, config, report)
     return report
 
 

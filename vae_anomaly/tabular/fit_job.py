@@ -12,30 +12,25 @@ Training rows are held in memory (scoring, not training, is the streaming job).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..detector import VAEAnomalyDetector
-from ..jobs.paths import check_distinct
-from ..jobs.rejects import RejectWriter
-from ..model_dir import (
+from ..jobs.model_dir import (
     DETECTOR_DIR,
     FIT_REJECTS_FILE,
-    read_job_document,
+    fit_report,
     staged_directory,
-    threshold_info,
+    write_job_document,
 )
-from ..persistence import MANIFEST_FILE
+from ..jobs.paths import check_distinct
+from ..jobs.rejects import RejectWriter
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
+from .saved import SCHEMA_FILE
 from .schema import TabularSchema
-
-SCHEMA_FILE = "schema.json"
 
 
 def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
@@ -87,49 +82,15 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
         )
         detector.fit(encoded.X)
         detector.save(staging / DETECTOR_DIR)
-        report = {
-            "inputs": [str(p) for p in paths],
-            "rows_read": int(len(frame) + rejects.count_before_encoding),
-            "rows_used": len(encoded.X),
-            "rows_rejected": int(rejects.count),
-            "columns": schema.report(),
-            "layout": [list(block) for block in schema.layout()],
-            "n_epochs": int(detector.n_epochs_),
-            "threshold": threshold_info(detector),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        document = schema.to_dict() | {
-            "settings": dataclasses.asdict(config),
-            "fit_report": report,
-        }
-        (staging / SCHEMA_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
+        report = fit_report(
+            "rows",
+            paths,
+            len(encoded.X),
+            rejects.count,
+            detector,
+            started,
+            columns=schema.report(),
+            layout=[list(block) for block in schema.layout()],
+        )
+        write_job_document(staging, SCHEMA_FILE, schema.to_dict(), config, report)
     return report
-
-
-def read_schema_document(model_dir) -> dict:
-    """The schema.json document of a directory written by ``fit_job`` (the model unloaded)."""
-    return read_job_document(model_dir, SCHEMA_FILE, "fit")
-
-
-def saved_settings(model_dir) -> JobConfig:
-    """The job settings stored by ``fit_job``: the defaults of ``vae-anomaly score``."""
-    return JobConfig(**read_schema_document(model_dir)["settings"])
-
-
-def read_model_dir(model_dir) -> tuple[VAEAnomalyDetector, TabularSchema, dict]:
-    """(detector, schema, schema.json document) of a directory written by ``fit_job``."""
-    from ..detector import load
-
-    document = read_schema_document(model_dir)
-    try:
-        schema = TabularSchema.from_dict(document)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{Path(model_dir) / SCHEMA_FILE} is damaged: {error!r}.") from error
-    detector = load(Path(model_dir) / DETECTOR_DIR)
-    return detector, schema, document
-
-
-def model_fingerprint(model_dir) -> str:
-    """The SHA-256 of the saved model (from its manifest): names the model in job state."""
-    manifest = json.loads((Path(model_dir) / DETECTOR_DIR / MANIFEST_FILE).read_text())
-    return manifest["files"]["model.keras"]["sha256"]

@@ -28,16 +28,16 @@ from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..jobs.locks import locked
+from ..jobs.model_dir import threshold_info
 from ..jobs.paths import check_distinct, check_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..jobs.report import reason_kind
-from ..model_dir import threshold_info
 from ..thresholds import verdicts
 from .config import JobConfig
 from .engines import run_tasks
-from .fit_job import model_fingerprint, read_model_dir
 from .reader import ChunkPlan, expand_inputs, read_chunk, scan_file
+from .saved import model_fingerprint, read_model_dir
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")

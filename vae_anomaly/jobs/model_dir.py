@@ -11,13 +11,15 @@ checked before anything in it is read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import real_target, staged
-from .integrity import check_only_our_files, seal_directory, verify_directory
-from .jobs.locks import JobLock
+from ..atomic import real_target, staged
+from ..integrity import check_only_our_files, seal_directory, verify_directory
+from .locks import JobLock
 
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
@@ -74,3 +76,27 @@ def threshold_info(detector) -> dict:
     if not calibrated:
         info["reason"] = str(getattr(detector, "calibration_reason_", ""))
     return info
+
+
+def fit_report(unit: str, inputs, used: int, rejected: int, detector, started: float, **details):
+    """The report of a fit job: ``{unit}_read = {unit}_used + {unit}_rejected``, the job's
+    ``details``, the epochs, the threshold and the seconds since ``started``
+    (``time.perf_counter``)."""
+    return {
+        "inputs": [str(item) for item in inputs],
+        f"{unit}_read": used + rejected,
+        f"{unit}_used": used,
+        f"{unit}_rejected": rejected,
+        **details,
+        "n_epochs": int(detector.n_epochs_),
+        "threshold": threshold_info(detector),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def write_job_document(staging: Path, name: str, fitted: dict, settings, report: dict) -> None:
+    """The job's JSON document (schema.json, images.json), strict JSON: what the job
+    fitted, its ``settings`` (a dataclass: the defaults of the scoring job) and the fit
+    ``report``."""
+    document = fitted | {"settings": dataclasses.asdict(settings), "fit_report": report}
+    (staging / name).write_text(json.dumps(document, indent=2, allow_nan=False))
