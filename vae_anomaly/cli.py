@@ -43,6 +43,7 @@ errors answer at once. Each command imports what it needs, and TensorFlow (throu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -293,18 +294,24 @@ def score(args: argparse.Namespace) -> int:
     if args.format is None and Path(args.output).suffix == ".parquet":
         args.format = "parquet"
     config = _job_config(args, base=saved_settings(args.model_dir))
-    report, status = score_job(
-        args.model_dir,
-        args.input,
-        args.output,
-        args.rejects,
-        args.report,
-        args.alerts,
-        config=config,
-        resume=args.resume,
-        engine=args.engine,
-        scheduler=args.scheduler,
-    )
+    workers = contextlib.nullcontext()
+    if args.engine == "dask" and not args.verbose:
+        from .quiet import dask_workers_quiet
+
+        workers = dask_workers_quiet()
+    with workers:
+        report, status = score_job(
+            args.model_dir,
+            args.input,
+            args.output,
+            args.rejects,
+            args.report,
+            args.alerts,
+            config=config,
+            resume=args.resume,
+            engine=args.engine,
+            scheduler=args.scheduler,
+        )
     unknown = report["unknown_categories"]
     print(
         f"score: {report['rows_read']} rows read, {report['rows_scored']} scored, "

@@ -8,6 +8,10 @@ TensorFlow's C++ log writes once it is set up, but not the lines written before
 ignore the level), so those are sent to /dev/null for the duration of the import only.
 TensorFlow's Python logger (tf.function retracing warnings) is lowered to errors.
 
+The worker processes of ``--engine dask`` (a LocalCluster) import TensorFlow themselves
+and write to the same stderr: ``dask_workers_quiet`` has each one preload this module,
+whose ``dask_setup`` hook does the same there.
+
 ``vae-anomaly --verbose`` skips all of this; the Python API never calls it.
 """
 
@@ -57,3 +61,24 @@ def import_tensorflow_quietly() -> None:
             import tensorflow  # noqa: F401
     for name in PYTHON_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def dask_workers_quiet():
+    """Dask workers started inside the block import TensorFlow quietly (through preload).
+
+    Without Dask installed this does nothing: the engine itself says what to install.
+    """
+    try:
+        import dask
+    except ImportError:
+        yield
+        return
+    preload = [*dask.config.get("distributed.worker.preload", []), __name__]
+    with dask.config.set({"distributed.worker.preload": preload}):
+        yield
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in each worker process before its first task."""
+    import_tensorflow_quietly()
