@@ -123,13 +123,14 @@ def job(tmp_path_factory):
     return folder, fit
 
 
-def _score(folder, *flags: str) -> subprocess.CompletedProcess:
+def _score(folder, *flags: str, verbose: bool = False) -> subprocess.CompletedProcess:
+    """`vae-anomaly [--verbose] score ... FLAGS` of the training CSV."""
     for name in ("out.csv", "rejects.csv", "report.json"):
         (folder / name).unlink(missing_ok=True)
     return _cli(
-        *flags,
+        *(["--verbose"] if verbose else []),
         *("score", "--model-dir", "model", "--input", "train.csv", "--output", "out.csv"),
-        *("--rejects", "rejects.csv", "--report", "report.json"),
+        *("--rejects", "rejects.csv", "--report", "report.json", *flags),
         cwd=folder,
     )
 
@@ -145,12 +146,21 @@ def test_a_job_prints_only_its_own_lines(job):
     assert _tensorflow_lines(score.stderr) == [], score.stderr
 
 
+@pytest.mark.slow
+def test_dask_workers_print_no_tensorflow_lines(job):
+    pytest.importorskip("distributed")
+    folder, _ = job
+    score = _score(folder, "--engine", "dask")
+    assert score.returncode in (ExitStatus.OK, ExitStatus.ALERTS), score.stderr
+    assert _tensorflow_lines(score.stderr) == [], score.stderr
+
+
 def test_verbose_brings_tensorflow_messages_back(job):
     folder, _ = job
     plain_import = _python("import tensorflow as tf; tf.constant(1.0) + 1")
     if not _tensorflow_lines(plain_import.stderr):
         pytest.skip("TensorFlow prints nothing on this machine")
-    score = _score(folder, "--verbose")
+    score = _score(folder, verbose=True)
     assert score.returncode in (ExitStatus.OK, ExitStatus.ALERTS), score.stderr
     assert _tensorflow_lines(score.stderr), score.stderr
 
