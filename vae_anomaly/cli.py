@@ -28,30 +28,48 @@
     vae-anomaly make-sample-data [--output-dir sample_data]
         Regenerate the bundled sample data.
 
+    vae-anomaly --verbose COMMAND ...
+        Also show TensorFlow's own messages (start-up notes, tracing warnings), which are
+        hidden otherwise.
+
 Exit statuses are those of ``exit_status.ExitStatus``: 0 OK, 1 FAILED (the message says
 why), 2 USAGE (malformed command line), 3 ALERTS (with --alerts, rows were flagged).
+
+Parsing the command line imports neither TensorFlow nor pandas: ``--help`` and usage
+errors answer at once. Each command imports what it needs, and TensorFlow (through
+``quiet.import_tensorflow_quietly``) only once its inputs and settings have been checked.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from .alerts import alert_records, write_alerts
-from .detector import VAEAnomalyDetector
 from .exit_status import ExitStatus
-from .machine_records import write_machine_records
-from .sample_data import write_sample_data
-from .validation import first_non_numeric
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _tensorflow(args: argparse.Namespace) -> None:
+    """Before a command's first TensorFlow import: keep its chatter off stderr unless --verbose."""
+    if not args.verbose:
+        from .quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
 
 
 def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
     """(numeric features, ids) from a CSV; errors name the file, line and column."""
+    import numpy as np
+    import pandas as pd
+
+    from .validation import first_non_numeric
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
@@ -88,8 +106,15 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
 
 
 def rank(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
     started = time.perf_counter()
     features, ids = read_numeric_csv(args.input, args.id_column)
+    _tensorflow(args)
+    from .alerts import alert_records, write_alerts
+    from .detector import VAEAnomalyDetector
+
     detector = VAEAnomalyDetector(epochs=args.epochs, random_state=args.seed)
     detector.fit(features)
     scores = detector.score_samples(features)
@@ -132,6 +157,8 @@ def rank(args: argparse.Namespace) -> int:
 
 def make_sample_data(args: argparse.Namespace) -> int:
     from .images.samples import write_parts
+    from .machine_records import write_machine_records
+    from .sample_data import write_sample_data
 
     written = (
         write_sample_data(args.output_dir)
@@ -164,9 +191,11 @@ def _image_config(args: argparse.Namespace, base=None):
 
 
 def fit_images(args: argparse.Namespace) -> int:
+    config = _image_config(args)
+    _tensorflow(args)
     from .images.jobs import fit_images as fit_images_job
 
-    report = fit_images_job(args.input, args.model_dir, _image_config(args))
+    report = fit_images_job(args.input, args.model_dir, config)
     height, width, channels = report["image_shape"]
     print(
         f"fit-images: {report['images_used']} of {report['images_read']} images used "
@@ -180,6 +209,7 @@ def fit_images(args: argparse.Namespace) -> int:
 
 
 def score_images(args: argparse.Namespace) -> int:
+    _tensorflow(args)
     from .images.jobs import saved_image_settings
     from .images.jobs import score_images as score_images_job
 
@@ -209,6 +239,8 @@ def score_images(args: argparse.Namespace) -> int:
 
 def _compare_image_labels(output, labels_path) -> str:
     """Flagged images against a labels file (path, defect; "" for normal)."""
+    import pandas as pd
+
     scored = pd.read_csv(output, dtype={"path": str})
     labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
     merged = scored.merge(labels, on="path", how="inner")
@@ -236,9 +268,11 @@ def _job_config(args: argparse.Namespace, base=None):
 
 
 def fit(args: argparse.Namespace) -> int:
+    config = _job_config(args)
+    _tensorflow(args)
     from .tabular.fit_job import fit_job
 
-    report = fit_job(args.input, args.model_dir, _job_config(args))
+    report = fit_job(args.input, args.model_dir, config)
     roles = ", ".join(f"{c['column']}={c['role']}" for c in report["columns"])
     print(
         f"fit: {report['rows_used']} of {report['rows_read']} rows used "
@@ -253,24 +287,31 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace) -> int:
+    _tensorflow(args)
     from .tabular.saved import saved_settings
     from .tabular.score_job import score_job
 
     if args.format is None and Path(args.output).suffix == ".parquet":
         args.format = "parquet"
     config = _job_config(args, base=saved_settings(args.model_dir))
-    report, status = score_job(
-        args.model_dir,
-        args.input,
-        args.output,
-        args.rejects,
-        args.report,
-        args.alerts,
-        config=config,
-        resume=args.resume,
-        engine=args.engine,
-        scheduler=args.scheduler,
-    )
+    workers = contextlib.nullcontext()
+    if args.engine == "dask" and not args.verbose:
+        from .quiet import dask_workers_quiet
+
+        workers = dask_workers_quiet()
+    with workers:
+        report, status = score_job(
+            args.model_dir,
+            args.input,
+            args.output,
+            args.rejects,
+            args.report,
+            args.alerts,
+            config=config,
+            resume=args.resume,
+            engine=args.engine,
+            scheduler=args.scheduler,
+        )
     unknown = report["unknown_categories"]
     print(
         f"score: {report['rows_read']} rows read, {report['rows_scored']} scored, "
@@ -287,6 +328,8 @@ def score(args: argparse.Namespace) -> int:
 
 def _compare_with_labels(output, labels_path, id_column) -> str:
     """How many planted anomalies (is_anomaly = 1 in the labels file) the job flagged."""
+    import pandas as pd
+
     if not id_column:
         raise ValueError("--labels needs [columns] id_column in the job config to match rows.")
     read = pd.read_parquet if Path(output).suffix == ".parquet" else pd.read_csv
@@ -325,6 +368,11 @@ def _score_arguments(command, inputs: str, output: str, items: str) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="vae-anomaly", description=__doc__.split("\n")[0])
+    root.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show TensorFlow's messages (start-up notes, tracing warnings)",
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     ranking = commands.add_parser("rank", help="fit on a CSV and print its most anomalous rows")

@@ -18,6 +18,7 @@ over k run in float64.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -77,7 +78,6 @@ def _scorer(model, n_samples: int):
         return scorers[n_samples]
     model_ref = weakref.ref(model)
 
-    @tf.function(jit_compile=False)
     def batch_terms(x, eps):
         feature_log_likelihood, log_prior_ratio, kl = model_ref().log_weight_terms(x, eps)
         feature_log_likelihood = tf.cast(feature_log_likelihood, tf.float64)  # [k, B, outputs]
@@ -92,8 +92,14 @@ def _scorer(model, n_samples: int):
         elbo_mc = tf.reduce_mean(log_weights, axis=0)
         return elbo, iwae, elbo_mc, kl, features
 
-    scorers[n_samples] = batch_terms
-    return batch_terms
+    # Each model's scorer is traced once, for its one batch shape. TensorFlow counts
+    # traces per Python code object, so scoring a few rows with each of several models
+    # (a grid search, a job per model) read as "frequent retracing" and logged a warning.
+    # A partial has no code object of its own: it makes the count per scorer, where a
+    # warning would still catch a scorer that really retraces.
+    scorer = tf.function(functools.partial(batch_terms), jit_compile=False)
+    scorers[n_samples] = scorer
+    return scorer
 
 
 def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) -> ScoreTerms:
