@@ -94,7 +94,7 @@ def test_help_usage_errors_and_settings_files_do_not_import_tensorflow():
 
 
 def test_settings_files_check_the_detector_parameters_without_importing_it():
-    from vae_anomaly.settings_file import detector_parameters
+    from vae_anomaly.jobs.settings import detector_parameters
 
     assert detector_parameters() == set(VAEAnomalyDetector().get_params())
 

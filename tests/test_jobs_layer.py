@@ -18,8 +18,8 @@ LAYERS = {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
         "distributions", "networks", "model", "scoring", "persistence", "alerts",
     },
-    "estimator": {"detector", "__init__"},
-    "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records", "settings_file",
+    "estimator": {"detector", "parameters", "__init__"},
+    "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records",
              "exit_status"},
     "cli": {"cli", "quiet", "__main__"},
 }  # fmt: skip
@@ -124,3 +124,23 @@ def test_score_images_memory_stays_flat_when_every_image_is_flagged(image_model)
     assert small_report["anomalies"] == 500 and large_report["anomalies"] == 4000
     # 3,500 more alert records held in a list would cost about 5 MB; streamed, none.
     assert large - small < 1_000_000, (small, large)
+
+
+@pytest.mark.parametrize("command", ["fit", "fit-images"])
+def test_a_bad_model_value_is_named_when_the_settings_are_read_before_any_data(
+    tmp_path, capsys, command
+):
+    from vae_anomaly.cli import main
+
+    config = tmp_path / "job.toml"
+    config.write_text('[model]\nlearning_rate = "fast"\n')
+    status = main(
+        [command, "--input", str(tmp_path / "not-there"), "--model-dir", str(tmp_path / "m"),
+         "--config", str(config)]
+    )  # fmt: skip
+    message = capsys.readouterr().err
+    assert status == 1
+    # The settings are checked first: the missing input is not what is reported.
+    assert f"{config}: [model] learning_rate: The 'learning_rate' parameter" in message
+    assert "must be a float in the range (0.0, inf). Got 'fast' instead." in message
+    assert not (tmp_path / "m").exists()

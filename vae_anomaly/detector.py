@@ -15,11 +15,12 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .distributions import LIKELIHOODS, GaussianHead
+from .distributions import LIKELIHOODS
 from .errors import CalibrationWarning, ModelFileError, TrainingDivergedError
 from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .networks import default_conv_filters
+from .parameters import PARAMETER_CONSTRAINTS
 from .persistence import (
     MANIFEST_FILE,
     model_from_bytes,
@@ -44,9 +45,6 @@ from .validation import (
     with_location,
 )
 
-SCORE_METHODS = ("elbo", "iwae")
-SCALINGS = ("auto", "standard", "robust", None)
-MISSING = ("error", "mask")
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
 AUTO_EPOCH_STEPS = 3000
 AUTO_EPOCH_RANGE = (10, 300)
@@ -262,6 +260,8 @@ or sequence of (family, width), default="gaussian"
     array([ 1, -1])
     """
 
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
     def __init__(
         self,
         *,
@@ -322,14 +322,10 @@ or sequence of (family, width), default="gaussian"
     # ------------------------------------------------------------------ checks
 
     def _check_params(self) -> None:
-        _check_int("latent_dim", self.latent_dim, 1, allow_none=True)
+        """``_parameter_constraints`` (``parameters.PARAMETER_CONSTRAINTS``), then what
+        ties parameters together or lies inside a tuple or a layout."""
+        self._validate_params()
         if self.hidden_units is not None:
-            if isinstance(self.hidden_units, (str, bytes)) or not hasattr(
-                self.hidden_units, "__iter__"
-            ):
-                raise TypeError(
-                    f"hidden_units must be None or a tuple of integers, got {self.hidden_units!r}."
-                )
             for width in self.hidden_units:
                 _check_int("each of hidden_units", width, 1)
         _check_int_tuple("image_shape", self.image_shape, length=3)
@@ -338,33 +334,10 @@ or sequence of (family, width), default="gaussian"
             raise ValueError("image_shape takes one likelihood family, not a column layout.")
         if self.image_shape is not None and self.missing != "error":
             raise ValueError("image_shape needs missing='error': images must be complete.")
-        if not isinstance(self.activation, str):
-            raise TypeError(f"activation must be a string, got {self.activation!r}.")
         if isinstance(self.likelihood, str):
             _check_choice("likelihood", self.likelihood, list(LIKELIHOODS.keys() - {"mixed"}))
         else:
             normalize_layout(self.likelihood)
-        _check_choice("missing", self.missing, MISSING)
-        if not isinstance(self.missing_indicator, (bool, np.bool_)):
-            raise TypeError(f"missing_indicator must be a bool, got {self.missing_indicator!r}.")
-        _check_choice("likelihood_scale", self.likelihood_scale, GaussianHead.SCALE_MODES)
-        _check_real("min_scale", self.min_scale, 0, math.inf, low_open=True, high_open=True)
-        _check_real("beta", self.beta, 0, math.inf, low_open=False, high_open=True)
-        _check_real("trim_fraction", self.trim_fraction, 0, 1, low_open=False, high_open=True)
-        _check_int("kl_warmup_epochs", self.kl_warmup_epochs, 0)
-        _check_int("epochs", self.epochs, 1, allow_none=True)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_real("learning_rate", self.learning_rate, 0, math.inf, True, True)
-        _check_real("validation_fraction", self.validation_fraction, 0, 1, False, True)
-        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
-        _check_choice("scaling", self.scaling, SCALINGS)
-        _check_choice("score_method", self.score_method, SCORE_METHODS)
-        _check_int("n_score_samples", self.n_score_samples, 1)
-        if not (isinstance(self.contamination, str) and self.contamination == "auto"):
-            _check_real("contamination", self.contamination, 0, 0.5, low_open=True)
-        _check_real("calibration_fraction", self.calibration_fraction, 0, 1, False, True)
-        _check_real("fpr", self.fpr, 0, 1, low_open=True, high_open=True)
-        _check_int("verbose", self.verbose, 0)
         scaling = self._resolved_scaling()
         if LIKELIHOODS[self._family()].support == "unit_interval" and scaling is not None:
             raise ValueError(

@@ -17,10 +17,9 @@ applies exactly the same one.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..settings_file import check_model_params, read_sections
+from ..jobs.settings import JobSettings, setting
 
 # The image jobs' model defaults, also benchmarks/mnist.py's vae-conv (see benchmarks/README.md,
 # "Images: one-class MNIST", and docs/experiments.md for the measurements behind them):
@@ -32,70 +31,39 @@ IMAGE_MODEL = {"random_state": 0, "likelihood": "bernoulli", "trim_fraction": 0.
 COLORS = ("auto", "gray", "rgb")
 HEATMAPS = ("flagged", "all")
 NORMALIZE = ("contrast", "none")
-_JOB_OWNED = {"image_shape", "calibration_fraction", "fpr"}
 
 
 @dataclass(frozen=True)
-class ImageJobConfig:
-    size: tuple | None = None
-    color: str = "auto"
-    resize: bool = True
-    convert_color: bool = True
-    normalize: str = "contrast"
-    model: dict = field(default_factory=lambda: dict(IMAGE_MODEL))
-    fpr: float = 0.01
-    calibration_fraction: float = 0.2
-    batch_size: int = 256
-    heatmaps: str = "flagged"
+class ImageJobConfig(JobSettings):
+    size: tuple | None = setting("image", None)
+    color: str = setting("image", "auto", choices=COLORS)
+    resize: bool = setting("image", True, boolean=True)
+    convert_color: bool = setting("image", True, boolean=True)
+    normalize: str = setting("image", "contrast", choices=NORMALIZE)
+    model: dict = setting("model", factory=lambda: dict(IMAGE_MODEL))
+    fpr: float = setting("threshold", 0.01)
+    calibration_fraction: float = setting("threshold", 0.2)
+    batch_size: int = setting("score", 256, at_least=1)
+    heatmaps: str = setting("score", "flagged", choices=HEATMAPS)
 
-    def with_overrides(self, **values) -> ImageJobConfig:
-        """A copy with the non-None values replaced (``model`` entries are merged)."""
-        values = {key: value for key, value in values.items() if value is not None}
-        model = dict(self.model, **values.pop("model", {}))
-        return _checked(dataclasses.replace(self, model=model, **values), "command line")
+    JOB_OWNED = frozenset({"image_shape", "calibration_fraction", "fpr"})
+    JOB_OWNED_FROM = "from [image] and [threshold]"
 
+    @classmethod
+    def from_toml(cls, values: dict) -> dict:
+        if values.get("size") is not None:
+            values["size"] = tuple(values["size"])
+        return values
 
-_SECTIONS = {
-    "image": {"size", "color", "resize", "convert_color", "normalize"},
-    "model": None,
-    "threshold": {"fpr", "calibration_fraction"},
-    "score": {"batch_size", "heatmaps"},
-}
+    def check(self, source: str) -> None:
+        if self.size is not None and (
+            len(self.size) != 2 or not all(isinstance(s, int) and s >= 1 for s in self.size)
+        ):
+            raise ValueError(
+                f"{source}: size must be [height, width] in pixels, got {self.size!r}."
+            )
 
 
 def load_image_config(path=None) -> ImageJobConfig:
     """The settings of ``path`` (TOML), or the defaults when path is None."""
-    if path is None:
-        return ImageJobConfig()
-    values = read_sections(path, _SECTIONS)
-    if "model" in values:
-        values["model"] = dict(ImageJobConfig().model, **values["model"])
-    if values.get("size") is not None:
-        values["size"] = tuple(values["size"])
-    return _checked(ImageJobConfig(**values), str(path))
-
-
-def _checked(config: ImageJobConfig, source: str) -> ImageJobConfig:
-    check_model_params(config.model, source, _JOB_OWNED, "from [image] and [threshold]")
-    if config.size is not None and (
-        len(config.size) != 2 or not all(isinstance(s, int) and s >= 1 for s in config.size)
-    ):
-        raise ValueError(f"{source}: size must be [height, width] in pixels, got {config.size!r}.")
-    if config.color not in COLORS:
-        raise ValueError(f"{source}: color must be one of {COLORS}, got {config.color!r}.")
-    for key in ("resize", "convert_color"):
-        if not isinstance(getattr(config, key), bool):
-            raise ValueError(
-                f"{source}: {key} must be true or false, got {getattr(config, key)!r}."
-            )
-    if config.normalize not in NORMALIZE:
-        raise ValueError(
-            f"{source}: normalize must be one of {NORMALIZE}, got {config.normalize!r}."
-        )
-    if config.heatmaps not in HEATMAPS:
-        raise ValueError(f"{source}: heatmaps must be one of {HEATMAPS}, got {config.heatmaps!r}.")
-    if not isinstance(config.batch_size, int) or config.batch_size < 1:
-        raise ValueError(
-            f"{source}: batch_size must be an integer >= 1, got {config.batch_size!r}."
-        )
-    return config
+    return ImageJobConfig.load(path)

@@ -1,0 +1,79 @@
+"""The parameters of ``VAEAnomalyDetector``: each one's constraint, in scikit-learn's
+vocabulary (``sklearn.utils._param_validation``: ``Interval``, ``StrOptions``, ...).
+
+The estimator declares ``_parameter_constraints = PARAMETER_CONSTRAINTS`` and validates
+itself with it in ``fit`` (``BaseEstimator._validate_params``); checks that tie several
+parameters together, or look inside a tuple, stay in ``VAEAnomalyDetector._check_params``.
+The batch jobs check the ``[model]`` table of a settings file with the same table
+(``check_model_values``) when they read the file: before any data is read, and without
+importing TensorFlow, which this module never does.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+SCORE_METHODS = ("elbo", "iwae")
+SCALINGS = ("auto", "standard", "robust", None)
+MISSING = ("error", "mask")
+LIKELIHOOD_SCALES = ("feature", "sample")
+
+
+def _at_least(kind, low):
+    return Interval(kind, low, None, closed="left")
+
+
+PARAMETER_CONSTRAINTS: dict[str, list] = {
+    "latent_dim": [_at_least(Integral, 1), None],
+    "hidden_units": [tuple, list, None],  # each width >= 1: _check_params
+    "image_shape": [tuple, list, None],  # three positive integers: _check_params
+    "conv_filters": [tuple, list, None],
+    "activation": [str],
+    # A family name, or a layout of (family, width) blocks: checked against the registry
+    # of likelihood heads (``distributions.LIKELIHOODS``) by _check_params.
+    "likelihood": [str, list, tuple],
+    "likelihood_scale": [StrOptions(set(LIKELIHOOD_SCALES))],
+    "min_scale": [Interval(Real, 0, None, closed="neither")],
+    "beta": [_at_least(Real, 0)],
+    "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+    "kl_warmup_epochs": [_at_least(Integral, 0)],
+    "epochs": [_at_least(Integral, 1), None],
+    "batch_size": [_at_least(Integral, 1)],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "n_iter_no_change": [_at_least(Integral, 1)],
+    "missing": [StrOptions(set(MISSING))],
+    "missing_indicator": ["boolean"],
+    "scaling": [StrOptions({s for s in SCALINGS if s is not None}), None],
+    "score_method": [StrOptions(set(SCORE_METHODS))],
+    "n_score_samples": [_at_least(Integral, 1)],
+    "contamination": [Interval(Real, 0, 0.5, closed="right"), StrOptions({"auto"})],
+    "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
+    "fpr": [Interval(Real, 0, 1, closed="neither")],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
+
+
+def check_model_values(model: dict, source: str) -> None:
+    """Validate the values of a settings file's ``[model]`` table (known keys) with
+    ``PARAMETER_CONSTRAINTS``; the ValueError names ``source``, the key and what it
+    accepts, e.g. ``pipelines/x.toml: [model] learning_rate: The 'learning_rate'
+    parameter of VAEAnomalyDetector must be a float in the range (0.0, inf). Got 'fast'
+    instead.``"""
+    for key, value in model.items():
+        if key not in PARAMETER_CONSTRAINTS:
+            continue  # unknown keys are the caller's error, with its own message
+        try:
+            validate_parameter_constraints(
+                {key: PARAMETER_CONSTRAINTS[key]}, {key: value}, caller_name="VAEAnomalyDetector"
+            )
+        except InvalidParameterError as error:
+            raise ValueError(f"{source}: [model] {key}: {error}") from None
