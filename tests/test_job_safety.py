@@ -427,3 +427,27 @@ def test_values_that_overflow_are_rejected_and_every_json_output_is_strict(
     assert np.isfinite(scores).all()
     for path in model_dir.rglob("*.json"):
         _strict(path.read_text())
+
+
+# ----------------------------------------------------------------------------- item 12
+
+
+def test_a_diverging_fit_names_the_file_and_the_column(tmp_path, capfd):
+    from vae_anomaly.errors import TrainingDivergedError
+
+    rng = np.random.default_rng(3)
+    source = tmp_path / "wild.csv"
+    frame = pd.DataFrame({"calm": rng.normal(size=200), "wild": rng.normal(size=200) * 1e30})
+    frame.to_csv(source, index=False)
+    config = JobConfig(
+        model={"epochs": 3, "hidden_units": (8,), "learning_rate": 1e12, "scaling": None},
+        calibration_fraction=0.0,
+    )
+    capfd.readouterr()
+    with pytest.raises(TrainingDivergedError) as error:
+        fit_job([source], tmp_path / "m", config)
+    assert str(error.value).startswith(f"{source}: Training diverged")
+    assert "most extreme scaled values are in column 'wild'" in str(error.value)
+    captured = capfd.readouterr()
+    assert "Invalid loss" not in captured.out + captured.err
+    assert not (tmp_path / "m").exists()

@@ -12,12 +12,14 @@ Training rows are held in memory (scoring, not training, is the streaming job).
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
 import pandas as pd
 
 from ..detector import VAEAnomalyDetector
+from ..errors import TrainingDivergedError
 from ..jobs.model_dir import (
     DETECTOR_DIR,
     FIT_REJECTS_FILE,
@@ -31,6 +33,18 @@ from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .saved import SCHEMA_FILE
 from .schema import TabularSchema
+
+
+def _diverged(error: TrainingDivergedError, paths, schema) -> TrainingDivergedError:
+    """The detector's error, naming the training files and the columns by name."""
+    names = schema.encoded_names
+
+    def named(match: re.Match) -> str:
+        j = int(match.group(1))
+        return f"column {names[j]!r}" if j < len(names) else match.group(0)
+
+    message = re.sub(r"column (\d+)(?= \(\|u\|)", named, str(error))
+    return TrainingDivergedError(f"{', '.join(map(str, paths))}: {message}")
 
 
 def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
@@ -80,7 +94,10 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             fpr=config.fpr,
             **params,
         )
-        detector.fit(encoded.X)
+        try:
+            detector.fit(encoded.X)
+        except TrainingDivergedError as error:
+            raise _diverged(error, paths, schema) from None
         detector.save(staging / DETECTOR_DIR)
         report = fit_report(
             "rows",

@@ -234,6 +234,17 @@ class TabularSchema:
         return tuple(blocks)
 
     @property
+    def encoded_names(self) -> list[str]:
+        """The name of each encoded column (of ``encode(...).X``): a numeric or boolean
+        column's name, ``name=level`` for each level of a categorical column and
+        ``name=<unseen>`` for its unknown level."""
+        names = [c.name for c in self.by_role("numeric")]
+        for column in self.by_role("categorical"):
+            names += [f"{column.name}={level}" for level in column.levels]
+            names.append(f"{column.name}=<unseen>")
+        return names + [c.name for c in self.by_role("boolean")]
+
+    @property
     def output_names(self) -> list[str]:
         """Original column per output of ``score_features``."""
         return [column.name for column in self.modelled]
