@@ -12,6 +12,7 @@ from sklearn.exceptions import NotFittedError
 import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.errors import CalibrationWarning, ModelFileError, TrainingDivergedError
+from vae_anomaly.integrity import seal_directory
 from vae_anomaly.jobs.model_dir import threshold_info
 from vae_anomaly.model import VAE
 from vae_anomaly.scoring import SCORING_MEMORY_BYTES, scoring_batch_rows, scoring_row_bytes
@@ -176,6 +177,9 @@ def _edited_copy(small, tmp_path, edit):
     manifest = json.loads(manifest_path.read_text())
     edit(manifest["fitted"])
     manifest_path.write_text(json.dumps(manifest))
+    # Rewritten with its checksums (as a tool or a careless hand could): the checksum
+    # list passes, and the values themselves must be refused.
+    seal_directory(tmp_path / "model")
     return tmp_path / "model"
 
 
