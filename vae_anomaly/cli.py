@@ -45,14 +45,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .exit_status import ExitStatus
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def _tensorflow(args: argparse.Namespace) -> None:
@@ -63,96 +58,22 @@ def _tensorflow(args: argparse.Namespace) -> None:
         import_tensorflow_quietly()
 
 
-def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
-    """(numeric features, ids) from a CSV; errors name the file, line and column."""
-    import numpy as np
-    import pandas as pd
-
-    from .validation import first_non_numeric
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
-    if frame.empty:
-        raise ValueError(f"{path}: the file has no data rows.")
-    ids = None
-    if id_column is not None:
-        if id_column not in frame.columns:
-            raise ValueError(
-                f"{path}: --id-column {id_column!r} is not a column; the columns are "
-                f"{list(frame.columns)}."
-            )
-        ids = frame.pop(id_column)
-    for name in frame.columns:
-        row, parsed = first_non_numeric(frame[name])
-        if row is not None:
-            raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: {frame[name].iloc[row]!r} is not a "
-                "number. `rank` models numeric columns only; pass an id column with --id-column."
-            )
-        missing = parsed.isna()
-        if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: value is missing "
-                f"({int(missing.sum())} missing in this column)."
-            )
-        frame[name] = parsed.astype(np.float64)
-    return frame, ids
-
-
 def rank(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
+    from .tabular.rank_job import rank_job
 
-    started = time.perf_counter()
-    features, ids = read_numeric_csv(args.input, args.id_column)
-    _tensorflow(args)
-    from .alerts import alert_records, write_alerts
-    from .detector import VAEAnomalyDetector
-
-    detector = VAEAnomalyDetector(epochs=args.epochs, random_state=args.seed)
-    detector.fit(features)
-    scores = detector.score_samples(features)
-    contributions = detector.score_features(features)
-    flagged = detector.predict(features) == -1
-
-    order = np.argsort(scores, kind="stable")[: args.top]
-    ids = ids if ids is not None else pd.Series(np.arange(len(features)), name="row")
-    lowest = np.argmin(contributions, axis=1)
-    table = pd.DataFrame(
-        {
-            ids.name: ids.to_numpy()[order],
-            "anomaly_score": np.round(-scores[order], 2),
-            "flagged": np.where(flagged[order], "yes", "no"),
-            "top_column": features.columns.to_numpy()[lowest[order]],
-        }
+    lines, status = rank_job(
+        args.input,
+        args.id_column,
+        args.top,
+        args.labels,
+        args.alerts,
+        args.epochs,
+        args.seed,
+        before_tensorflow=lambda: _tensorflow(args),
     )
-    print(
-        f"Fitted on {len(features)} rows x {features.shape[1]} columns of {args.input} in "
-        f"{time.perf_counter() - started:.1f} s ({detector.n_epochs_} epochs); "
-        f"{int(flagged.sum())} rows flagged. Anomaly score = -ELBO (higher is stranger)."
-    )
-    print(f"\nThe {len(order)} most anomalous rows:")
-    print(table.to_string(index=False))
-    if args.labels:
-        planted = pd.read_csv(args.labels).set_index(ids.name)["is_anomaly"]
-        planted = planted.loc[ids.to_numpy()].to_numpy().astype(bool)
-        print(
-            f"\n{int(planted[order].sum())} of these {len(order)} are planted anomalies; "
-            f"{int((planted & flagged).sum())} of the {int(flagged.sum())} flagged rows are "
-            f"({int(planted.sum())} planted in {args.labels})."
-        )
-    if args.alerts:
-        records = alert_records(detector, features, row_ids=ids.to_numpy())
-        write_alerts(records, args.alerts)
-        print(f"\n{len(records)} alert records written to {args.alerts}.")
-        return ExitStatus.ALERTS if records else ExitStatus.OK
-    return ExitStatus.OK
+    for line in lines:
+        print(line)
+    return status
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
@@ -233,25 +154,10 @@ def score_images(args: argparse.Namespace) -> int:
         + f" Report: {args.report}."
     )
     if args.labels:
-        print(_compare_image_labels(args.output, args.labels))
+        from .images.labels import compare_image_labels
+
+        print(compare_image_labels(args.output, args.labels))
     return status
-
-
-def _compare_image_labels(output, labels_path) -> str:
-    """Flagged images against a labels file (path, defect; "" for normal)."""
-    import pandas as pd
-
-    scored = pd.read_csv(output, dtype={"path": str})
-    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
-    merged = scored.merge(labels, on="path", how="inner")
-    defective = merged["defect"] != ""
-    flagged = merged["is_anomaly"] == 1
-    found = merged.loc[defective & flagged, "defect"].value_counts().sort_index().to_dict()
-    return (
-        f"labels: {int((defective & flagged).sum())} of the {int(defective.sum())} defective "
-        f"images were flagged ({found}); {int((~defective & flagged).sum())} of "
-        f"{int((~defective).sum())} normal images were flagged."
-    )
 
 
 def _job_config(args: argparse.Namespace, base=None):
@@ -322,30 +228,10 @@ def score(args: argparse.Namespace) -> int:
         + f" Report: {args.report}."
     )
     if args.labels:
-        print(_compare_with_labels(args.output, args.labels, config.id_column))
+        from .tabular.labels import compare_with_labels
+
+        print(compare_with_labels(args.output, args.labels, config.id_column))
     return status
-
-
-def _compare_with_labels(output, labels_path, id_column) -> str:
-    """How many planted anomalies (is_anomaly = 1 in the labels file) the job flagged."""
-    import pandas as pd
-
-    if not id_column:
-        raise ValueError("--labels needs [columns] id_column in the job config to match rows.")
-    read = pd.read_parquet if Path(output).suffix == ".parquet" else pd.read_csv
-    scored = read(output, dtype={id_column: str}) if read is pd.read_csv else read(output)
-    labels = pd.read_csv(labels_path, dtype={id_column: str})
-    merged = scored.merge(labels, on=id_column, how="inner", suffixes=("", "_label"))
-    planted = merged["is_anomaly_label"].astype(bool)
-    flagged = merged["is_anomaly"].astype(str).str.lower().isin({"true", "1"})
-    found = (
-        merged.loc[planted & flagged, "kind"].value_counts().to_dict() if "kind" in merged else {}
-    )
-    return (
-        f"labels: {int((planted & flagged).sum())} of the {int(planted.sum())} planted anomalies "
-        f"among the scored rows were flagged ({found}); {int((~planted & flagged).sum())} of "
-        f"{int((~planted).sum())} normal rows were flagged."
-    )
 
 
 def _fit_arguments(command, inputs: str, config: str) -> None:
