@@ -111,6 +111,37 @@ def _image_config(args: argparse.Namespace, base=None):
     )
 
 
+def _print_fit(
+    command: str, report: dict, unit: str, model_dir, *, shape: str = "", details=()
+) -> None:
+    """The summary of ``fit`` and ``fit-images``: the {unit} used and rejected, the image
+    ``shape``, the epochs, ``details`` lines, and the threshold: its false-alarm rate when
+    calibrated (on how many held-out rows, for rows), else the reason it is not."""
+    lines = [
+        f"{command}: {report[f'{unit}_used']} of {report[f'{unit}_read']} {unit} used "
+        f"({report[f'{unit}_rejected']} rejected, see {Path(model_dir) / 'fit_rejects.csv'}); "
+        + (f"{shape}; " if shape else "")
+        + f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.",
+        *(f"{command}: {detail}." for detail in details),
+    ]
+    threshold = report["threshold"]
+    if threshold["calibrated"]:
+        how = f" for a false-alarm rate of {threshold['fpr']}"
+        if unit == "rows":
+            how += f" on {threshold['calibration_rows']} held-out rows"
+    else:
+        if threshold["fpr"] is not None:
+            how = f" at the {1 - threshold['fpr']:g} quantile of the training scores"
+        else:
+            how = ""
+        how += f", not calibrated: {threshold['reason'].rstrip('.')}"
+    lines.append(
+        f"{command}: threshold {threshold['anomaly_score']:.2f} (anomaly score){how}; "
+        f"model saved to {model_dir}."
+    )
+    print("\n".join(lines))
+
+
 def fit_images(args: argparse.Namespace) -> int:
     config = _image_config(args)
     _tensorflow(args)
@@ -118,14 +149,7 @@ def fit_images(args: argparse.Namespace) -> int:
 
     report = fit_images_job(args.input, args.model_dir, config)
     height, width, channels = report["image_shape"]
-    print(
-        f"fit-images: {report['images_used']} of {report['images_read']} images used "
-        f"({report['images_rejected']} rejected, see "
-        f"{Path(args.model_dir) / 'fit_rejects.csv'}); {height}x{width}x{channels}; "
-        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
-        f"fit-images: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for "
-        f"a false-alarm rate of {report['threshold']['fpr']}; model saved to {args.model_dir}."
-    )
+    _print_fit("fit-images", report, "images", args.model_dir, shape=f"{height}x{width}x{channels}")
     return ExitStatus.OK
 
 
@@ -180,15 +204,7 @@ def fit(args: argparse.Namespace) -> int:
 
     report = fit_job(args.input, args.model_dir, config)
     roles = ", ".join(f"{c['column']}={c['role']}" for c in report["columns"])
-    print(
-        f"fit: {report['rows_used']} of {report['rows_read']} rows used "
-        f"({report['rows_rejected']} rejected, see {Path(args.model_dir) / 'fit_rejects.csv'}); "
-        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
-        f"fit: columns: {roles}.\n"
-        f"fit: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for a "
-        f"false-alarm rate of {report['threshold']['fpr']} on "
-        f"{report['threshold']['calibration_rows']} held-out rows; model saved to {args.model_dir}."
-    )
+    _print_fit("fit", report, "rows", args.model_dir, details=[f"columns: {roles}"])
     return ExitStatus.OK
 
 
