@@ -101,14 +101,21 @@ def _model_overrides(args: argparse.Namespace) -> dict:
     return model
 
 
+def _settings(args: argparse.Namespace, load, base=None, *flags: str):
+    """The job's settings: --config, else ``base`` (those saved at fit), else ``load()``'s
+    defaults; then --epochs, --seed, --fpr and the ``flags`` given (e.g. "batch_size")."""
+    config = load(args.config) if args.config else base or load()
+    return config.with_overrides(
+        model=_model_overrides(args),
+        fpr=getattr(args, "fpr", None),
+        **{flag: getattr(args, flag, None) for flag in flags},
+    )
+
+
 def _image_config(args: argparse.Namespace, base=None):
     from .images.config import load_image_config
 
-    config = load_image_config(args.config) if args.config else base or load_image_config()
-    model = _model_overrides(args)
-    return config.with_overrides(
-        model=model, fpr=getattr(args, "fpr", None), batch_size=getattr(args, "batch_size", None)
-    )
+    return _settings(args, load_image_config, base, "batch_size")
 
 
 def _print_fit(
@@ -187,14 +194,7 @@ def score_images(args: argparse.Namespace) -> int:
 def _job_config(args: argparse.Namespace, base=None):
     from .tabular.config import load_config
 
-    config = load_config(args.config) if args.config else base or load_config()
-    model = _model_overrides(args)
-    return config.with_overrides(
-        model=model,
-        fpr=getattr(args, "fpr", None),
-        chunk_rows=getattr(args, "chunk_rows", None),
-        format=getattr(args, "format", None),
-    )
+    return _settings(args, load_config, base, "chunk_rows", "format")
 
 
 def fit(args: argparse.Namespace) -> int:
@@ -250,22 +250,31 @@ def score(args: argparse.Namespace) -> int:
     return status
 
 
-def _fit_arguments(command, inputs: str, config: str) -> None:
+def _fit_command(commands, name: str, run, what: str, inputs: str, config: str) -> None:
+    """A fit command (``fit``, ``fit-images``): inputs, a model directory, settings."""
+    command = commands.add_parser(name, help=f"fit a detector on {what}")
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--model-dir", required=True, help="directory to save the model in")
     command.add_argument("--config", help=f"job settings (TOML), e.g. {config}")
     command.add_argument("--epochs", type=int, help="overrides [model] epochs")
     command.add_argument("--seed", type=int, help="overrides [model] random_state")
     command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    command.set_defaults(run=run)
 
 
-def _score_arguments(command, inputs: str, output: str, items: str) -> None:
+def _score_command(commands, name: str, run, what: str, inputs: str, output: str, items: str):
+    """A scoring command (``score``, ``score-images``) with the arguments both share;
+    returned for its own."""
+    command = commands.add_parser(name, help=f"score {what} with a saved model")
     command.add_argument("--model-dir", required=True)
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--output", required=True, help=output)
     command.add_argument("--rejects", required=True, help=f"CSV of {items} not scored")
     command.add_argument("--report", required=True, help="JSON run report")
     command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
+    command.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    command.set_defaults(run=run)
+    return command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -287,36 +296,41 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
-    fitting = commands.add_parser("fit", help="fit a detector on training CSV(s)")
-    _fit_arguments(fitting, "CSV (repeatable)", "pipelines/tabular.toml")
-    fitting.set_defaults(run=fit)
-
-    scoring = commands.add_parser("score", help="score CSV(s) with a saved model")
-    _score_arguments(scoring, "CSV or glob", "scored rows (.csv or .parquet)", "lines")
+    _fit_command(
+        commands, "fit", fit, "training CSV(s)", "CSV (repeatable)", "pipelines/tabular.toml"
+    )
+    scoring = _score_command(
+        commands, "score", score, "CSV(s)", "CSV or glob", "scored rows (.csv or .parquet)", "lines"
+    )
     scoring.add_argument("--resume", action="store_true", help="continue an interrupted run")
     scoring.add_argument("--engine", choices=("local", "dask"), default="local")
     scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    scoring.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     scoring.add_argument("--chunk-rows", type=int, help="lines per chunk (memory bound)")
     scoring.add_argument(
         "--format", choices=("csv", "parquet"), help="output format (default: by --output suffix)"
     )
     scoring.add_argument("--labels", help="CSV of id_column and is_anomaly, to compare")
-    scoring.set_defaults(run=score)
 
-    image_fit = commands.add_parser("fit-images", help="fit a detector on image folders")
-    _fit_arguments(image_fit, "folder, file or glob (repeatable)", "pipelines/images.toml")
-    image_fit.set_defaults(run=fit_images)
-
-    image_score = commands.add_parser("score-images", help="score images with a saved model")
-    _score_arguments(
-        image_score, "folder, file or glob", "CSV: path, score, p-value, flag", "files"
+    _fit_command(
+        commands,
+        "fit-images",
+        fit_images,
+        "image folders",
+        "folder, file or glob (repeatable)",
+        "pipelines/images.toml",
+    )
+    image_score = _score_command(
+        commands,
+        "score-images",
+        score_images,
+        "images",
+        "folder, file or glob",
+        "CSV: path, score, p-value, flag",
+        "files",
     )
     image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")
-    image_score.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     image_score.add_argument("--batch-size", type=int, help="images in memory at once")
     image_score.add_argument("--labels", help="CSV of path and defect, to compare")
-    image_score.set_defaults(run=score_images)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
     sample.add_argument("--output-dir", default="sample_data")
