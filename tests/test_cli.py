@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
@@ -73,3 +75,45 @@ def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
     pd.DataFrame({"a": [1.0, 2.0]}).to_csv(tmp_path / "ok.csv", index=False)
     assert main(["rank", "--input", str(tmp_path / "ok.csv"), "--id-column", "id"]) == 1
     assert "--id-column 'id' is not a column" in capsys.readouterr().err
+
+
+def _small_table(directory: Path) -> Path:
+    """40 rows of 2 numeric columns."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 2)), columns=["a", "b"])
+    frame.to_csv(directory / "small.csv", index=False)
+    return directory / "small.csv"
+
+
+def _small_images(directory: Path) -> Path:
+    """A folder of 30 grey 16x16 PNGs of noise."""
+    rng = np.random.default_rng(0)
+    (directory / "images").mkdir()
+    for i in range(30):
+        pixels = (rng.random((16, 16)) * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(directory / "images" / f"{i:02d}.png")
+    return directory / "images"
+
+
+# The CalibrationWarning itself is tested on the detector (test_hardening_model.py);
+# here, what the fit commands print about it.
+@pytest.mark.filterwarnings("ignore::vae_anomaly.errors.CalibrationWarning")
+@pytest.mark.parametrize(
+    ("command", "write", "n_lines"), [("fit", _small_table, 3), ("fit-images", _small_images, 2)]
+)
+def test_fit_prints_why_its_threshold_is_not_calibrated(tmp_path, capsys, command, write, n_lines):
+    """40 rows (30 images) hold out too few to certify the default fpr of 0.01: the
+    threshold is a training quantile, and the fit says so with the reason instead of a
+    false-alarm rate."""
+    model_dir = tmp_path / "model"
+    arguments = ["--input", str(write(tmp_path)), "--model-dir", str(model_dir)]
+    assert main([command, *arguments, "--epochs", "1"]) == ExitStatus.OK
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == n_lines and printed[-1].startswith(f"{command}: threshold ")
+    assert (
+        "(anomaly score) at the 0.99 quantile of the training scores, not calibrated: "
+        "calibration_fraction=" in printed[-1]
+    )
+    assert "needs at least 99 held-out rows" in printed[-1]
+    assert "false-alarm rate" not in printed[-1]
+    assert printed[-1].endswith(f"(calibrated_ is False); model saved to {model_dir}.")

@@ -45,14 +45,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .exit_status import ExitStatus
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def _tensorflow(args: argparse.Namespace) -> None:
@@ -63,96 +58,22 @@ def _tensorflow(args: argparse.Namespace) -> None:
         import_tensorflow_quietly()
 
 
-def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
-    """(numeric features, ids) from a CSV; errors name the file, line and column."""
-    import numpy as np
-    import pandas as pd
-
-    from .validation import first_non_numeric
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
-    if frame.empty:
-        raise ValueError(f"{path}: the file has no data rows.")
-    ids = None
-    if id_column is not None:
-        if id_column not in frame.columns:
-            raise ValueError(
-                f"{path}: --id-column {id_column!r} is not a column; the columns are "
-                f"{list(frame.columns)}."
-            )
-        ids = frame.pop(id_column)
-    for name in frame.columns:
-        row, parsed = first_non_numeric(frame[name])
-        if row is not None:
-            raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: {frame[name].iloc[row]!r} is not a "
-                "number. `rank` models numeric columns only; pass an id column with --id-column."
-            )
-        missing = parsed.isna()
-        if missing.any():
-            row = int(np.flatnonzero(missing.to_numpy())[0])
-            raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: value is missing "
-                f"({int(missing.sum())} missing in this column)."
-            )
-        frame[name] = parsed.astype(np.float64)
-    return frame, ids
-
-
 def rank(args: argparse.Namespace) -> int:
-    import numpy as np
-    import pandas as pd
+    from .tabular.rank_job import rank_job
 
-    started = time.perf_counter()
-    features, ids = read_numeric_csv(args.input, args.id_column)
-    _tensorflow(args)
-    from .alerts import alert_records, write_alerts
-    from .detector import VAEAnomalyDetector
-
-    detector = VAEAnomalyDetector(epochs=args.epochs, random_state=args.seed)
-    detector.fit(features)
-    scores = detector.score_samples(features)
-    contributions = detector.score_features(features)
-    flagged = detector.predict(features) == -1
-
-    order = np.argsort(scores, kind="stable")[: args.top]
-    ids = ids if ids is not None else pd.Series(np.arange(len(features)), name="row")
-    lowest = np.argmin(contributions, axis=1)
-    table = pd.DataFrame(
-        {
-            ids.name: ids.to_numpy()[order],
-            "anomaly_score": np.round(-scores[order], 2),
-            "flagged": np.where(flagged[order], "yes", "no"),
-            "top_column": features.columns.to_numpy()[lowest[order]],
-        }
+    lines, status = rank_job(
+        args.input,
+        args.id_column,
+        args.top,
+        args.labels,
+        args.alerts,
+        args.epochs,
+        args.seed,
+        before_tensorflow=lambda: _tensorflow(args),
     )
-    print(
-        f"Fitted on {len(features)} rows x {features.shape[1]} columns of {args.input} in "
-        f"{time.perf_counter() - started:.1f} s ({detector.n_epochs_} epochs); "
-        f"{int(flagged.sum())} rows flagged. Anomaly score = -ELBO (higher is stranger)."
-    )
-    print(f"\nThe {len(order)} most anomalous rows:")
-    print(table.to_string(index=False))
-    if args.labels:
-        planted = pd.read_csv(args.labels).set_index(ids.name)["is_anomaly"]
-        planted = planted.loc[ids.to_numpy()].to_numpy().astype(bool)
-        print(
-            f"\n{int(planted[order].sum())} of these {len(order)} are planted anomalies; "
-            f"{int((planted & flagged).sum())} of the {int(flagged.sum())} flagged rows are "
-            f"({int(planted.sum())} planted in {args.labels})."
-        )
-    if args.alerts:
-        records = alert_records(detector, features, row_ids=ids.to_numpy())
-        write_alerts(records, args.alerts)
-        print(f"\n{len(records)} alert records written to {args.alerts}.")
-        return ExitStatus.ALERTS if records else ExitStatus.OK
-    return ExitStatus.OK
+    for line in lines:
+        print(line)
+    return status
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
@@ -180,14 +101,52 @@ def _model_overrides(args: argparse.Namespace) -> dict:
     return model
 
 
+def _settings(args: argparse.Namespace, load, base=None, *flags: str):
+    """The job's settings: --config, else ``base`` (those saved at fit), else ``load()``'s
+    defaults; then --epochs, --seed, --fpr and the ``flags`` given (e.g. "batch_size")."""
+    config = load(args.config) if args.config else base or load()
+    return config.with_overrides(
+        model=_model_overrides(args),
+        fpr=getattr(args, "fpr", None),
+        **{flag: getattr(args, flag, None) for flag in flags},
+    )
+
+
 def _image_config(args: argparse.Namespace, base=None):
     from .images.config import load_image_config
 
-    config = load_image_config(args.config) if args.config else base or load_image_config()
-    model = _model_overrides(args)
-    return config.with_overrides(
-        model=model, fpr=getattr(args, "fpr", None), batch_size=getattr(args, "batch_size", None)
+    return _settings(args, load_image_config, base, "batch_size")
+
+
+def _print_fit(
+    command: str, report: dict, unit: str, model_dir, *, shape: str = "", details=()
+) -> None:
+    """The summary of ``fit`` and ``fit-images``: the {unit} used and rejected, the image
+    ``shape``, the epochs, ``details`` lines, and the threshold: its false-alarm rate when
+    calibrated (on how many held-out rows, for rows), else the reason it is not."""
+    lines = [
+        f"{command}: {report[f'{unit}_used']} of {report[f'{unit}_read']} {unit} used "
+        f"({report[f'{unit}_rejected']} rejected, see {Path(model_dir) / 'fit_rejects.csv'}); "
+        + (f"{shape}; " if shape else "")
+        + f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.",
+        *(f"{command}: {detail}." for detail in details),
+    ]
+    threshold = report["threshold"]
+    if threshold["calibrated"]:
+        how = f" for a false-alarm rate of {threshold['fpr']}"
+        if unit == "rows":
+            how += f" on {threshold['calibration_rows']} held-out rows"
+    else:
+        if threshold["fpr"] is not None:
+            how = f" at the {1 - threshold['fpr']:g} quantile of the training scores"
+        else:
+            how = ""
+        how += f", not calibrated: {threshold['reason'].rstrip('.')}"
+    lines.append(
+        f"{command}: threshold {threshold['anomaly_score']:.2f} (anomaly score){how}; "
+        f"model saved to {model_dir}."
     )
+    print("\n".join(lines))
 
 
 def fit_images(args: argparse.Namespace) -> int:
@@ -197,14 +156,7 @@ def fit_images(args: argparse.Namespace) -> int:
 
     report = fit_images_job(args.input, args.model_dir, config)
     height, width, channels = report["image_shape"]
-    print(
-        f"fit-images: {report['images_used']} of {report['images_read']} images used "
-        f"({report['images_rejected']} rejected, see "
-        f"{Path(args.model_dir) / 'fit_rejects.csv'}); {height}x{width}x{channels}; "
-        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
-        f"fit-images: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for "
-        f"a false-alarm rate of {report['threshold']['fpr']}; model saved to {args.model_dir}."
-    )
+    _print_fit("fit-images", report, "images", args.model_dir, shape=f"{height}x{width}x{channels}")
     return ExitStatus.OK
 
 
@@ -233,38 +185,16 @@ def score_images(args: argparse.Namespace) -> int:
         + f" Report: {args.report}."
     )
     if args.labels:
-        print(_compare_image_labels(args.output, args.labels))
+        from .images.labels import compare_image_labels
+
+        print(compare_image_labels(args.output, args.labels))
     return status
-
-
-def _compare_image_labels(output, labels_path) -> str:
-    """Flagged images against a labels file (path, defect; "" for normal)."""
-    import pandas as pd
-
-    scored = pd.read_csv(output, dtype={"path": str})
-    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
-    merged = scored.merge(labels, on="path", how="inner")
-    defective = merged["defect"] != ""
-    flagged = merged["is_anomaly"] == 1
-    found = merged.loc[defective & flagged, "defect"].value_counts().sort_index().to_dict()
-    return (
-        f"labels: {int((defective & flagged).sum())} of the {int(defective.sum())} defective "
-        f"images were flagged ({found}); {int((~defective & flagged).sum())} of "
-        f"{int((~defective).sum())} normal images were flagged."
-    )
 
 
 def _job_config(args: argparse.Namespace, base=None):
     from .tabular.config import load_config
 
-    config = load_config(args.config) if args.config else base or load_config()
-    model = _model_overrides(args)
-    return config.with_overrides(
-        model=model,
-        fpr=getattr(args, "fpr", None),
-        chunk_rows=getattr(args, "chunk_rows", None),
-        format=getattr(args, "format", None),
-    )
+    return _settings(args, load_config, base, "chunk_rows", "format")
 
 
 def fit(args: argparse.Namespace) -> int:
@@ -274,15 +204,7 @@ def fit(args: argparse.Namespace) -> int:
 
     report = fit_job(args.input, args.model_dir, config)
     roles = ", ".join(f"{c['column']}={c['role']}" for c in report["columns"])
-    print(
-        f"fit: {report['rows_used']} of {report['rows_read']} rows used "
-        f"({report['rows_rejected']} rejected, see {Path(args.model_dir) / 'fit_rejects.csv'}); "
-        f"{report['n_epochs']} epochs in {report['seconds']:.1f} s.\n"
-        f"fit: columns: {roles}.\n"
-        f"fit: threshold {report['threshold']['anomaly_score']:.2f} (anomaly score) for a "
-        f"false-alarm rate of {report['threshold']['fpr']} on "
-        f"{report['threshold']['calibration_rows']} held-out rows; model saved to {args.model_dir}."
-    )
+    _print_fit("fit", report, "rows", args.model_dir, details=[f"columns: {roles}"])
     return ExitStatus.OK
 
 
@@ -322,48 +244,37 @@ def score(args: argparse.Namespace) -> int:
         + f" Report: {args.report}."
     )
     if args.labels:
-        print(_compare_with_labels(args.output, args.labels, config.id_column))
+        from .tabular.labels import compare_with_labels
+
+        print(compare_with_labels(args.output, args.labels, config.id_column))
     return status
 
 
-def _compare_with_labels(output, labels_path, id_column) -> str:
-    """How many planted anomalies (is_anomaly = 1 in the labels file) the job flagged."""
-    import pandas as pd
-
-    if not id_column:
-        raise ValueError("--labels needs [columns] id_column in the job config to match rows.")
-    read = pd.read_parquet if Path(output).suffix == ".parquet" else pd.read_csv
-    scored = read(output, dtype={id_column: str}) if read is pd.read_csv else read(output)
-    labels = pd.read_csv(labels_path, dtype={id_column: str})
-    merged = scored.merge(labels, on=id_column, how="inner", suffixes=("", "_label"))
-    planted = merged["is_anomaly_label"].astype(bool)
-    flagged = merged["is_anomaly"].astype(str).str.lower().isin({"true", "1"})
-    found = (
-        merged.loc[planted & flagged, "kind"].value_counts().to_dict() if "kind" in merged else {}
-    )
-    return (
-        f"labels: {int((planted & flagged).sum())} of the {int(planted.sum())} planted anomalies "
-        f"among the scored rows were flagged ({found}); {int((~planted & flagged).sum())} of "
-        f"{int((~planted).sum())} normal rows were flagged."
-    )
-
-
-def _fit_arguments(command, inputs: str, config: str) -> None:
+def _fit_command(commands, name: str, run, what: str, inputs: str, config: str) -> None:
+    """A fit command (``fit``, ``fit-images``): inputs, a model directory, settings."""
+    command = commands.add_parser(name, help=f"fit a detector on {what}")
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--model-dir", required=True, help="directory to save the model in")
     command.add_argument("--config", help=f"job settings (TOML), e.g. {config}")
     command.add_argument("--epochs", type=int, help="overrides [model] epochs")
     command.add_argument("--seed", type=int, help="overrides [model] random_state")
     command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    command.set_defaults(run=run)
 
 
-def _score_arguments(command, inputs: str, output: str, items: str) -> None:
+def _score_command(commands, name: str, run, what: str, inputs: str, output: str, items: str):
+    """A scoring command (``score``, ``score-images``) with the arguments both share;
+    returned for its own."""
+    command = commands.add_parser(name, help=f"score {what} with a saved model")
     command.add_argument("--model-dir", required=True)
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--output", required=True, help=output)
     command.add_argument("--rejects", required=True, help=f"CSV of {items} not scored")
     command.add_argument("--report", required=True, help="JSON run report")
     command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
+    command.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    command.set_defaults(run=run)
+    return command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -385,36 +296,41 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
-    fitting = commands.add_parser("fit", help="fit a detector on training CSV(s)")
-    _fit_arguments(fitting, "CSV (repeatable)", "pipelines/tabular.toml")
-    fitting.set_defaults(run=fit)
-
-    scoring = commands.add_parser("score", help="score CSV(s) with a saved model")
-    _score_arguments(scoring, "CSV or glob", "scored rows (.csv or .parquet)", "lines")
+    _fit_command(
+        commands, "fit", fit, "training CSV(s)", "CSV (repeatable)", "pipelines/tabular.toml"
+    )
+    scoring = _score_command(
+        commands, "score", score, "CSV(s)", "CSV or glob", "scored rows (.csv or .parquet)", "lines"
+    )
     scoring.add_argument("--resume", action="store_true", help="continue an interrupted run")
     scoring.add_argument("--engine", choices=("local", "dask"), default="local")
     scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    scoring.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     scoring.add_argument("--chunk-rows", type=int, help="lines per chunk (memory bound)")
     scoring.add_argument(
         "--format", choices=("csv", "parquet"), help="output format (default: by --output suffix)"
     )
     scoring.add_argument("--labels", help="CSV of id_column and is_anomaly, to compare")
-    scoring.set_defaults(run=score)
 
-    image_fit = commands.add_parser("fit-images", help="fit a detector on image folders")
-    _fit_arguments(image_fit, "folder, file or glob (repeatable)", "pipelines/images.toml")
-    image_fit.set_defaults(run=fit_images)
-
-    image_score = commands.add_parser("score-images", help="score images with a saved model")
-    _score_arguments(
-        image_score, "folder, file or glob", "CSV: path, score, p-value, flag", "files"
+    _fit_command(
+        commands,
+        "fit-images",
+        fit_images,
+        "image folders",
+        "folder, file or glob (repeatable)",
+        "pipelines/images.toml",
+    )
+    image_score = _score_command(
+        commands,
+        "score-images",
+        score_images,
+        "images",
+        "folder, file or glob",
+        "CSV: path, score, p-value, flag",
+        "files",
     )
     image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")
-    image_score.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     image_score.add_argument("--batch-size", type=int, help="images in memory at once")
     image_score.add_argument("--labels", help="CSV of path and defect, to compare")
-    image_score.set_defaults(run=score_images)
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
     sample.add_argument("--output-dir", default="sample_data")

@@ -1,10 +1,12 @@
-"""The tabular batch jobs behind ``vae-anomaly fit`` and ``vae-anomaly score``.
+"""The tabular batch jobs behind ``vae-anomaly fit``, ``score`` and ``rank``.
 
 schema.py     column roles (inferred or configured) and the encoding of text cells
 reader.py     CSV files in independently readable chunks, bad lines with reasons
-rejects.py    the reject file: file, line, reason, raw line
+saved.py      a fitted model directory read back, for the score job
 config.py     job settings from TOML (pipelines/tabular.toml) and flags
 fit_job.py    training CSV(s) -> model directory (detector + schema)
 score_job.py  model directory + CSV(s) -> scored output, rejects, alerts, report
 engines.py    run chunk tasks locally or on Dask
+labels.py     a scored output against planted labels (``score --labels``)
+rank_job.py   one numeric CSV -> fitted detector -> its most anomalous rows
 """

@@ -1,0 +1,144 @@
+"""``vae-anomaly rank``: one CSV of numeric columns -> a fitted detector -> its most
+anomalous rows.
+
+The detector is fitted on the file itself and scores it; the job returns the lines to
+print: a summary, the ``top`` rows with the highest anomaly score (-ELBO), each with its
+flag and the column that contributes most, and with ``labels`` how many of them were
+planted. With ``alerts``, an alert record per flagged row is written and the status is
+ALERTS when there is any.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..exit_status import ExitStatus
+from ..validation import first_non_numeric
+
+
+def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """(numeric features, ids) from a CSV; errors name the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
+    if frame.empty:
+        raise ValueError(f"{path}: the file has no data rows.")
+    ids = None
+    if id_column is not None:
+        if id_column not in frame.columns:
+            raise ValueError(
+                f"{path}: --id-column {id_column!r} is not a column; the columns are "
+                f"{list(frame.columns)}."
+            )
+        ids = frame.pop(id_column)
+    for name in frame.columns:
+        row, parsed = first_non_numeric(frame[name])
+        if row is not None:
+            raise ValueError(
+                f"{path}, line {row + 2}, column {name!r}: {frame[name].iloc[row]!r} is not a "
+                "number. `rank` models numeric columns only; pass an id column with --id-column."
+            )
+        missing = parsed.isna()
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0])
+            raise ValueError(
+                f"{path}, line {row + 2}, column {name!r}: value is missing "
+                f"({int(missing.sum())} missing in this column)."
+            )
+        frame[name] = parsed.astype(np.float64)
+    return frame, ids
+
+
+def rank_job(
+    input,
+    id_column: str | None = None,
+    top: int = 10,
+    labels=None,
+    alerts=None,
+    epochs: int | None = None,
+    seed: int | None = 0,
+    *,
+    before_tensorflow: Callable[[], None] | None = None,
+) -> tuple[list[str], ExitStatus]:
+    """Fit a detector on the numeric columns of the CSV ``input`` and rank its rows.
+
+    Parameters
+    ----------
+    input : path
+        CSV with a header row; every column but ``id_column`` must be numeric.
+    id_column : str, optional
+        Column carried through as the row identifier (default: the row number, "row").
+    top : int
+        How many of the most anomalous rows to list.
+    labels : path, optional
+        CSV of ``id_column`` and ``is_anomaly``: the planted anomalies to count.
+    alerts : path, optional
+        Where to write an alert record per flagged row (.jsonl or .csv).
+    epochs, seed : int, optional
+        The detector's ``epochs`` and ``random_state``.
+    before_tensorflow : callable, optional
+        Called once the CSV is read and checked, before TensorFlow is imported (the CLI
+        keeps TensorFlow's start-up lines off stderr there).
+
+    Returns
+    -------
+    lines : list of str
+        What to print, one ``print`` each: the summary, the table, the labels and alerts
+        lines.
+    status : ExitStatus
+        ALERTS when ``alerts`` is given and a row was flagged, else OK.
+    """
+    started = time.perf_counter()
+    features, ids = read_numeric_csv(input, id_column)
+    if before_tensorflow is not None:
+        before_tensorflow()
+    from ..alerts import alert_records, write_alerts
+    from ..detector import VAEAnomalyDetector
+
+    detector = VAEAnomalyDetector(epochs=epochs, random_state=seed)
+    detector.fit(features)
+    scores = detector.score_samples(features)
+    contributions = detector.score_features(features)
+    flagged = detector.predict(features) == -1
+
+    order = np.argsort(scores, kind="stable")[:top]
+    ids = ids if ids is not None else pd.Series(np.arange(len(features)), name="row")
+    lowest = np.argmin(contributions, axis=1)
+    table = pd.DataFrame(
+        {
+            ids.name: ids.to_numpy()[order],
+            "anomaly_score": np.round(-scores[order], 2),
+            "flagged": np.where(flagged[order], "yes", "no"),
+            "top_column": features.columns.to_numpy()[lowest[order]],
+        }
+    )
+    lines = [
+        f"Fitted on {len(features)} rows x {features.shape[1]} columns of {input} in "
+        f"{time.perf_counter() - started:.1f} s ({detector.n_epochs_} epochs); "
+        f"{int(flagged.sum())} rows flagged. Anomaly score = -ELBO (higher is stranger).",
+        f"\nThe {len(order)} most anomalous rows:",
+        table.to_string(index=False),
+    ]
+    if labels:
+        planted = pd.read_csv(labels).set_index(ids.name)["is_anomaly"]
+        planted = planted.loc[ids.to_numpy()].to_numpy().astype(bool)
+        lines.append(
+            f"\n{int(planted[order].sum())} of these {len(order)} are planted anomalies; "
+            f"{int((planted & flagged).sum())} of the {int(flagged.sum())} flagged rows are "
+            f"({int(planted.sum())} planted in {labels})."
+        )
+    if alerts:
+        records = alert_records(detector, features, row_ids=ids.to_numpy())
+        write_alerts(records, alerts)
+        lines.append(f"\n{len(records)} alert records written to {alerts}.")
+        return lines, ExitStatus.ALERTS if records else ExitStatus.OK
+    return lines, ExitStatus.OK
