@@ -6,6 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from vae_anomaly import VAEAnomalyDetector
 
@@ -33,3 +34,15 @@ def test_X() -> np.ndarray:
 def fitted(train_X) -> VAEAnomalyDetector:
     """The shared fitted detector; tests must not refit or mutate it."""
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(train_X)
+
+
+@pytest.fixture
+def eager_functions():
+    """Run tf.functions eagerly, for tests of plumbing on tiny fits of a step or two.
+
+    Tracing a train step costs 2-3 s a fit; a tiny fit run eagerly takes under 0.5 s and
+    gives the same scores. Tests of the compiled path (tracing counts, quality) don't use it.
+    """
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
