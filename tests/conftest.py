@@ -1,5 +1,6 @@
 """Shared fixtures: tiny data and one fitted detector per session (fit once, reuse)."""
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -36,13 +37,23 @@ def fitted(train_X) -> VAEAnomalyDetector:
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(train_X)
 
 
-@pytest.fixture
-def eager_functions():
-    """Run tf.functions eagerly, for tests of plumbing on tiny fits of a step or two.
+@contextlib.contextmanager
+def eagerly():
+    """Run tf.functions eagerly inside the block: for tiny fits of a step or two.
 
     Tracing a train step costs 2-3 s a fit; a tiny fit run eagerly takes under 0.5 s and
-    gives the same scores. Tests of the compiled path (tracing counts, quality) don't use it.
+    gives the same scores. Tests of the compiled path (tracing counts, batch invariance of
+    scores) score outside the block; quality tests with many steps stay compiled.
     """
     tf.config.run_functions_eagerly(True)
-    yield
-    tf.config.run_functions_eagerly(False)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
+def eager_functions():
+    """The whole test under ``eagerly()``."""
+    with eagerly():
+        yield
