@@ -288,6 +288,7 @@ def big_new_file(path: Path, n: int = 12_000) -> Path:
     return path
 
 
+@pytest.mark.slow  # end to end: a CLI subprocess killed midway, 12,000 rows
 def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path):
     new = big_new_file(tmp_path / "new.csv")
     settings = saved_settings(model_dir)
@@ -356,6 +357,7 @@ def test_resume_refuses_a_different_job(model_dir, tmp_path):
         run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
 
 
+@pytest.mark.slow  # end to end: starts a two-worker Dask LocalCluster
 def test_dask_engine_gives_the_local_results_row_for_row(model_dir, tmp_path):
     distributed = pytest.importorskip("distributed")
     new = SAMPLE_DATA / "machines_new.csv"
