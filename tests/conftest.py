@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -35,6 +36,18 @@ def test_X() -> np.ndarray:
 def fitted(train_X) -> VAEAnomalyDetector:
     """The shared fitted detector; tests must not refit or mutate it."""
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(train_X)
+
+
+COLUMNS = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="session")
+def fitted_frame(train_X) -> VAEAnomalyDetector:
+    """The shared detector fitted on train_X as a DataFrame with columns a, b, c, d.
+
+    Tests must not refit or mutate it (calibrate a pickled copy)."""
+    frame = pd.DataFrame(train_X, columns=COLUMNS)
+    return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(frame)
 
 
 @contextlib.contextmanager

@@ -2,26 +2,23 @@
 
 import csv
 import json
+import pickle
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import correlated_gaussian
+from conftest import COLUMNS, correlated_gaussian
 
-from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.alerts import FIELDS, alert_records, write_alerts
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
 
-COLUMNS = ["a", "b", "c", "d"]
-
 
 @pytest.fixture(scope="module")
-def batch(train_X):
+def batch(fitted_frame):
     """A detector fitted on named columns and calibrated, and a batch with 5 anomalies."""
-    detector = VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0)
-    detector.fit(pd.DataFrame(train_X, columns=COLUMNS))
+    detector = pickle.loads(pickle.dumps(fitted_frame))  # a private copy: calibrate mutates
     detector.calibrate(pd.DataFrame(correlated_gaussian(500, 31), columns=COLUMNS), 0.01)
     X = correlated_gaussian(100, seed=32)
     X[[3, 20, 41, 77, 98], 2] += 900.0  # column 2 has std ~ 100
