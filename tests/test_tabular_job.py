@@ -219,7 +219,8 @@ def test_a_failed_job_leaves_no_output_behind(model_dir, tmp_path, monkeypatch):
             tmp_path,
             config=settings.with_overrides(chunk_rows=100),
         )
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+    # No output and no temporary file; only the committed parts, kept for --resume.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.csv.parts"]
 
 
 def test_exit_statuses_and_messages_of_the_cli(model_dir, tmp_path, capsys):
