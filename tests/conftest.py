@@ -1,11 +1,14 @@
 """Shared fixtures: tiny data and one fitted detector per session (fit once, reuse)."""
 
+import contextlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import pandas as pd
 import pytest
+import tensorflow as tf
 
 from vae_anomaly import VAEAnomalyDetector
 
@@ -33,3 +36,37 @@ def test_X() -> np.ndarray:
 def fitted(train_X) -> VAEAnomalyDetector:
     """The shared fitted detector; tests must not refit or mutate it."""
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(train_X)
+
+
+COLUMNS = ["a", "b", "c", "d"]
+
+
+@pytest.fixture(scope="session")
+def fitted_frame(train_X) -> VAEAnomalyDetector:
+    """The shared detector fitted on train_X as a DataFrame with columns a, b, c, d.
+
+    Tests must not refit or mutate it (calibrate a pickled copy)."""
+    frame = pd.DataFrame(train_X, columns=COLUMNS)
+    return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(frame)
+
+
+@contextlib.contextmanager
+def eagerly():
+    """Run tf.functions eagerly inside the block: for tiny fits of a step or two.
+
+    Tracing a train step costs 2-3 s a fit; a tiny fit run eagerly takes under 0.5 s and
+    gives the same scores. Tests of the compiled path (tracing counts, batch invariance of
+    scores) score outside the block; quality tests with many steps stay compiled.
+    """
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
+
+
+@pytest.fixture
+def eager_functions():
+    """The whole test under ``eagerly()``."""
+    with eagerly():
+        yield

@@ -55,11 +55,10 @@ def test_wrong_number_of_columns(fitted):
         fitted.score_samples(np.zeros((2, 3)))
 
 
-def test_dataframe_with_other_columns_than_at_fit(train_X):
+def test_dataframe_with_other_columns_than_at_fit(fitted_frame, train_X):
     frame = pd.DataFrame(train_X, columns=["a", "b", "c", "d"])
-    detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(frame)
     with pytest.raises(ValueError, match="Feature names unseen at fit time:\n- e"):
-        detector.score_samples(frame.rename(columns={"d": "e"}))
+        fitted_frame.score_samples(frame.rename(columns={"d": "e"}))
 
 
 def test_bernoulli_needs_the_unit_interval():

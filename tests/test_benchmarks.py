@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow  # each script runs end to end in a subprocess: 10-40 s each
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

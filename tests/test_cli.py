@@ -26,6 +26,7 @@ def test_sample_data_plants_every_kind_of_anomaly():
     assert (readings["reading_id"] == labels["reading_id"]).all()
 
 
+@pytest.mark.slow  # end to end: rank trains with its default budget, then ranks
 def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
     readings, labels = make_sensor_readings(n_normal=1000, n_per_kind=2, seed=1)
     readings.to_csv(tmp_path / "r.csv", index=False)

@@ -154,13 +154,19 @@ def test_gaussian_scale_per_sample_is_available(train_X, test_X):
     assert np.all(np.isfinite(detector.fit(train_X).score_samples(test_X)))
 
 
-def test_dataframe_feature_names_are_kept(train_X):
+def test_dataframe_feature_names_are_kept(fitted_frame, train_X):
     frame = pd.DataFrame(train_X, columns=["a", "b", "c", "d"])
-    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(frame)
+    detector = fitted_frame
     np.testing.assert_array_equal(detector.feature_names_in_, ["a", "b", "c", "d"])
-    np.testing.assert_array_equal(detector.score_samples(frame), detector.score_samples(frame))
+    # The names are checked when scoring: the same values without them warn, and score alike.
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        unnamed = detector.score_samples(train_X[:50])
+    np.testing.assert_array_equal(detector.score_samples(frame.iloc[:50]), unnamed)
+    with pytest.raises(ValueError, match="Feature names must be in the same order"):
+        detector.score_samples(frame[["d", "c", "b", "a"]])
 
 
+@pytest.mark.usefixtures("eager_functions")  # seven fits of two epochs: the contract is tested
 def test_works_in_pipeline_clone_and_grid_search(train_X, test_X):
     detector = VAEAnomalyDetector(epochs=2, random_state=0)
     cloned = clone(detector)
@@ -172,14 +178,25 @@ def test_works_in_pipeline_clone_and_grid_search(train_X, test_X):
     np.testing.assert_array_equal(
         pipeline.score_samples(test_X), direct.score_samples(pca.transform(test_X))
     )
-    assert set(pipeline.predict(test_X)) <= {-1, 1}
+    np.testing.assert_array_equal(pipeline.predict(test_X), direct.predict(pca.transform(test_X)))
 
     # Average log-likelihood on held-out folds picks the latent size.
+    mean_log_likelihood = lambda est, X, y=None: float(np.mean(est.score_samples(X)))  # noqa: E731
     search = GridSearchCV(
         VAEAnomalyDetector(epochs=2, random_state=0),
         {"latent_dim": [1, 2]},
-        scoring=lambda est, X, y=None: float(np.mean(est.score_samples(X))),
+        scoring=mean_log_likelihood,
         cv=2,
+        refit=False,
     ).fit(train_X)
-    assert search.best_params_["latent_dim"] in (1, 2)
-    assert np.isfinite(search.best_score_)
+    means = search.cv_results_["mean_test_score"]
+    assert means[0] != means[1]  # latent_dim reached the fitted candidates
+    best = int(np.argmax(means))
+    assert search.best_params_["latent_dim"] == [1, 2][best]
+    # Fold 0 of the winner, by hand: fit on the second half, score the first.
+    half = len(train_X) // 2
+    by_hand = VAEAnomalyDetector(epochs=2, latent_dim=[1, 2][best], random_state=0)
+    by_hand.fit(train_X[half:])
+    assert search.cv_results_["split0_test_score"][best] == pytest.approx(
+        mean_log_likelihood(by_hand, train_X[:half]), rel=1e-12
+    )

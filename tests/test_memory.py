@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a million rows in a subprocess: about 90 s
+
 SCRIPT = """
 import json, resource, time
 import numpy as np

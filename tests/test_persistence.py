@@ -11,6 +11,7 @@ import pytest
 
 import vae_anomaly
 from vae_anomaly import ModelFileError, VAEAnomalyDetector, VersionMismatchWarning
+from vae_anomaly.distributions import LIKELIHOODS
 from vae_anomaly.integrity import INTEGRITY_FILE, seal_directory
 from vae_anomaly.persistence import MANIFEST_FILE, MODEL_FILE
 
@@ -43,21 +44,21 @@ def test_pickle_and_joblib_give_bit_identical_scores(fitted, test_X):
     np.testing.assert_array_equal(joblib.load(buffer).score_samples(test_X), expected)
 
 
-def test_feature_names_survive_saving(train_X, tmp_path):
-    frame = pd.DataFrame(train_X, columns=["w", "x", "y", "z"])
-    detector = VAEAnomalyDetector(epochs=1, random_state=0).fit(frame)
-    detector.save(tmp_path / "named")
+def test_feature_names_survive_saving(fitted_frame, train_X, tmp_path):
+    frame = pd.DataFrame(train_X[:20], columns=["a", "b", "c", "d"])
+    fitted_frame.save(tmp_path / "named")
     loaded = vae_anomaly.load(tmp_path / "named")
-    np.testing.assert_array_equal(loaded.feature_names_in_, ["w", "x", "y", "z"])
+    np.testing.assert_array_equal(loaded.feature_names_in_, ["a", "b", "c", "d"])
+    np.testing.assert_array_equal(loaded.score_samples(frame), fitted_frame.score_samples(frame))
     with pytest.raises(ValueError, match="Feature names"):
-        loaded.score_samples(frame.rename(columns={"z": "other"}))
+        loaded.score_samples(frame.rename(columns={"d": "other"}))
 
 
 def test_save_replaces_an_old_model_and_leaves_no_temporary_files(
-    fitted, train_X, test_X, tmp_path
+    fitted, fitted_frame, test_X, tmp_path
 ):
     target = tmp_path / "model"
-    VAEAnomalyDetector(epochs=1, random_state=1).fit(train_X).save(target)
+    fitted_frame.save(target)  # another model: its manifest names columns a, b, c, d
     fitted.save(target)
     # The second model replaced the first. (Not compared byte for byte: the .keras file
     # records the time it was saved to the second.)
@@ -139,17 +140,39 @@ def test_saving_an_unfitted_detector_is_an_error(tmp_path):
         VAEAnomalyDetector().save(tmp_path / "x")
 
 
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"likelihood": "gaussian", "likelihood_scale": "sample", "hidden_units": ()},
-        {"likelihood": "bernoulli", "hidden_units": (8,), "kl_warmup_epochs": 1},
-    ],
-)
-def test_every_likelihood_head_round_trips(params, tmp_path):
-    X = (np.random.default_rng(0).random((60, 5)) < 0.3).astype(float)
+def binary_rows(n_columns: int) -> np.ndarray:
+    return (np.random.default_rng(0).random((60, n_columns)) < 0.3).astype(float)
+
+
+def mixed_rows() -> np.ndarray:
+    """Two numeric columns, a 3-level one-hot category and a flag (the layout of MIXED)."""
+    rng = np.random.default_rng(0)
+    levels = np.eye(3)[rng.integers(0, 3, 60)]
+    return np.column_stack([rng.normal(size=(60, 2)), levels, rng.random(60) < 0.3])
+
+
+MIXED = (("gaussian", 2), ("categorical", 3), ("bernoulli", 1))
+HEADS = {
+    "gaussian": ({"likelihood_scale": "sample", "hidden_units": ()}, binary_rows(5)),
+    "bernoulli": ({"hidden_units": (8,), "kl_warmup_epochs": 1}, binary_rows(5)),
+    "continuous_bernoulli": ({"hidden_units": (8,)}, binary_rows(5)),
+    "discretized_logistic": ({"hidden_units": (8,)}, binary_rows(5)),
+    "mixed": ({"likelihood": MIXED, "hidden_units": (8,)}, mixed_rows()),
+}
+
+
+def test_the_round_trip_below_covers_every_likelihood_head():
+    assert set(HEADS) == set(LIKELIHOODS)
+
+
+@pytest.mark.parametrize("family", sorted(HEADS))
+def test_every_likelihood_head_round_trips(family, tmp_path):
+    options, X = HEADS[family]
+    params = {"likelihood": family, **options}
     detector = VAEAnomalyDetector(epochs=2, random_state=0, **params).fit(X)
+    assert detector.model_.likelihood_head.family == family
     detector.save(tmp_path / "m")
     loaded = vae_anomaly.load(tmp_path / "m")
+    assert loaded.model_.likelihood_head.family == family
     np.testing.assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
     np.testing.assert_array_equal(loaded.score_features(X), detector.score_features(X))

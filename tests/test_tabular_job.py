@@ -1,5 +1,6 @@
 """The tabular batch jobs: roles, accounting of every line, atomic outputs, resume, engines."""
 
+import io
 import json
 import os
 import re
@@ -9,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import eagerly
 
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
@@ -19,6 +22,7 @@ from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig, load_config
 from vae_anomaly.tabular.fit_job import fit_job
 from vae_anomaly.tabular.saved import saved_settings
+from vae_anomaly.tabular.schema import Column, infer_column
 from vae_anomaly.tabular.score_job import score_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,15 +89,32 @@ def test_roles_are_inferred_without_a_config(tmp_path):
     train, _, _ = make_machine_records(n_train=300, n_new=10, n_per_kind=0)
     (tmp_path / "t.csv").write_text(train)
     config = JobConfig(model={"epochs": 1, "random_state": 0}, calibration_fraction=0.0)
-    report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    with eagerly():  # one epoch: the roles are what is tested
+        report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
     inferred = {c["column"]: (c["role"], c["reason"]) for c in report["columns"]}
     assert inferred["record_id"] == ("passthrough", "distinct integers named like an id")
-    assert (
-        inferred["timestamp"] == ("passthrough", "timestamps")
-        or inferred["timestamp"][0] == "passthrough"
-    )
+    assert inferred["timestamp"][0] == "passthrough"  # its reason: see the tests below
     assert inferred["maintenance_due"][0] == "boolean"
     assert inferred["site"] == ("categorical", "3 levels")
+
+
+def test_a_column_of_few_timestamps_is_passed_through_as_timestamps():
+    stamps = np.array([f"2026-01-0{day}T00:00" for day in range(1, 8)] * 5, dtype=object)
+    assert infer_column("when", stamps, max_levels=50) == Column(
+        "when", "passthrough", reason="timestamps"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="production: infer_column tests the level count before timestamps, so a column "
+    "of distinct timestamps (the usual case) is passed through as '300 distinct texts > 50'",
+)
+def test_a_column_of_distinct_timestamps_is_passed_through_as_timestamps():
+    train, _, _ = make_machine_records(n_train=300, n_new=10, n_per_kind=0)
+    frame = pd.read_csv(io.StringIO(train), dtype=str, keep_default_na=False)
+    column = infer_column("timestamp", frame["timestamp"].to_numpy(), max_levels=50)
+    assert (column.role, column.reason) == ("passthrough", "timestamps")
 
 
 def malformed_file(path: Path) -> dict[int, str]:
@@ -199,7 +220,8 @@ def test_a_failed_job_leaves_no_output_behind(model_dir, tmp_path, monkeypatch):
             tmp_path,
             config=settings.with_overrides(chunk_rows=100),
         )
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+    # No output and no temporary file; only the committed parts, kept for --resume.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.csv.parts"]
 
 
 def test_exit_statuses_and_messages_of_the_cli(model_dir, tmp_path, capsys):
@@ -270,6 +292,7 @@ def big_new_file(path: Path, n: int = 12_000) -> Path:
     return path
 
 
+@pytest.mark.slow  # end to end: a CLI subprocess killed midway, 12,000 rows
 def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path):
     new = big_new_file(tmp_path / "new.csv")
     settings = saved_settings(model_dir)
@@ -338,6 +361,7 @@ def test_resume_refuses_a_different_job(model_dir, tmp_path):
         run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
 
 
+@pytest.mark.slow  # end to end: starts a two-worker Dask LocalCluster
 def test_dask_engine_gives_the_local_results_row_for_row(model_dir, tmp_path):
     distributed = pytest.importorskip("distributed")
     new = SAMPLE_DATA / "machines_new.csv"
@@ -370,7 +394,8 @@ def test_fit_rejects_bad_training_lines_and_reports_them(tmp_path):
     lines[20] = lines[20].replace(lines[20].split(",")[6], "lots", 1)
     (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
     config = JobConfig(model={"epochs": 1, "random_state": 0}, calibration_fraction=0.0)
-    report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    with eagerly():  # one epoch: the rejects are what is tested
+        report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
     assert report["rows_read"] == 400 and report["rows_rejected"] == 2
     rejects = pd.read_csv(tmp_path / "m" / "fit_rejects.csv")
     assert rejects["line"].tolist() == [11, 21]
