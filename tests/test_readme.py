@@ -69,3 +69,10 @@ def test_every_relative_link_of_the_readme_leads_to_a_file_and_heading_that_exis
         elif anchor and (file.suffix != ".md" or anchor not in _anchors(file.read_text())):
             broken.append(f"{target}: no heading #{anchor} in {file.name}")
     assert not broken, broken
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    text = README.read_text()
+    command = re.search(r"^(pip install -e \"\.\[dev\]\" && .*)$", text, re.M).group(1)
+    ci = (README.parent / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci == command
