@@ -105,11 +105,6 @@ def test_a_column_of_few_timestamps_is_passed_through_as_timestamps():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production: infer_column tests the level count before timestamps, so a column "
-    "of distinct timestamps (the usual case) is passed through as '300 distinct texts > 50'",
-)
 def test_a_column_of_distinct_timestamps_is_passed_through_as_timestamps():
     train, _, _ = make_machine_records(n_train=300, n_new=10, n_per_kind=0)
     frame = pd.read_csv(io.StringIO(train), dtype=str, keep_default_na=False)

@@ -88,11 +88,11 @@ def infer_column(name: str, values: np.ndarray, max_levels: int) -> Column:
         if integral and unique and name.lower().rstrip("_").endswith("id"):
             return Column(name, "passthrough", reason="distinct integers named like an id")
         return Column(name, "numeric", reason=f"{parsed.mean():.1%} of present cells are numbers")
+    if _looks_like_time(present):  # before the level count: timestamps are mostly distinct
+        return Column(name, "passthrough", reason="timestamps")
     counts = pd.Series(present).value_counts(sort=True)
     if counts.size > max_levels:
         return Column(name, "passthrough", reason=f"{counts.size} distinct texts > {max_levels}")
-    if _looks_like_time(present):
-        return Column(name, "passthrough", reason="timestamps")
     levels = tuple(str(level) for level in counts.index)
     return Column(name, "categorical", levels=levels, reason=f"{counts.size} levels")
 
