@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import eagerly
 
 from vae_anomaly.cli import main
 from vae_anomaly.errors import ModelFileError, UsageError
@@ -51,7 +52,8 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(data, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("model") / "m"
-    fit_job([data], target, CONFIG)
+    with eagerly():  # a two-epoch fit: plumbing, not quality
+        fit_job([data], target, CONFIG)
     return target
 
 
@@ -166,7 +168,7 @@ def test_an_output_inside_the_model_directory_is_refused(model_dir, data, tmp_pa
 # ----------------------------------------------------------------------------- item 3, 13
 
 
-def test_refit_never_deletes_a_file_the_job_did_not_write(data, tmp_path):
+def test_refit_never_deletes_a_file_the_job_did_not_write(data, tmp_path, eager_functions):
     target = tmp_path / "m"
     fit_job([data], target, CONFIG)
     (target / "notes.txt").write_text("my notes")
@@ -196,7 +198,9 @@ def test_fit_images_refuses_a_directory_with_a_users_file(tmp_path):
     assert (target / "thesis.tex").read_text() == "do not delete"
 
 
-def test_fit_through_a_symlink_replaces_what_it_points_to_and_keeps_the_link(data, tmp_path):
+def test_fit_through_a_symlink_replaces_what_it_points_to_and_keeps_the_link(
+    data, tmp_path, eager_functions
+):
     real = tmp_path / "models" / "v1"
     fit_job([data], real, CONFIG)
     link = tmp_path / "current"
@@ -262,7 +266,7 @@ def test_damaged_added_or_removed_files_are_named(model_dir, tmp_path):
 
 
 def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(
-    data, tmp_path, monkeypatch
+    data, tmp_path, monkeypatch, eager_functions
 ):
     monkeypatch.setenv(KEY_VARIABLE, "correct horse battery staple")
     signed = tmp_path / "signed"
