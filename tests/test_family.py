@@ -1,11 +1,17 @@
 """The VAE family on the compositional core: objectives, corruptions, ``transform``."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import correlated_gaussian
 from test_mixed import LAYOUT, mixed_rows
 
 from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.corruption import GaussianCorruption, MaskCorruption
+from vae_anomaly.distributions import posterior_distribution, prior_distribution
+from vae_anomaly.model import VAE
+from vae_anomaly.objectives import NegativeELBO, NegativeIWAE, make_objective
 
 # Scores of small models fitted with the defaults, recorded at the base commit of this
 # work (ddd90f2, before objectives and corruptions existed). Defaults must not change
@@ -51,3 +57,142 @@ def test_defaults_train_and_score_as_before_the_family_existed():
     images = small_images(64, seed=0)
     image = VAEAnomalyDetector(**IMAGE_MODEL, epochs=2, random_state=0).fit(images)
     np.testing.assert_allclose(image.score_samples(images[:3]), RECORDED_IMAGE, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+def _posterior(model, x):
+    """(clean x, observed, loc, scale) of the rows x under the model, uncorrupted."""
+    encoder_input, clean, observed = model.prepare(tf.constant(x, tf.float32))
+    return (clean, observed, *model.posterior_params(encoder_input))
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """An untrained model (q far from p(z|x), so the IWAE gap is large) and its rows."""
+    model = VAE(3, 2, (8,), seed=0)
+    x = correlated_gaussian(64, seed=3)[:, :3]
+    return model, (x - x.mean(axis=0)) / x.std(axis=0)
+
+
+def test_iwae_with_one_sample_equals_the_elbo_loss_from_the_same_noise(untrained):
+    model, x = untrained
+    clean, observed, loc, scale = _posterior(model, x)
+    eps = NegativeELBO().sample_noise(loc, keras.random.SeedGenerator(1))  # [B, L]
+    elbo = NegativeELBO(beta=1.0).row_losses(model, clean, observed, loc, scale, eps)
+    iwae = NegativeIWAE(n_samples=1).row_losses(model, clean, observed, loc, scale, eps[None])
+    z = loc + scale * eps
+    # The one-sample KL estimate log q(z|x) - log p(z) from the same z.
+    kl_estimate = posterior_distribution(loc, scale).log_prob(z) - prior_distribution(2).log_prob(z)
+    np.testing.assert_allclose(iwae.loss, elbo.reconstruction + kl_estimate, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(iwae.reconstruction, elbo.reconstruction)
+    np.testing.assert_array_equal(iwae.kl, elbo.kl)
+
+
+def test_iwae_with_one_sample_has_the_expected_elbo_loss(untrained):
+    """With the analytic KL the two k = 1 losses differ by KL-estimate minus KL, mean 0."""
+    model, x = untrained
+    clean, observed, loc, scale = _posterior(model, np.tile(x, (200, 1)))
+    eps = NegativeELBO().sample_noise(loc, keras.random.SeedGenerator(2))
+    elbo = NegativeELBO().row_losses(model, clean, observed, loc, scale, eps).loss.numpy()
+    iwae = NegativeIWAE(1).row_losses(model, clean, observed, loc, scale, eps[None]).loss.numpy()
+    difference = (iwae - elbo).astype(np.float64)
+    standard_error = difference.std() / np.sqrt(difference.size)
+    assert abs(difference.mean()) < 4 * standard_error
+
+
+def test_iwae_loss_is_below_the_elbo_loss_on_average_and_falls_with_k(untrained):
+    model, x = untrained
+    clean, observed, loc, scale = _posterior(model, np.tile(x, (50, 1)))
+    seed = keras.random.SeedGenerator(3)
+    elbo = NegativeELBO()
+    means = {
+        "elbo": float(
+            np.mean(
+                elbo.row_losses(
+                    model, clean, observed, loc, scale, elbo.sample_noise(loc, seed)
+                ).loss
+            )
+        )
+    }
+    for k in (1, 8, 64):
+        iwae = NegativeIWAE(k)
+        losses = iwae.row_losses(model, clean, observed, loc, scale, iwae.sample_noise(loc, seed))
+        means[k] = float(np.mean(losses.loss))
+    # -IWAE_k <= -ELBO, and -IWAE_k falls with k (Burda et al., 2016, theorem 1).
+    assert means[8] < means["elbo"] and means[64] < means["elbo"]
+    assert means[64] < means[8] < means[1]
+
+
+@pytest.mark.parametrize("objective", ["elbo", "iwae"])
+def test_trimming_applies_to_the_per_row_losses_of_either_objective(objective):
+    x = np.zeros((20, 3), dtype=np.float32)
+    x[7] = 1000.0  # one gross outlier
+    losses = {}
+    for q in (0.0, 0.05):
+        model = VAE(3, 2, (8,), trim_fraction=q, objective=objective, n_train_samples=4, seed=0)
+        losses[q] = float(model.loss_terms(tf.constant(x)).loss)
+    assert losses[0.0] > 1000.0
+    assert losses[0.05] < 50.0  # ceil(0.05 * 20) = 1 row dropped: the outlier
+
+
+def test_objectives_refuse_bad_arguments():
+    with pytest.raises(ValueError, match="objective must be one of"):
+        make_objective("kl")
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 1, got 0"):
+        NegativeIWAE(0)
+    with pytest.raises(ValueError, match="beta must be a finite float >= 0"):
+        NegativeELBO(-1.0)
+
+
+# ----------------------------------------------------------------------------- corruption
+
+
+@pytest.mark.parametrize("layer", [GaussianCorruption(0.5, seed=0), MaskCorruption(0.3, seed=0)])
+def test_a_corruption_is_the_identity_at_inference_only(layer):
+    x = tf.ones((50, 40))
+    np.testing.assert_array_equal(layer(x), x)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    assert not np.array_equal(layer(x, training=True), x)
+
+
+def test_mask_drops_about_p_of_the_entries_and_keeps_the_rest_unscaled():
+    x = tf.fill((400, 50), 2.0)
+    corrupted = MaskCorruption(0.3, seed=1)(x, training=True).numpy()
+    dropped = np.mean(corrupted == 0.0)
+    assert abs(dropped - 0.3) < 4 * np.sqrt(0.3 * 0.7 / corrupted.size)
+    assert set(np.unique(corrupted)) == {0.0, 2.0}
+
+
+def test_gaussian_corruption_adds_noise_of_the_stated_scale():
+    x = tf.zeros((400, 50))
+    noise = GaussianCorruption(0.25, seed=1)(x, training=True).numpy()
+    assert abs(noise.mean()) < 0.01 and abs(noise.std() - 0.25) < 0.01
+
+
+@pytest.mark.parametrize("layer", [GaussianCorruption(0.5, seed=3), MaskCorruption(0.2, seed=4)])
+def test_corruption_layers_serialise(layer):
+    config = layer.get_config()
+    assert config["name"] == layer.name and config["seed"] == layer.seed
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config
+
+
+def test_corruption_levels_are_checked():
+    with pytest.raises(ValueError, match=r"rate must be a float in \[0, 1\), got 1.0"):
+        MaskCorruption(1.0)
+    with pytest.raises(ValueError, match=r"stddev must be a float in \[0, inf\), got -0.1"):
+        GaussianCorruption(-0.1)
+
+
+def test_the_encoder_sees_the_corrupted_input_and_the_likelihood_the_clean_one():
+    model = VAE(4, 2, (8,), missing=True, corruption="mask", corruption_level=0.5, seed=0)
+    x = np.ones((100, 4), dtype=np.float32)
+    x[:, 0] = np.nan
+    encoder_input, clean, _ = model.prepare(tf.constant(x), training=True)
+    assert np.all(encoder_input.numpy()[:, 0] == 0.0)  # missing entries stay 0
+    assert 0.3 < np.mean(encoder_input.numpy()[:, 1:] == 0.0) < 0.7
+    np.testing.assert_array_equal(clean.numpy()[:, 1:], 1.0)
+    inference_input, _, _ = model.prepare(tf.constant(x))
+    np.testing.assert_array_equal(inference_input.numpy()[:, 1:], 1.0)
