@@ -1,5 +1,7 @@
 """The VAE family on the compositional core: objectives, corruptions, ``transform``."""
 
+import pickle
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import tensorflow as tf
 from conftest import correlated_gaussian
 from test_mixed import LAYOUT, mixed_rows
 
-from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.corruption import GaussianCorruption, MaskCorruption
 from vae_anomaly.distributions import posterior_distribution, prior_distribution
 from vae_anomaly.model import VAE
@@ -196,3 +198,77 @@ def test_the_encoder_sees_the_corrupted_input_and_the_likelihood_the_clean_one()
     np.testing.assert_array_equal(clean.numpy()[:, 1:], 1.0)
     inference_input, _, _ = model.prepare(tf.constant(x))
     np.testing.assert_array_equal(inference_input.numpy()[:, 1:], 1.0)
+
+
+# ----------------------------------------------------------------------------- estimator
+
+SMALL = dict(hidden_units=(8,), latent_dim=2, epochs=3, n_score_samples=4, random_state=0)
+
+
+@pytest.mark.parametrize("corruption", ["gaussian", "mask"])
+def test_corruption_level_zero_trains_and_scores_as_no_corruption(corruption):
+    X = correlated_gaussian(200, seed=0)
+    plain = VAEAnomalyDetector(**SMALL).fit(X)
+    zero = VAEAnomalyDetector(**SMALL, corruption=corruption, corruption_level=0.0).fit(X)
+    for ours, theirs in zip(zero.model_.weights, plain.model_.weights, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(zero.score_samples(X), plain.score_samples(X))
+    assert zero.history_["loss"] == plain.history_["loss"]
+
+
+@pytest.mark.parametrize(
+    ("objective", "corruption"), [("iwae", None), ("elbo", "gaussian"), ("elbo", "mask")]
+)
+def test_a_new_member_trains_a_different_model_from_the_default(objective, corruption):
+    X = correlated_gaussian(200, seed=0)
+    plain = VAEAnomalyDetector(**SMALL).fit(X)
+    member = VAEAnomalyDetector(
+        **SMALL, objective=objective, n_train_samples=4, corruption=corruption, corruption_level=0.3
+    ).fit(X)
+    assert member.model_.objective.name == objective
+    assert (member.model_.corruption is None) == (corruption is None)
+    assert not np.array_equal(member.score_samples(X), plain.score_samples(X))
+
+
+@pytest.mark.parametrize(
+    ("objective", "corruption"),
+    [
+        ("elbo", "gaussian"),
+        ("elbo", "mask"),
+        ("iwae", None),
+        ("iwae", "gaussian"),
+        ("iwae", "mask"),
+    ],
+)
+def test_each_member_works_on_mixed_layouts_and_images(objective, corruption, tmp_path):
+    member = dict(objective=objective, n_train_samples=3, corruption=corruption)
+    member["corruption_level"] = 0.2
+    mixed = VAEAnomalyDetector(
+        likelihood=LAYOUT, missing="mask", missing_indicator=True, **member, **SMALL
+    ).fit(mixed_rows(200, 0))
+    images = small_images(48, seed=0)
+    image = VAEAnomalyDetector(**IMAGE_MODEL, **member, epochs=1, random_state=0).fit(images)
+    for detector, X in ((mixed, mixed_rows(20, 1)), (image, images[:5])):
+        assert np.all(np.isfinite(detector.history_["loss"]))
+        assert np.all(np.isfinite(detector.score_samples(X)))
+    mixed.save(tmp_path / "mixed")
+    loaded = load(tmp_path / "mixed")
+    assert loaded.get_params() == mixed.get_params()
+    X = mixed_rows(20, 1)
+    np.testing.assert_array_equal(loaded.score_samples(X), mixed.score_samples(X))
+    restored = pickle.loads(pickle.dumps(image))
+    np.testing.assert_array_equal(restored.score_samples(images), image.score_samples(images))
+
+
+def test_new_parameters_are_validated_with_their_names():
+    X = correlated_gaussian(50, seed=0)
+    with pytest.raises(ValueError, match=r"'objective' parameter .* must be a str among"):
+        VAEAnomalyDetector(objective="kl").fit(X)
+    with pytest.raises(ValueError, match=r"'n_train_samples' parameter .* must be an int"):
+        VAEAnomalyDetector(n_train_samples=0).fit(X)
+    with pytest.raises(ValueError, match=r"'corruption' parameter .* must be a str among"):
+        VAEAnomalyDetector(corruption="salt").fit(X)
+    with pytest.raises(
+        ValueError, match=r"corruption='mask' takes corruption_level .* corruption_level=1.0"
+    ):
+        VAEAnomalyDetector(corruption="mask", corruption_level=1.0).fit(X)
