@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import correlated_gaussian
+from sklearn.exceptions import NotFittedError
 from test_mixed import LAYOUT, mixed_rows
 
 from vae_anomaly import VAEAnomalyDetector, load
@@ -251,11 +252,13 @@ def test_each_member_works_on_mixed_layouts_and_images(objective, corruption, tm
     for detector, X in ((mixed, mixed_rows(20, 1)), (image, images[:5])):
         assert np.all(np.isfinite(detector.history_["loss"]))
         assert np.all(np.isfinite(detector.score_samples(X)))
+        assert detector.transform(X).shape == (len(X), detector.latent_dim_)
     mixed.save(tmp_path / "mixed")
     loaded = load(tmp_path / "mixed")
     assert loaded.get_params() == mixed.get_params()
     X = mixed_rows(20, 1)
     np.testing.assert_array_equal(loaded.score_samples(X), mixed.score_samples(X))
+    np.testing.assert_array_equal(loaded.transform(X), mixed.transform(X))
     restored = pickle.loads(pickle.dumps(image))
     np.testing.assert_array_equal(restored.score_samples(images), image.score_samples(images))
 
@@ -272,3 +275,34 @@ def test_new_parameters_are_validated_with_their_names():
         ValueError, match=r"corruption='mask' takes corruption_level .* corruption_level=1.0"
     ):
         VAEAnomalyDetector(corruption="mask", corruption_level=1.0).fit(X)
+
+
+# ----------------------------------------------------------------------------- transform
+
+
+def test_transform_is_the_float64_posterior_mean_of_each_row(fitted, test_X):
+    Z = fitted.transform(test_X)
+    assert Z.shape == (len(test_X), fitted.latent_dim_) and Z.dtype == np.float64
+    loc = fitted.model_(tf.constant(fitted._scaled(test_X))).numpy()
+    np.testing.assert_allclose(Z, loc, rtol=1e-5, atol=1e-6)
+
+
+def test_transform_does_not_depend_on_the_rows_passed_with_it(fitted, test_X):
+    Z = fitted.transform(test_X)
+    np.testing.assert_array_equal(fitted.transform(test_X[:7]), Z[:7])
+    np.testing.assert_array_equal(fitted.transform(test_X[13:14]), Z[13:14])
+    np.testing.assert_array_equal(fitted.transform(test_X[::-1]), Z[::-1])
+
+
+def test_transform_survives_save_load_and_pickle(fitted, test_X, tmp_path):
+    fitted.save(tmp_path / "model")
+    expected = fitted.transform(test_X)
+    np.testing.assert_array_equal(load(tmp_path / "model").transform(test_X), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).transform(test_X), expected)
+
+
+def test_transform_checks_fitting_and_the_columns(fitted, test_X):
+    with pytest.raises(NotFittedError):
+        VAEAnomalyDetector().transform(test_X)
+    with pytest.raises(ValueError, match="X has 3 features, but VAEAnomalyDetector"):
+        fitted.transform(test_X[:, :3])

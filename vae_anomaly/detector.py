@@ -28,7 +28,7 @@ from .persistence import (
     read_bundle,
     write_bundle,
 )
-from .scoring import ScoreTerms, score_terms, scoring_noise
+from .scoring import ScoreTerms, posterior_means, score_terms, scoring_noise
 from .thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -677,6 +677,23 @@ or sequence of (family, width), default="gaussian"
         check_is_fitted(self)
         self._check_params()
         return self._log_density(self._validate_input(X, reset=False))
+
+    def transform(self, X) -> np.ndarray:
+        """The posterior mean E_q[z|x] of each row: the embedding to plot and cluster.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim_), float64
+            loc(x) of q(z|x) = N(loc(x), diag scale(x)^2), for the scaled and, with
+            ``missing="mask"``, 0-filled row the encoder sees; never corrupted. A row's
+            embedding does not depend on the other rows passed with it.
+        """
+        check_is_fitted(self)
+        return posterior_means(self.model_, self._scaled(self._validate_input(X, reset=False)))
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""
