@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -114,7 +114,7 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
-class VAEAnomalyDetector(OutlierMixin, BaseEstimator):
+class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     """Anomaly detector scoring each row by a variational bound on its log-density.
 
     A VAE with encoder q(z|x) = N(loc(x), diag scale(x)^2), prior p(z) = N(0, I) and
