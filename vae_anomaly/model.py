@@ -1,13 +1,15 @@
 """The variational autoencoder as a Keras 3 model.
 
-Training minimises the negative ELBO per row,
+Training minimises a per-row loss from ``objectives``: by default the negative ELBO,
 
     -ELBO(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)),
 
-with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL,
-averaged over the batch; with ``trim_fraction = q``, averaged over the (1 - q) * B rows
-of the batch that fit best (a trimmed likelihood: anomalies in the training data, which
-fit worst, do not pull the model towards them).
+with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL
+(``NegativeELBO``); or the negative IWAE-k bound (``NegativeIWAE``). The per-row losses
+are averaged over the batch; with ``trim_fraction = q``, over the (1 - q) * B rows of the
+batch that fit best (``objectives.trimmed_means``: anomalies in the training data, which
+fit worst, do not pull the model towards them). With a ``corruption`` (``corruption``),
+the encoder sees a corrupted x during training and the likelihood scores the clean x.
 For scoring, ``log_weight_terms`` gives the pieces of the importance weights
 
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
@@ -27,6 +29,7 @@ import time
 import keras
 import tensorflow as tf
 
+from .corruption import make_corruption
 from .distributions import (
     GaussianPosteriorHead,
     analytic_kl,
@@ -35,6 +38,7 @@ from .distributions import (
     prior_distribution,
 )
 from .networks import ConvDecoder, ConvEncoder, decoder_body, encoder_body
+from .objectives import RowLosses, make_objective, trimmed_means
 
 _PACKAGE = "vae_anomaly"
 
@@ -68,6 +72,15 @@ class VAE(keras.Model):
         Treat NaN entries as missing (masked out of the likelihood).
     missing_indicator : bool
         With ``missing``, also give the encoder the 0/1 presence of every entry.
+    objective : {"elbo", "iwae"}
+        The per-row training loss (``objectives.make_objective``).
+    n_train_samples : int
+        k of the IWAE objective during training (ignored by "elbo").
+    corruption : {None, "gaussian", "mask"}
+        Corruption of the encoder's input during training (``corruption.make_corruption``).
+    corruption_level : float
+        Its standard deviation ("gaussian", in the units the model sees) or drop
+        probability ("mask").
     image_shape : (H, W, C) or None
         x is a flattened image: convolutional encoder and decoder (``networks``), and a
         likelihood head that maps each pixel's features to its C channels.
@@ -90,6 +103,10 @@ class VAE(keras.Model):
         trim_fraction: float = 0.0,
         missing: bool = False,
         missing_indicator: bool = False,
+        objective: str = "elbo",
+        n_train_samples: int = 8,
+        corruption: str | None = None,
+        corruption_level: float = 0.0,
         image_shape=None,
         conv_filters=(),
         seed: int = 0,
@@ -109,6 +126,10 @@ class VAE(keras.Model):
             raise ValueError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}.")
         self.missing = bool(missing)
         self.missing_indicator = bool(missing_indicator) and self.missing
+        self.objective = make_objective(objective, beta=self.beta, n_samples=n_train_samples)
+        self.n_train_samples = int(n_train_samples)
+        self.corruption_level = float(corruption_level)
+        self.corruption_kind = corruption
         self.seed = int(seed)
         self.image_shape = tuple(int(s) for s in image_shape) if image_shape else None
         self.conv_filters = tuple(int(f) for f in conv_filters)
@@ -141,6 +162,10 @@ class VAE(keras.Model):
             name="kl_weight",
         )
         self.noise = keras.random.SeedGenerator(self.seed, name="reparameterisation_noise")
+        # None (no layer, no seed state) unless a corruption is asked for.
+        self.corruption = make_corruption(
+            corruption, self.corruption_level, seed=self.seed + 4000, name="corruption"
+        )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -174,16 +199,30 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ distributions
 
-    def prepare(self, x):
-        """(encoder input, x with missing entries set to 0, per-output presence or None)."""
+    def prepare(self, x, training=False):
+        """(encoder input, x with missing entries set to 0, per-output presence or None).
+
+        With ``training=True`` the encoder input is corrupted (``corruption``); the
+        second item, which the likelihood scores, never is."""
         if not self.missing:
-            return x, x, None
+            return self._corrupt(x, training), x, None
         present = tf.logical_not(tf.math.is_nan(x))
         filled = tf.where(present, x, tf.zeros_like(x))  # no NaN reaches a gradient
         encoder_input = filled
+        if self.corruption is not None and training:
+            # Missing entries stay 0, as the encoder sees them at scoring.
+            encoder_input = tf.where(
+                present, self._corrupt(filled, training), tf.zeros_like(filled)
+            )
         if self.missing_indicator:
             encoder_input = tf.concat([filled, tf.cast(present, x.dtype)], axis=-1)
         return encoder_input, filled, self.likelihood_head.observed_outputs(present)
+
+    def _corrupt(self, x, training):
+        """x corrupted when training with a corruption, else x itself."""
+        if self.corruption is None:
+            return x
+        return self.corruption(x, training=training)
 
     def posterior_params(self, encoder_input):
         """(loc, scale) of q(z|x), each [batch, L], from ``prepare(x)[0]``."""
@@ -203,6 +242,23 @@ class VAE(keras.Model):
             return terms
         return tf.where(observed, terms, tf.zeros_like(terms))
 
+    def sample_log_likelihood(self, x, z, observed=None):
+        """log p(x_j|z_i) per output for x [B, d] and z [k, B, L]: [k, B, outputs]."""
+        k, batch = tf.shape(z)[0], tf.shape(z)[1]
+        flat_z = tf.reshape(z, [-1, self.latent_dim])  # [k * B, L]
+        flat_x = tf.reshape(
+            tf.broadcast_to(x[tf.newaxis], [k, batch, self.n_features]), [-1, self.n_features]
+        )
+        flat_observed = None
+        if observed is not None:
+            flat_observed = tf.reshape(
+                tf.broadcast_to(observed[tf.newaxis], [k, batch, self.n_outputs]),
+                [-1, self.n_outputs],
+            )
+        return tf.reshape(
+            self.feature_log_likelihood(flat_x, flat_z, flat_observed), [k, batch, self.n_outputs]
+        )
+
     def call(self, inputs):
         """The posterior mean E_q[z], [batch, L]: the usual embedding of x."""
         loc, _ = self.posterior_params(self.prepare(inputs)[0])
@@ -210,24 +266,18 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ training
 
-    def negative_elbo_terms(self, x):
-        """Means of (loss, -E_q[log p(x|z)], KL) over the batch, one reparameterised z per
-        row; with ``trim_fraction``, over the rows with the smallest loss only."""
-        encoder_input, x, observed = self.prepare(x)
+    def row_losses(self, x, training=False) -> RowLosses:
+        """Per-row (loss, reconstruction, kl), each [batch], of the model's ``objective``,
+        with fresh reparameterisation noise; the encoder input corrupted when training."""
+        encoder_input, x, observed = self.prepare(x, training=training)
         loc, scale = self.posterior_params(encoder_input)  # [batch, L]
-        eps = keras.random.normal(tf.shape(loc), seed=self.noise, dtype=loc.dtype)
-        z = loc + scale * eps  # reparameterisation trick
-        reconstruction = -tf.reduce_sum(self.feature_log_likelihood(x, z, observed), axis=-1)
-        kl = analytic_kl(loc, scale)  # [batch]
-        loss = reconstruction + tf.cast(self.kl_weight, kl.dtype) * kl
-        if self.trim_fraction > 0.0:
-            batch = tf.shape(loss)[0]
-            dropped = tf.cast(
-                tf.math.ceil(self.trim_fraction * tf.cast(batch, tf.float32)), tf.int32
-            )
-            kept = tf.math.top_k(-loss, k=tf.maximum(1, batch - dropped)).indices
-            loss, reconstruction, kl = (tf.gather(t, kept) for t in (loss, reconstruction, kl))
-        return tf.reduce_mean(loss), tf.reduce_mean(reconstruction), tf.reduce_mean(kl)
+        eps = self.objective.sample_noise(loc, self.noise)
+        return self.objective.row_losses(self, x, observed, loc, scale, eps, self.kl_weight)
+
+    def loss_terms(self, x, training=False) -> RowLosses:
+        """Means of ``row_losses`` over the batch; with ``trim_fraction``, over the rows
+        with the smallest loss only (``objectives.trimmed_means``)."""
+        return trimmed_means(self.row_losses(x, training=training), self.trim_fraction)
 
     @property
     def metrics(self):
@@ -242,14 +292,14 @@ class VAE(keras.Model):
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
-            loss, reconstruction, kl = self.negative_elbo_terms(x)
+            loss, reconstruction, kl = self.loss_terms(x, training=True)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(loss, reconstruction, kl)
 
     def test_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
-        return self._track(*self.negative_elbo_terms(x))
+        return self._track(*self.loss_terms(x))
 
     # ------------------------------------------------------------------ scoring
 
@@ -265,20 +315,7 @@ class VAE(keras.Model):
         encoder_input, x, observed = self.prepare(x)
         loc, scale = self.posterior_params(encoder_input)  # [B, L]
         z = loc[tf.newaxis] + scale[tf.newaxis] * eps[:, tf.newaxis, :]  # [k, B, L]
-        k, batch = tf.shape(z)[0], tf.shape(z)[1]
-        flat_z = tf.reshape(z, [-1, self.latent_dim])  # [k * B, L]
-        flat_x = tf.reshape(
-            tf.broadcast_to(x[tf.newaxis], [k, batch, self.n_features]), [-1, self.n_features]
-        )
-        flat_observed = None
-        if observed is not None:
-            flat_observed = tf.reshape(
-                tf.broadcast_to(observed[tf.newaxis], [k, batch, self.n_outputs]),
-                [-1, self.n_outputs],
-            )
-        feature_log_likelihood = tf.reshape(
-            self.feature_log_likelihood(flat_x, flat_z, flat_observed), [k, batch, self.n_outputs]
-        )
+        feature_log_likelihood = self.sample_log_likelihood(x, z, observed)
         log_prior = prior_distribution(self.latent_dim, z.dtype).log_prob(z)
         log_posterior = posterior_distribution(loc, scale).log_prob(z)
         return feature_log_likelihood, log_prior - log_posterior, analytic_kl(loc, scale)
@@ -316,6 +353,10 @@ class VAE(keras.Model):
             "trim_fraction": self.trim_fraction,
             "missing": self.missing,
             "missing_indicator": self.missing_indicator,
+            "objective": self.objective.name,
+            "n_train_samples": self.n_train_samples,
+            "corruption": self.corruption_kind,
+            "corruption_level": self.corruption_level,
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "conv_filters": list(self.conv_filters),
             "seed": self.seed,

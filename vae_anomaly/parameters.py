@@ -24,6 +24,8 @@ SCORE_METHODS = ("elbo", "iwae")
 SCALINGS = ("auto", "standard", "robust", None)
 MISSING = ("error", "mask")
 LIKELIHOOD_SCALES = ("feature", "sample")
+OBJECTIVES = ("elbo", "iwae")
+CORRUPTIONS = ("gaussian", "mask", None)
 
 
 def _at_least(kind, low):
@@ -43,6 +45,11 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "min_scale": [Interval(Real, 0, None, closed="neither")],
     "beta": [_at_least(Real, 0)],
     "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+    "objective": [StrOptions(set(OBJECTIVES))],
+    "n_train_samples": [_at_least(Integral, 1)],
+    "corruption": [StrOptions({c for c in CORRUPTIONS if c is not None}), None],
+    # "mask" takes a probability in [0, 1): _check_params.
+    "corruption_level": [_at_least(Real, 0)],
     "kl_warmup_epochs": [_at_least(Integral, 0)],
     "epochs": [_at_least(Integral, 1), None],
     "batch_size": [_at_least(Integral, 1)],

@@ -102,6 +102,41 @@ def _scorer(model, n_samples: int):
     return scorer
 
 
+def _embedder(model):
+    """The model's compiled posterior mean, traced once for its one batch shape."""
+    scorers = _compiled_scorers.setdefault(model, {})
+    if "posterior_mean" not in scorers:
+        model_ref = weakref.ref(model)
+
+        def posterior_mean(x):
+            return model_ref()(x)  # VAE.call: E_q[z], [B, L]
+
+        scorers["posterior_mean"] = tf.function(
+            functools.partial(posterior_mean), jit_compile=False
+        )
+    return scorers["posterior_mean"]
+
+
+def posterior_means(model, X: np.ndarray) -> np.ndarray:
+    """E_q[z|x] for rows X [n, d] (already preprocessed), float64 [n, L].
+
+    Through the same fixed, padded batch shape as ``score_terms`` (one sample's worth of
+    memory per row), so a row's embedding does not depend on the rows that came with it.
+    """
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, d = X.shape
+    batch_rows = scoring_batch_rows(model, 1)
+    embed = _embedder(model)
+    out = np.empty((n, model.latent_dim))
+    padded = np.zeros((batch_rows, d), dtype=np.float32)
+    for start in range(0, n, batch_rows):
+        stop = min(start + batch_rows, n)
+        padded[: stop - start] = X[start:stop]
+        padded[stop - start :] = 0.0
+        out[start:stop] = embed(tf.constant(padded)).numpy()[: stop - start]
+    return out
+
+
 def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) -> ScoreTerms:
     """Score rows X [n, d] (already preprocessed) with shared noise eps [k, L].
 

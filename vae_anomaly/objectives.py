@@ -1,0 +1,200 @@
+"""Training objectives of the VAE: per-row losses, and trimming on top of them.
+
+An objective turns one batch into three per-row terms, each [batch]:
+
+    loss             what training minimises for the row
+    reconstruction   -E_q[log p(x|z)], estimated from the same samples (for the history)
+    kl               KL(q(z|x) || p(z)), analytic (for the history)
+
+``trimmed_means`` then averages them over the rows that fit best, whatever the objective
+(a trimmed likelihood, ``trim_fraction``). Each objective draws its own reparameterised
+noise (``sample_noise``) from the generator the model passes, so that a test can give
+two objectives the same noise.
+
+Adding an objective is one ``Objective`` subclass plus one entry in ``OBJECTIVES``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, NamedTuple
+
+import keras
+import tensorflow as tf
+
+from .distributions import analytic_kl, posterior_distribution, prior_distribution
+
+
+class RowLosses(NamedTuple):
+    """Per-row training terms, each [batch]: loss, reconstruction, kl."""
+
+    loss: tf.Tensor
+    reconstruction: tf.Tensor
+    kl: tf.Tensor
+
+
+class Objective:
+    """A per-row training loss of a VAE (base class).
+
+    Subclasses set ``name`` and implement ``sample_noise`` and ``row_losses``. The model
+    calls ``row_losses(model, x, observed, loc, scale, eps, kl_weight)`` with ``eps`` from
+    ``sample_noise(loc, seed)``; ``model`` provides ``sample_log_likelihood(x, z,
+    observed)``, the per-output log p(x_j|z) for z [k, batch, L].
+    """
+
+    name: ClassVar[str] = ""
+
+    def sample_noise(self, loc: tf.Tensor, seed) -> tf.Tensor:
+        raise NotImplementedError
+
+    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None) -> RowLosses:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({options})"
+
+
+class NegativeELBO(Objective):
+    """The negative evidence lower bound, beta-weighted, from one reparameterised sample.
+
+    Parameters
+    ----------
+    beta : float, default=1.0
+        Weight of the KL term (the beta-VAE). The model passes its current KL weight
+        (``kl_weight``, which ``KLWarmup`` raises towards beta) when it has one.
+
+    Notes
+    -----
+    Per row, with z = loc + scale * eps and eps ~ N(0, I) of shape [batch, L]:
+
+        loss(x) = -log p(x|z) + beta * KL(q(z|x) || p(z))
+
+    with the KL in closed form (``distributions.analytic_kl``). Its expectation over eps
+    is -ELBO(x) when beta = 1.
+
+    Examples
+    --------
+    >>> NegativeELBO(beta=0.5)
+    NegativeELBO(beta=0.5)
+    """
+
+    name = "elbo"
+
+    def __init__(self, beta: float = 1.0):
+        self.beta = float(beta)
+        if not self.beta >= 0.0 or not math.isfinite(self.beta):
+            raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
+
+    def sample_noise(self, loc, seed):
+        """eps ~ N(0, I), [batch, L]."""
+        return keras.random.normal(tf.shape(loc), seed=seed, dtype=loc.dtype)
+
+    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None):
+        """Per-row (loss, reconstruction, kl) for eps [batch, L]."""
+        z = loc + scale * eps  # reparameterisation trick, [batch, L]
+        reconstruction = -tf.reduce_sum(model.feature_log_likelihood(x, z, observed), axis=-1)
+        kl = analytic_kl(loc, scale)  # [batch]
+        weight = self.beta if kl_weight is None else kl_weight
+        loss = reconstruction + tf.cast(weight, kl.dtype) * kl
+        return RowLosses(loss, reconstruction, kl)
+
+    def get_config(self):
+        return {"beta": self.beta}
+
+
+class NegativeIWAE(Objective):
+    """The negative importance-weighted bound IWAE-k (Burda et al., 2016), k fresh samples.
+
+    Parameters
+    ----------
+    n_samples : int, default=8
+        k, the reparameterised samples per row and step.
+    beta : float, default=1.0
+        Weight of log p(z) - log q(z|x) in the log weights (1: the IWAE bound). As for
+        ``NegativeELBO``, the model passes its current KL weight when it has one.
+
+    Notes
+    -----
+    Per row, with z_i = loc + scale * eps_i, eps_i ~ N(0, I) of shape [k, batch, L]:
+
+        log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x))
+        loss(x) = -log (1/k) sum_i w_i = -(logsumexp_i log w_i - log k)
+
+    For beta = 1 its expectation is -IWAE_k(x) <= -ELBO(x), and it falls with k towards
+    -log p(x). With k = 1 it is the one-sample negative ELBO with the KL estimated from
+    the same sample, log q(z_1|x) - log p(z_1), instead of in closed form.
+    ``reconstruction`` is -(1/k) sum_i log p(x|z_i) and ``kl`` the analytic KL; for
+    k > 1 the loss is not their sum.
+
+    Examples
+    --------
+    >>> NegativeIWAE(n_samples=16)
+    NegativeIWAE(n_samples=16, beta=1.0)
+    """
+
+    name = "iwae"
+
+    def __init__(self, n_samples: int = 8, beta: float = 1.0):
+        if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1, got {n_samples!r}.")
+        self.n_samples = int(n_samples)
+        self.beta = float(beta)
+        if not self.beta >= 0.0 or not math.isfinite(self.beta):
+            raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
+
+    def sample_noise(self, loc, seed):
+        """eps ~ N(0, I), [k, batch, L]."""
+        shape = tf.concat([[self.n_samples], tf.shape(loc)], axis=0)
+        return keras.random.normal(shape, seed=seed, dtype=loc.dtype)
+
+    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None):
+        """Per-row (loss, reconstruction, kl) for eps [k, batch, L]."""
+        z = loc[tf.newaxis] + scale[tf.newaxis] * eps  # [k, batch, L]
+        log_likelihood = tf.reduce_sum(
+            model.sample_log_likelihood(x, z, observed), axis=-1
+        )  # [k, batch]
+        log_prior = prior_distribution(loc.shape[-1], z.dtype).log_prob(z)  # [k, batch]
+        log_posterior = posterior_distribution(loc, scale).log_prob(z)  # [k, batch]
+        weight = self.beta if kl_weight is None else kl_weight
+        log_weights = log_likelihood + tf.cast(weight, z.dtype) * (log_prior - log_posterior)
+        log_k = tf.math.log(tf.cast(tf.shape(eps)[0], z.dtype))
+        loss = -(tf.reduce_logsumexp(log_weights, axis=0) - log_k)  # [batch]
+        reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
+        return RowLosses(loss, reconstruction, analytic_kl(loc, scale))
+
+    def get_config(self):
+        return {"n_samples": self.n_samples, "beta": self.beta}
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"elbo": NegativeELBO, "iwae": NegativeIWAE}
+
+
+def make_objective(name: str, beta: float = 1.0, n_samples: int = 8) -> Objective:
+    """The objective named ``name`` ("elbo" or "iwae"); ``n_samples`` is IWAE's k."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}.")
+    if name == "iwae":
+        return NegativeIWAE(n_samples=n_samples, beta=beta)
+    return OBJECTIVES[name](beta=beta)
+
+
+def trimmed_means(terms: RowLosses, trim_fraction: float) -> RowLosses:
+    """Batch means of the per-row terms over the rows with the smallest loss.
+
+    Notes
+    -----
+    With q = ``trim_fraction`` and B rows, the ceil(q * B) rows of largest loss are left
+    out (at least one row is kept); q = 0 averages every row. Anomalies in the training
+    data fit worst, so they do not pull the model towards them (a trimmed likelihood).
+    """
+    loss, reconstruction, kl = terms
+    if trim_fraction > 0.0:
+        batch = tf.shape(loss)[0]
+        dropped = tf.cast(tf.math.ceil(trim_fraction * tf.cast(batch, tf.float32)), tf.int32)
+        kept = tf.math.top_k(-loss, k=tf.maximum(1, batch - dropped)).indices
+        loss, reconstruction, kl = (tf.gather(t, kept) for t in (loss, reconstruction, kl))
+    return RowLosses(tf.reduce_mean(loss), tf.reduce_mean(reconstruction), tf.reduce_mean(kl))
