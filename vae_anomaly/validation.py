@@ -121,13 +121,18 @@ def out_of_range(U: np.ndarray, limit: float = FLOAT32_MAX) -> np.ndarray:
         return np.abs(U) > limit
 
 
+def _first_marked(mask: np.ndarray) -> tuple[int, int, np.ndarray]:
+    """(row, column) of the first true entry of ``mask`` [n, d], and the rows of all."""
+    rows, columns = np.nonzero(mask)
+    return int(rows[0]), int(columns[0]), rows
+
+
 def check_in_range(X: np.ndarray, U: np.ndarray, feature_names=None, name: str = "X") -> None:
     """Raise ValueError naming the first value of X whose scaled form U overflows float32."""
     bad = out_of_range(U)
     if not bad.any():
         return
-    rows, columns = np.nonzero(bad)
-    row, j = int(rows[0]), int(columns[0])
+    row, j, rows = _first_marked(bad)
     raise ValueError(
         f"Input {name} has a value out of range at row {row}, {column_label(j, feature_names)}: "
         f"{float(X[row, j])!r} is {float(U[row, j]):.3g} after scaling ((x - center_) / "
@@ -141,8 +146,7 @@ def check_unit_interval(X: np.ndarray, feature_names=None, likelihood: str = "")
     outside = (X < 0.0) | (X > 1.0)
     if not outside.any():
         return
-    rows, columns = np.nonzero(outside)
-    row, j = int(rows[0]), int(columns[0])
+    row, j, rows = _first_marked(outside)
     raise ValueError(
         f"likelihood={likelihood!r} needs values in [0, 1], but X has {float(X[row, j])!r} at row "
         f"{row}, {column_label(j, feature_names)} ({rows.size} value(s) outside [0, 1])."
