@@ -109,3 +109,23 @@ def test_image_stream_benchmark_runs_on_small_folders(tmp_path):
     loading = runs[runs["kind"] == "ours, loading only"]
     assert list(loading["images_rejected"]) == list(ours["images_rejected"])
     assert (ours["images_scored"] + ours["images_rejected"] == ours["images"]).all()
+
+
+def test_variants_benchmark_runs_on_tiny_data(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(120, 3)), rng.normal(6.0, 1.0, size=(12, 3))])
+    y = np.r_[np.zeros(120, dtype=int), np.ones(12, dtype=int)]
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "1_tiny.npz", X=X, y=y)
+    digits = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
+    labels = np.arange(40) % 2
+    np.savez(tmp_path / "mnist.npz", x_train=digits, y_train=labels, x_test=digits, y_test=labels)
+    run_script(
+        "variants.py", "--data", tmp_path / "data", "--mnist", tmp_path / "mnist.npz",
+        "--digits", "1", "--epochs", "1", "--out", tmp_path / "out",
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs["dataset"]) == {"1_tiny", "mnist digit 1"}
+    assert runs.groupby("dataset")["member"].nunique().min() >= 5
+    assert np.isfinite(runs[["auroc", "held_out_loglik", "fit_seconds"]]).all().all()
+    assert "Held-out log-likelihood" in (tmp_path / "out" / "table.md").read_text()
