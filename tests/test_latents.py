@@ -251,3 +251,23 @@ def test_latent_parameters_are_validated_with_their_names():
         VAEAnomalyDetector(latent="categorical", latent_categories=1).fit(X)
     with pytest.raises(ValueError, match=r"'temperature' parameter .* must be a float"):
         VAEAnomalyDetector(latent="categorical", temperature=0.0).fit(X)
+
+
+def test_categorical_latent_on_an_image_body(tmp_path):
+    from test_family import IMAGE_MODEL, small_images
+
+    images = small_images(48, seed=0)
+    with eagerly():
+        detector = VAEAnomalyDetector(
+            **IMAGE_MODEL,
+            latent="categorical",
+            latent_dim=2,
+            latent_categories=3,
+            score_method="exact",
+            epochs=1,
+            random_state=0,
+        ).fit(images)
+    scores = detector.score_samples(images[:5])
+    assert np.all(np.isfinite(scores)) and detector.transform(images[:5]).shape == (5, 6)
+    detector.save(tmp_path / "image")
+    np.testing.assert_array_equal(load(tmp_path / "image").score_samples(images[:5]), scores)
