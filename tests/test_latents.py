@@ -1,5 +1,6 @@
 """Latent components (``latents``): the Gaussian and the categorical (Gumbel-softmax) latent."""
 
+import json
 import pickle
 
 import keras
@@ -10,7 +11,8 @@ import tensorflow_probability as tfp
 from conftest import correlated_gaussian, eagerly
 from sklearn.metrics import adjusted_rand_score
 
-from vae_anomaly import VAEAnomalyDetector, load
+from vae_anomaly import ModelFileError, VAEAnomalyDetector, load
+from vae_anomaly.integrity import seal_directory
 from vae_anomaly.latents import (
     MAX_EXACT_CONFIGURATIONS,
     CategoricalLatent,
@@ -18,6 +20,7 @@ from vae_anomaly.latents import (
     annealed_temperature,
     make_latent,
 )
+from vae_anomaly.persistence import MANIFEST_FILE
 from vae_anomaly.scoring import exact_log_marginals, score_terms
 
 tfd = tfp.distributions
@@ -175,6 +178,18 @@ def test_categorical_detector_survives_save_load_and_pickle(categorical, tmp_pat
         np.testing.assert_array_equal(terms.elbo, expected.elbo)
         np.testing.assert_array_equal(terms.iwae, expected.iwae)
         np.testing.assert_array_equal(restored.transform(X), detector.transform(X))
+
+
+def test_a_manifest_whose_latent_disagrees_with_the_model_is_refused(categorical, tmp_path):
+    detector, _ = categorical
+    detector.save(tmp_path / "model")
+    manifest = json.loads((tmp_path / "model" / MANIFEST_FILE).read_text())
+    manifest["params"]["latent"] = "gaussian"
+    manifest["params"]["score_method"] = "elbo"
+    (tmp_path / "model" / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(tmp_path / "model")  # rewritten together with its checksums
+    with pytest.raises(ModelFileError, match=r"'params.latent' .* do not match .* Categorical"):
+        load(tmp_path / "model")
 
 
 def test_the_temperature_is_annealed_during_training(categorical):

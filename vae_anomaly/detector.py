@@ -996,6 +996,14 @@ def _check_fitted_values(detector: VAEAnomalyDetector, model: VAE, manifest_path
         raise bad(
             "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
         )
+    latent = model.latent
+    categories = getattr(latent, "categories", detector.latent_categories)
+    if latent.kind != detector.latent or categories != detector.latent_categories:
+        raise ModelFileError(
+            f"{manifest_path}: the entries 'params.latent' and 'params.latent_categories' "
+            f"({detector.latent!r}, {detector.latent_categories}) do not match the model's "
+            f"{type(latent).__name__} ({latent.kind!r}, {categories})."
+        )
     for entry in ("center_", "scale_"):
         values = getattr(detector, entry)
         if values.shape != (n,):
