@@ -6,7 +6,8 @@ A latent owns everything the model needs to know about z:
     posterior(params), prior()     q(z|x) and p(z), from ``tfp.distributions``
     sample_noise / reparameterise  the training sample, differentiable in the params
     training_log_ratio             log p(z) - log q(z|x) of that training sample (IWAE)
-    kl(params)                     KL(q(z|x) || p(z)) in closed form, [batch]
+    kl(params)                     KL(q(z|x) || p(z)), [batch]: closed form where TFP has
+                                   it (``tfd.kl_divergence``), Monte Carlo otherwise
     scoring_noise / scoring_sample the scoring sample from noise shared by every row
     scoring_log_ratio              log p(z) - log q(z|x) of a scoring sample, exact
     embedding(params)              what ``transform`` returns
@@ -65,6 +66,8 @@ class Latent(keras.layers.Layer):
     """
 
     kind: ClassVar[str] = ""
+    # Samples of the Monte Carlo KL, for a posterior and prior TFP has no KL for.
+    kl_samples: ClassVar[int] = 64
 
     def __init__(self, latent_dim: int, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -82,6 +85,19 @@ class Latent(keras.layers.Layer):
     def param_elements(self) -> int:
         """float32 values of ``params`` per row (for the scoring memory budget)."""
         raise NotImplementedError
+
+    def kl(self, params) -> tf.Tensor:
+        """KL(q(z|x) || p(z)), [batch]: ``tfd.kl_divergence`` where TFP registers one for
+        the pair, else the Monte Carlo estimate (1/S) sum_s log q(z_s|x) - log p(z_s) from
+        S = ``kl_samples`` draws of q with a fixed stateless seed (so a row's KL does not
+        depend on the batch or the call). Subclasses override it with a closed form."""
+        posterior = self.posterior(params)
+        prior = self.prior(posterior.dtype if posterior.dtype.is_floating else tf.float32)
+        try:
+            return tfd.kl_divergence(posterior, prior)
+        except NotImplementedError:
+            z = posterior.sample(self.kl_samples, seed=(self.seed, 0))  # [S, batch, ...]
+            return tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0)
 
     def get_config(self):
         config = super().get_config()
