@@ -4,15 +4,17 @@ Training minimises a per-row loss from ``objectives``: by default the negative E
 
     -ELBO(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)),
 
-with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL
-(``NegativeELBO``); or the negative IWAE-k bound (``NegativeIWAE``). The per-row losses
-are averaged over the batch; with ``trim_fraction = q``, over the (1 - q) * B rows of the
-batch that fit best (``objectives.trimmed_means``: anomalies in the training data, which
-fit worst, do not pull the model towards them). With a ``corruption`` (``corruption``),
-the encoder sees a corrupted x during training and the likelihood scores the clean x.
+with one reparameterised sample z of the latent component (``latents``: z = loc + scale
+* eps, eps ~ N(0, I), for the Gaussian; the Gumbel-softmax sample for the categorical)
+and its closed-form KL (``NegativeELBO``); or the negative IWAE-k bound
+(``NegativeIWAE``). The per-row losses are averaged over the batch; with ``trim_fraction
+= q``, over the (1 - q) * B rows of the batch that fit best
+(``objectives.trimmed_means``: anomalies in the training data, which fit worst, do not
+pull the model towards them). With a ``corruption`` (``corruption``), the encoder sees a
+corrupted x during training and the likelihood scores the clean x.
 For scoring, ``log_weight_terms`` gives the pieces of the importance weights
 
-    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
+    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = latent.scoring_sample(eps_i),
 
 from which ``scoring`` forms the ELBO and the IWAE bound.
 
@@ -40,7 +42,7 @@ _PACKAGE = "vae_anomaly"
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class VAE(keras.Model):
-    """Encoder -> q(z|x), prior p(z) = N(0, I), decoder -> p(x|z).
+    """Encoder -> q(z|x) and prior p(z) (the latent component, ``latents``), decoder -> p(x|z).
 
     Parameters
     ----------
