@@ -12,7 +12,6 @@ from test_mixed import LAYOUT, mixed_rows
 
 from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.corruption import GaussianCorruption, MaskCorruption
-from vae_anomaly.distributions import posterior_distribution, prior_distribution
 from vae_anomaly.model import VAE
 from vae_anomaly.objectives import NegativeELBO, NegativeIWAE, make_objective
 
@@ -66,9 +65,9 @@ def test_defaults_train_and_score_as_before_the_family_existed():
 
 
 def _posterior(model, x):
-    """(clean x, observed, loc, scale) of the rows x under the model, uncorrupted."""
+    """(clean x, observed, params of q(z|x)) of the rows x under the model, uncorrupted."""
     encoder_input, clean, observed = model.prepare(tf.constant(x, tf.float32))
-    return (clean, observed, *model.posterior_params(encoder_input))
+    return clean, observed, model.posterior_params(encoder_input)
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +80,14 @@ def untrained():
 
 def test_iwae_with_one_sample_equals_the_elbo_loss_from_the_same_noise(untrained):
     model, x = untrained
-    clean, observed, loc, scale = _posterior(model, x)
-    eps = NegativeELBO().sample_noise(loc, keras.random.SeedGenerator(1))  # [B, L]
-    elbo = NegativeELBO(beta=1.0).row_losses(model, clean, observed, loc, scale, eps)
-    iwae = NegativeIWAE(n_samples=1).row_losses(model, clean, observed, loc, scale, eps[None])
+    clean, observed, params = _posterior(model, x)
+    eps = NegativeELBO().sample_noise(model.latent, params, keras.random.SeedGenerator(1))
+    elbo = NegativeELBO(beta=1.0).row_losses(model, clean, observed, params, eps)
+    iwae = NegativeIWAE(n_samples=1).row_losses(model, clean, observed, params, eps[None])
+    loc, scale = params
     z = loc + scale * eps
     # The one-sample KL estimate log q(z|x) - log p(z) from the same z.
-    kl_estimate = posterior_distribution(loc, scale).log_prob(z) - prior_distribution(2).log_prob(z)
+    kl_estimate = model.latent.posterior(params).log_prob(z) - model.latent.prior().log_prob(z)
     np.testing.assert_allclose(iwae.loss, elbo.reconstruction + kl_estimate, rtol=1e-6, atol=1e-5)
     np.testing.assert_array_equal(iwae.reconstruction, elbo.reconstruction)
     np.testing.assert_array_equal(iwae.kl, elbo.kl)
@@ -96,10 +96,10 @@ def test_iwae_with_one_sample_equals_the_elbo_loss_from_the_same_noise(untrained
 def test_iwae_with_one_sample_has_the_expected_elbo_loss(untrained):
     """With the analytic KL the two k = 1 losses differ by KL-estimate minus KL, mean 0."""
     model, x = untrained
-    clean, observed, loc, scale = _posterior(model, np.tile(x, (200, 1)))
-    eps = NegativeELBO().sample_noise(loc, keras.random.SeedGenerator(2))
-    elbo = NegativeELBO().row_losses(model, clean, observed, loc, scale, eps).loss.numpy()
-    iwae = NegativeIWAE(1).row_losses(model, clean, observed, loc, scale, eps[None]).loss.numpy()
+    clean, observed, params = _posterior(model, np.tile(x, (200, 1)))
+    eps = NegativeELBO().sample_noise(model.latent, params, keras.random.SeedGenerator(2))
+    elbo = NegativeELBO().row_losses(model, clean, observed, params, eps).loss.numpy()
+    iwae = NegativeIWAE(1).row_losses(model, clean, observed, params, eps[None]).loss.numpy()
     difference = (iwae - elbo).astype(np.float64)
     standard_error = difference.std() / np.sqrt(difference.size)
     assert abs(difference.mean()) < 4 * standard_error
@@ -107,21 +107,15 @@ def test_iwae_with_one_sample_has_the_expected_elbo_loss(untrained):
 
 def test_iwae_loss_is_below_the_elbo_loss_on_average_and_falls_with_k(untrained):
     model, x = untrained
-    clean, observed, loc, scale = _posterior(model, np.tile(x, (50, 1)))
+    clean, observed, params = _posterior(model, np.tile(x, (50, 1)))
     seed = keras.random.SeedGenerator(3)
     elbo = NegativeELBO()
-    means = {
-        "elbo": float(
-            np.mean(
-                elbo.row_losses(
-                    model, clean, observed, loc, scale, elbo.sample_noise(loc, seed)
-                ).loss
-            )
-        )
-    }
+    eps = elbo.sample_noise(model.latent, params, seed)
+    means = {"elbo": float(np.mean(elbo.row_losses(model, clean, observed, params, eps).loss))}
     for k in (1, 8, 64):
         iwae = NegativeIWAE(k)
-        losses = iwae.row_losses(model, clean, observed, loc, scale, iwae.sample_noise(loc, seed))
+        eps = iwae.sample_noise(model.latent, params, seed)
+        losses = iwae.row_losses(model, clean, observed, params, eps)
         means[k] = float(np.mean(losses.loss))
     # -IWAE_k <= -ELBO, and -IWAE_k falls with k (Burda et al., 2016, theorem 1).
     assert means[8] < means["elbo"] and means[64] < means["elbo"]

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vae_anomaly"
 LAYERS = {
     "math": {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
-        "distributions", "networks", "objectives", "corruption", "model", "scoring",
+        "distributions", "latents", "networks", "objectives", "corruption", "model",
+        "scoring",
         "persistence", "alerts",
     },
     "estimator": {"detector", "parameters", "__init__"},

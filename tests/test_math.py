@@ -7,15 +7,11 @@ import tensorflow_probability as tfp
 from scipy import stats
 
 from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.distributions import (
-    LIKELIHOODS,
-    GaussianHead,
-    analytic_kl,
-    posterior_distribution,
-    prior_distribution,
-)
+from vae_anomaly.distributions import LIKELIHOODS, GaussianHead
+from vae_anomaly.latents import GaussianLatent
+from vae_anomaly.latents import gaussian_noise as scoring_noise
 from vae_anomaly.model import VAE
-from vae_anomaly.scoring import score_terms, scoring_noise
+from vae_anomaly.scoring import score_terms
 
 tfd = tfp.distributions
 
@@ -24,10 +20,11 @@ def test_analytic_kl_equals_tfp_and_monte_carlo():
     rng = np.random.default_rng(0)
     loc = rng.normal(size=(5, 3)).astype(np.float32)
     scale = rng.uniform(0.2, 2.0, size=(5, 3)).astype(np.float32)
-    ours = analytic_kl(loc, scale).numpy()
+    latent = GaussianLatent(3)
+    ours = latent.kl((loc, scale)).numpy()
 
-    posterior = posterior_distribution(loc, scale)
-    prior = prior_distribution(3)
+    posterior = latent.posterior((loc, scale))
+    prior = latent.prior()
     np.testing.assert_allclose(ours, tfd.kl_divergence(posterior, prior).numpy(), rtol=1e-5)
 
     z = posterior.sample(200_000, seed=1)  # [S, 5, 3]

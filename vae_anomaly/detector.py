@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from numbers import Integral, Real
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS
 from .errors import CalibrationWarning, ModelFileError, TrainingDivergedError
+from .latents import MAX_EXACT_CONFIGURATIONS, TemperatureAnnealing
 from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .networks import default_conv_filters
@@ -28,7 +30,7 @@ from .persistence import (
     read_bundle,
     write_bundle,
 )
-from .scoring import ScoreTerms, posterior_means, score_terms, scoring_noise
+from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
 from .thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -117,14 +119,28 @@ def _check_choice(name, value, choices):
 class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
     """Anomaly detector scoring each row by a variational bound on its log-density.
 
-    A VAE with encoder q(z|x) = N(loc(x), diag scale(x)^2), prior p(z) = N(0, I) and
-    decoder likelihood p(x|z) is fitted by maximising the ELBO. ``score_samples`` returns
+    A VAE with encoder q(z|x) = N(loc(x), diag scale(x)^2), prior p(z) = N(0, I) (or,
+    with ``latent="categorical"``, categorical q(z|x) and a uniform prior) and decoder
+    likelihood p(x|z) is fitted by maximising the ELBO. ``score_samples`` returns
     an estimate of log p(x) (higher is more normal); the anomaly score is its negative.
 
     Parameters
     ----------
     latent_dim : int or None, default=None
-        Dimension of z. None: ``default_latent_dim(n_features)``.
+        Dimension of z (the number of categorical variables for a categorical latent).
+        None: ``default_latent_dim(n_features)``.
+    latent : {"gaussian", "categorical"}, default="gaussian"
+        The latent component (``latents``). ``"gaussian"``: z ~ N(0, I) with a diagonal
+        Gaussian q(z|x). ``"categorical"``: ``latent_dim`` independent categorical
+        variables over ``latent_categories`` classes with a uniform prior, trained
+        through the Gumbel-softmax relaxation with the exact categorical KL, and scored
+        with hard samples from q and its exact probabilities (``latents.CategoricalLatent``).
+    latent_categories : int >= 2, default=10
+        Classes K of each categorical variable; ignored by ``"gaussian"``.
+    temperature : float > 0, default=1.0
+        Initial temperature tau_0 of the Gumbel-softmax relaxation; it decays per epoch
+        e as max(min(0.5, tau_0), tau_0 * exp(-0.05 e)) (``latents.annealed_temperature``).
+        Ignored by ``"gaussian"``; scoring never uses it.
     hidden_units : tuple of int or None, default=None
         Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
         ``()`` gives a linear encoder and decoder. With ``image_shape``: the dense
@@ -203,8 +219,11 @@ or sequence of (family, width), default="gaussian"
         IQR/1.349) or None. ``"auto"``: robust for the Gaussian (heavy tails stay far
         out instead of inflating the scale of the bulk), none for Bernoulli.
         Scores stay densities of the unscaled X (the log-Jacobian is added).
-    score_method : {"elbo", "iwae"}, default="elbo"
-        The estimate of log p(x) returned by ``score_samples``.
+    score_method : {"elbo", "iwae", "exact"}, default="elbo"
+        The estimate of log p(x) returned by ``score_samples``. ``"exact"``: log p(x) =
+        logsumexp_z [log p(x|z) + log p(z)] over every value of z, for a categorical
+        latent with ``latent_categories ** latent_dim`` at most
+        ``latents.MAX_EXACT_CONFIGURATIONS`` (4096); refused otherwise.
     n_score_samples : int, default=16
         Monte Carlo samples k per row for scoring.
     contamination : float in (0, 0.5] or "auto", default=0.01
@@ -286,6 +305,9 @@ or sequence of (family, width), default="gaussian"
         self,
         *,
         latent_dim=None,
+        latent="gaussian",
+        latent_categories=10,
+        temperature=1.0,
         hidden_units=None,
         image_shape=None,
         conv_filters=None,
@@ -317,6 +339,9 @@ or sequence of (family, width), default="gaussian"
         verbose=0,
     ):
         self.latent_dim = latent_dim
+        self.latent = latent
+        self.latent_categories = latent_categories
+        self.temperature = temperature
         self.hidden_units = hidden_units
         self.image_shape = image_shape
         self.conv_filters = conv_filters
@@ -365,6 +390,8 @@ or sequence of (family, width), default="gaussian"
                 "corruption='mask' takes corruption_level as a probability in [0, 1), got "
                 f"corruption_level={self.corruption_level!r}."
             )
+        if self.score_method == "exact":
+            self._check_exact(self.latent_dim)
         if self.image_shape is not None and self.missing != "error":
             raise ValueError("image_shape needs missing='error': images must be complete.")
         if isinstance(self.likelihood, str):
@@ -376,6 +403,24 @@ or sequence of (family, width), default="gaussian"
             raise ValueError(
                 f"scaling={self.scaling!r} would move X out of [0, 1], which "
                 f"likelihood={self.likelihood!r} needs; use scaling='auto' or None."
+            )
+
+    def _check_exact(self, latent_dim) -> None:
+        """score_method="exact" needs a categorical latent of at most
+        MAX_EXACT_CONFIGURATIONS values (``latent_dim`` None: not known before fit)."""
+        if self.latent != "categorical":
+            raise ValueError(
+                "score_method='exact' sums over every value of z, which needs "
+                f"latent='categorical'; got latent={self.latent!r}. Use 'elbo' or 'iwae'."
+            )
+        if latent_dim is not None and self.latent_categories**latent_dim > (
+            MAX_EXACT_CONFIGURATIONS
+        ):
+            raise ValueError(
+                "score_method='exact' enumerates latent_categories ** latent_dim values of "
+                f"z, at most {MAX_EXACT_CONFIGURATIONS}; got {self.latent_categories} ** "
+                f"{latent_dim} = {self.latent_categories**latent_dim}. Use 'elbo' or 'iwae', "
+                "or a smaller latent."
             )
 
     def _family(self) -> str:
@@ -466,6 +511,8 @@ or sequence of (family, width), default="gaussian"
         )
         U = self._scaled(X)
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
+        if self.score_method == "exact":
+            self._check_exact(self.latent_dim_)
         image_shape = self._image_shape(n_features)
         if self.hidden_units is not None:
             self.hidden_units_ = tuple(int(w) for w in self.hidden_units)
@@ -504,6 +551,9 @@ or sequence of (family, width), default="gaussian"
             activation=self.activation,
             likelihood=self._family(),
             likelihood_options=self._likelihood_options(layout),
+            latent=self.latent,
+            latent_categories=int(self.latent_categories),
+            temperature=float(self.temperature),
             beta=self.beta,
             trim_fraction=float(self.trim_fraction),
             objective=self.objective,
@@ -533,6 +583,8 @@ or sequence of (family, width), default="gaussian"
         callbacks = [stop_on_nan, EpochTimer()]
         if self.kl_warmup_epochs:
             callbacks.append(KLWarmup(self.beta, self.kl_warmup_epochs))
+        if self.latent == "categorical":
+            callbacks.append(TemperatureAnnealing(model.latent))
         validation_data = None
         if n_validation:
             validation_data = tf.data.Dataset.from_tensor_slices(validation).batch(
@@ -636,8 +688,11 @@ or sequence of (family, width), default="gaussian"
 
         A row whose score is not finite is a ValueError (``rows``: its index in the
         caller's X, when X is a selection of it)."""
-        noise = scoring_noise(self.score_seed_, self.n_score_samples, self.latent_dim_)
-        terms = score_terms(self.model_, self._scaled(X), noise, features=features)
+        noise = self.model_.latent.scoring_noise(self.score_seed_, self.n_score_samples)
+        U = self._scaled(X)
+        terms = score_terms(self.model_, U, noise, features=features)
+        if self.score_method == "exact":
+            terms = dataclasses.replace(terms, exact=exact_log_marginals(self.model_, U))
         self._check_scores_finite(X, terms, rows)
         # Per output: log scale of its column (0 for non-Gaussian outputs), counted only
         # where the output is observed: log p(x) = log p(u) - sum_observed log scale.
@@ -654,6 +709,7 @@ or sequence of (family, width), default="gaussian"
             elbo_mc=terms.elbo_mc + log_jacobian,
             kl=terms.kl,
             feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
+            exact=None if terms.exact is None else terms.exact + log_jacobian,
         )
 
     def _log_density(self, X: np.ndarray, rows=None) -> np.ndarray:
@@ -679,7 +735,7 @@ or sequence of (family, width), default="gaussian"
         return self._log_density(self._validate_input(X, reset=False))
 
     def transform(self, X) -> np.ndarray:
-        """The posterior mean E_q[z|x] of each row: the embedding to plot and cluster.
+        """The posterior of each row as an embedding to plot and cluster.
 
         Parameters
         ----------
@@ -688,9 +744,13 @@ or sequence of (family, width), default="gaussian"
         Returns
         -------
         Z : ndarray of shape (n_samples, latent_dim_), float64
-            loc(x) of q(z|x) = N(loc(x), diag scale(x)^2), for the scaled and, with
-            ``missing="mask"``, 0-filled row the encoder sees; never corrupted. A row's
-            embedding does not depend on the other rows passed with it.
+            Or (n_samples, latent_dim_ * latent_categories) for a categorical latent.
+            Gaussian latent: the posterior mean loc(x) of q(z|x) = N(loc(x), diag
+            scale(x)^2). Categorical latent: the posterior probabilities q(z_l = k|x),
+            column l * latent_categories + k (each block of ``latent_categories``
+            columns sums to 1). For the scaled and, with ``missing="mask"``, 0-filled
+            row the encoder sees; never corrupted. A row's embedding does not depend on
+            the other rows passed with it.
         """
         check_is_fitted(self)
         return posterior_means(self.model_, self._scaled(self._validate_input(X, reset=False)))
@@ -935,6 +995,14 @@ def _check_fitted_values(detector: VAEAnomalyDetector, model: VAE, manifest_path
     if detector.latent_dim_ != model.latent_dim:
         raise bad(
             "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
+        )
+    latent = model.latent
+    categories = getattr(latent, "categories", detector.latent_categories)
+    if latent.kind != detector.latent or categories != detector.latent_categories:
+        raise ModelFileError(
+            f"{manifest_path}: the entries 'params.latent' and 'params.latent_categories' "
+            f"({detector.latent!r}, {detector.latent_categories}) do not match the model's "
+            f"{type(latent).__name__} ({latent.kind!r}, {categories})."
         )
     for entry in ("center_", "scale_"):
         values = getattr(detector, entry)

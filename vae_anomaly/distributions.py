@@ -1,8 +1,8 @@
-"""Distributions of the VAE: Keras 3 layers produce parameters, TFP builds the densities.
+"""Likelihoods of the VAE: Keras 3 layers produce parameters, TFP builds the densities.
 
-    posterior   q(z|x) = N(z; loc(x), diag(scale(x)^2)),  scale = softplus(raw) + floor
-    prior       p(z)   = N(z; 0, I)
     likelihood  p(x|z) = prod_j p(x_j | params_j(z)),     one ``LikelihoodHead`` per family
+
+The posterior q(z|x) and the prior p(z) belong to the latent components (``latents``).
 
 Every likelihood returns a distribution whose batch shape ends in the feature axis
 (no ``tfd.Independent`` over features), so per-feature terms log p(x_j|z) stay visible;
@@ -45,63 +45,6 @@ def _dense(units: int, seed: int, name: str) -> keras.layers.Dense:
     return keras.layers.Dense(
         units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name=name
     )
-
-
-# ----------------------------------------------------------------------------- posterior
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class GaussianPosteriorHead(keras.layers.Layer):
-    """Maps encoder features to (loc, scale) of a diagonal Gaussian q(z|x).
-
-    Parameters
-    ----------
-    latent_dim : int
-        Dimension L of z.
-    min_scale : float
-        Floor added to softplus so the posterior never collapses to a point.
-    seed : int
-        Seed of the weight initializer.
-    """
-
-    def __init__(self, latent_dim: int, min_scale: float = 1e-3, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim!r}.")
-        self.latent_dim = int(latent_dim)
-        self.min_scale = _check_floor("min_scale", min_scale)
-        self.seed = int(seed)
-        self.projection = _dense(2 * self.latent_dim, self.seed, "loc_and_raw_scale")
-
-    def build(self, input_shape):
-        self.projection.build(input_shape)
-
-    def call(self, features):
-        loc, raw_scale = tf.split(self.projection(features), 2, axis=-1)  # [batch, L] each
-        return loc, _positive_scale(raw_scale, self.min_scale)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(latent_dim=self.latent_dim, min_scale=self.min_scale, seed=self.seed)
-        return config
-
-
-def posterior_distribution(loc: tf.Tensor, scale: tf.Tensor) -> tfd.Distribution:
-    """q(z|x) = N(loc, diag(scale^2)), event shape [L]."""
-    return tfd.Independent(tfd.Normal(loc=loc, scale=scale), reinterpreted_batch_ndims=1)
-
-
-def prior_distribution(latent_dim: int, dtype=tf.float32) -> tfd.Distribution:
-    """p(z) = N(0, I), event shape [L]."""
-    zeros = tf.zeros([latent_dim], dtype=dtype)
-    return tfd.Independent(tfd.Normal(loc=zeros, scale=tf.ones_like(zeros)), 1)
-
-
-def analytic_kl(loc: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
-    """KL(N(loc, diag scale^2) || N(0, I)) = 1/2 sum_l (loc^2 + scale^2 - 1) - sum_l log scale."""
-    quadratic = 0.5 * tf.reduce_sum(tf.square(loc) + tf.square(scale) - 1.0, axis=-1)
-    log_determinant = tf.reduce_sum(tf.math.log(scale), axis=-1)
-    return quadratic - log_determinant
 
 
 # ----------------------------------------------------------------------------- likelihoods

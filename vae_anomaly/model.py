@@ -4,15 +4,17 @@ Training minimises a per-row loss from ``objectives``: by default the negative E
 
     -ELBO(x) = -E_q[log p(x|z)] + beta * KL(q(z|x) || p(z)),
 
-with one reparameterised sample z = loc + scale * eps, eps ~ N(0, I), and the analytic KL
-(``NegativeELBO``); or the negative IWAE-k bound (``NegativeIWAE``). The per-row losses
-are averaged over the batch; with ``trim_fraction = q``, over the (1 - q) * B rows of the
-batch that fit best (``objectives.trimmed_means``: anomalies in the training data, which
-fit worst, do not pull the model towards them). With a ``corruption`` (``corruption``),
-the encoder sees a corrupted x during training and the likelihood scores the clean x.
+with one reparameterised sample z of the latent component (``latents``: z = loc + scale
+* eps, eps ~ N(0, I), for the Gaussian; the Gumbel-softmax sample for the categorical)
+and its closed-form KL (``NegativeELBO``); or the negative IWAE-k bound
+(``NegativeIWAE``). The per-row losses are averaged over the batch; with ``trim_fraction
+= q``, over the (1 - q) * B rows of the batch that fit best
+(``objectives.trimmed_means``: anomalies in the training data, which fit worst, do not
+pull the model towards them). With a ``corruption`` (``corruption``), the encoder sees a
+corrupted x during training and the likelihood scores the clean x.
 For scoring, ``log_weight_terms`` gives the pieces of the importance weights
 
-    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = loc + scale * eps_i,
+    log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),   z_i = latent.scoring_sample(eps_i),
 
 from which ``scoring`` forms the ELBO and the IWAE bound.
 
@@ -30,13 +32,8 @@ import keras
 import tensorflow as tf
 
 from .corruption import make_corruption
-from .distributions import (
-    GaussianPosteriorHead,
-    analytic_kl,
-    likelihood_head,
-    posterior_distribution,
-    prior_distribution,
-)
+from .distributions import likelihood_head
+from .latents import make_latent
 from .networks import ConvDecoder, ConvEncoder, decoder_body, encoder_body
 from .objectives import RowLosses, make_objective, trimmed_means
 
@@ -45,7 +42,7 @@ _PACKAGE = "vae_anomaly"
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class VAE(keras.Model):
-    """Encoder -> q(z|x), prior p(z) = N(0, I), decoder -> p(x|z).
+    """Encoder -> q(z|x) and prior p(z) (the latent component, ``latents``), decoder -> p(x|z).
 
     Parameters
     ----------
@@ -62,8 +59,16 @@ class VAE(keras.Model):
         A key of ``distributions.LIKELIHOODS``.
     likelihood_options : dict or None
         Keyword arguments of that likelihood head (for example ``scale_mode``).
+    latent : {"gaussian", "categorical"}
+        The latent component (``latents.make_latent``): L Gaussian dimensions, or L
+        categorical variables over ``latent_categories`` classes.
+    latent_categories : int
+        K of the categorical latent (ignored by "gaussian").
+    temperature : float
+        Initial Gumbel-softmax temperature of the categorical latent (ignored by
+        "gaussian"); ``latents.TemperatureAnnealing`` lowers it during training.
     posterior_min_scale : float
-        Floor on the posterior scale.
+        Floor on the posterior scale (Gaussian latent).
     beta : float
         Weight of the KL term in the training loss (the beta-VAE); scoring ignores it.
     trim_fraction : float in [0, 1)
@@ -98,6 +103,9 @@ class VAE(keras.Model):
         activation: str = "relu",
         likelihood: str = "gaussian",
         likelihood_options: dict | None = None,
+        latent: str = "gaussian",
+        latent_categories: int = 10,
+        temperature: float = 1.0,
         posterior_min_scale: float = 1e-3,
         beta: float = 1.0,
         trim_fraction: float = 0.0,
@@ -119,6 +127,9 @@ class VAE(keras.Model):
         self.activation = activation
         self.likelihood = likelihood
         self.likelihood_options = dict(likelihood_options or {})
+        self.latent_kind = latent
+        self.latent_categories = int(latent_categories)
+        self.temperature = float(temperature)
         self.posterior_min_scale = float(posterior_min_scale)
         self.beta = float(beta)
         self.trim_fraction = float(trim_fraction)
@@ -149,9 +160,16 @@ class VAE(keras.Model):
             self.encoder = ConvEncoder(**image, seed=self.seed, name="encoder")
             self.decoder = ConvDecoder(**image, seed=self.seed + 2000, name="decoder")
             head_options["pixel_channels"] = self.image_shape[2]
-        self.posterior_head = GaussianPosteriorHead(
-            self.latent_dim, self.posterior_min_scale, seed=self.seed + 1000, name="posterior"
+        self.latent = make_latent(
+            latent,
+            self.latent_dim,
+            min_scale=self.posterior_min_scale,
+            categories=self.latent_categories,
+            temperature=self.temperature,
+            seed=self.seed + 1000,
+            name="posterior",
         )
+        self.code_dim = self.latent.code_dim
         self.likelihood_head = likelihood_head(
             likelihood, self.n_features, seed=self.seed + 3000, **head_options
         )
@@ -189,12 +207,12 @@ class VAE(keras.Model):
         if not self.encoder.built:
             self.encoder.build(encoder_shape)
         features = self.encoder.compute_output_shape(encoder_shape)
-        if not self.posterior_head.built:
-            self.posterior_head.build(features)
+        if not self.latent.built:
+            self.latent.build(features)
         if not self.decoder.built:
-            self.decoder.build((None, self.latent_dim))
+            self.decoder.build((None, self.code_dim))
         if not self.likelihood_head.built:
-            self.likelihood_head.build(self.decoder.compute_output_shape((None, self.latent_dim)))
+            self.likelihood_head.build(self.decoder.compute_output_shape((None, self.code_dim)))
         self.built = True
 
     # ------------------------------------------------------------------ distributions
@@ -225,15 +243,16 @@ class VAE(keras.Model):
         return self.corruption(x, training=training)
 
     def posterior_params(self, encoder_input):
-        """(loc, scale) of q(z|x), each [batch, L], from ``prepare(x)[0]``."""
-        return self.posterior_head(self.encoder(encoder_input))
+        """The parameters of q(z|x) from ``prepare(x)[0]``: the latent's tuple ((loc, scale)
+        for the Gaussian, each [batch, L]; (logits,) [batch, L, K] for the categorical)."""
+        return self.latent(self.encoder(encoder_input))
 
     def likelihood_params(self, z):
-        """Parameters of p(x|z) for z [rows, L], each [rows, d]."""
+        """Parameters of p(x|z) for z [rows, code_dim], each [rows, d]."""
         return self.likelihood_head(self.decoder(z))
 
     def feature_log_likelihood(self, x, z, observed=None):
-        """log p(x_j|z) per output for x [rows, d] and z [rows, L]: [rows, outputs].
+        """log p(x_j|z) per output for x [rows, d] and z [rows, code_dim]: [rows, outputs].
 
         Outputs that are not ``observed`` contribute 0 (they are marginalised out).
         """
@@ -243,9 +262,9 @@ class VAE(keras.Model):
         return tf.where(observed, terms, tf.zeros_like(terms))
 
     def sample_log_likelihood(self, x, z, observed=None):
-        """log p(x_j|z_i) per output for x [B, d] and z [k, B, L]: [k, B, outputs]."""
+        """log p(x_j|z_i) per output for x [B, d] and z [k, B, code_dim]: [k, B, outputs]."""
         k, batch = tf.shape(z)[0], tf.shape(z)[1]
-        flat_z = tf.reshape(z, [-1, self.latent_dim])  # [k * B, L]
+        flat_z = tf.reshape(z, [-1, self.code_dim])  # [k * B, code_dim]
         flat_x = tf.reshape(
             tf.broadcast_to(x[tf.newaxis], [k, batch, self.n_features]), [-1, self.n_features]
         )
@@ -260,9 +279,9 @@ class VAE(keras.Model):
         )
 
     def call(self, inputs):
-        """The posterior mean E_q[z], [batch, L]: the usual embedding of x."""
-        loc, _ = self.posterior_params(self.prepare(inputs)[0])
-        return loc
+        """The latent's embedding of x: the posterior mean E_q[z] [batch, L] (Gaussian),
+        the posterior probabilities [batch, L * K] (categorical)."""
+        return self.latent.embedding(self.posterior_params(self.prepare(inputs)[0]))
 
     # ------------------------------------------------------------------ training
 
@@ -270,9 +289,9 @@ class VAE(keras.Model):
         """Per-row (loss, reconstruction, kl), each [batch], of the model's ``objective``,
         with fresh reparameterisation noise; the encoder input corrupted when training."""
         encoder_input, x, observed = self.prepare(x, training=training)
-        loc, scale = self.posterior_params(encoder_input)  # [batch, L]
-        eps = self.objective.sample_noise(loc, self.noise)
-        return self.objective.row_losses(self, x, observed, loc, scale, eps, self.kl_weight)
+        params = self.posterior_params(encoder_input)
+        eps = self.objective.sample_noise(self.latent, params, self.noise)
+        return self.objective.row_losses(self, x, observed, params, eps, self.kl_weight)
 
     def loss_terms(self, x, training=False) -> RowLosses:
         """Means of ``row_losses`` over the batch; with ``trim_fraction``, over the rows
@@ -304,21 +323,32 @@ class VAE(keras.Model):
     # ------------------------------------------------------------------ scoring
 
     def log_weight_terms(self, x, eps):
-        """Pieces of the importance weights for x [B, d] and shared noise eps [k, L].
+        """Pieces of the importance weights for x [B, d] and the latent's shared scoring
+        noise eps ([k, L] Gaussian, [k, L, K] Gumbel: ``latent.scoring_noise``).
 
         Returns
         -------
         feature_log_likelihood : [k, B, outputs]   log p(x_j|z_i) (0 where x_j is missing)
-        log_prior_minus_posterior : [k, B]         log p(z_i) - log q(z_i|x)
-        kl : [B]                                   KL(q(z|x) || p(z)), analytic
+        log_prior_minus_posterior : [k, B]         log p(z_i) - log q(z_i|x), exact
+        kl : [B]                                   KL(q(z|x) || p(z)), in closed form
         """
         encoder_input, x, observed = self.prepare(x)
-        loc, scale = self.posterior_params(encoder_input)  # [B, L]
-        z = loc[tf.newaxis] + scale[tf.newaxis] * eps[:, tf.newaxis, :]  # [k, B, L]
+        params = self.posterior_params(encoder_input)
+        z = self.latent.scoring_sample(params, eps)  # [k, B, code_dim]
         feature_log_likelihood = self.sample_log_likelihood(x, z, observed)
-        log_prior = prior_distribution(self.latent_dim, z.dtype).log_prob(z)
-        log_posterior = posterior_distribution(loc, scale).log_prob(z)
-        return feature_log_likelihood, log_prior - log_posterior, analytic_kl(loc, scale)
+        log_ratio = self.latent.scoring_log_ratio(params, z)
+        return feature_log_likelihood, log_ratio, self.latent.kl(params)
+
+    def log_joint_terms(self, x, configurations):
+        """log p(x, z) for x [B, d] and every configuration z [C, code_dim] of a discrete
+        latent: [C, B] (``scoring.exact_log_marginals`` takes its logsumexp over C)."""
+        _, x, observed = self.prepare(x)
+        batch = tf.shape(x)[0]
+        z = tf.broadcast_to(
+            configurations[:, tf.newaxis], [tf.shape(configurations)[0], batch, self.code_dim]
+        )
+        log_likelihood = tf.reduce_sum(self.sample_log_likelihood(x, z, observed), axis=-1)
+        return log_likelihood + self.latent.log_prior_of_configurations()
 
     def scoring_row_elements(self, n_samples: int) -> int:
         """float32 values ``log_weight_terms`` holds per row with k = ``n_samples``, from
@@ -328,9 +358,9 @@ class VAE(keras.Model):
         (float32, and float64 in ``scoring``: 3 values each). Their sum bounds what one
         row can hold at once, whichever of them the runtime keeps alive together."""
         encoder_input = self.n_features * (2 if self.missing_indicator else 1)
-        per_row = encoder_input + self.encoder.activation_elements() + 4 * self.latent_dim
+        per_row = encoder_input + self.encoder.activation_elements() + self.latent.param_elements
         per_sample = (
-            self.latent_dim
+            self.code_dim
             + self.decoder.activation_elements()
             + self.likelihood_head.activation_elements()
             + self.n_features
@@ -348,6 +378,9 @@ class VAE(keras.Model):
             "activation": self.activation,
             "likelihood": self.likelihood,
             "likelihood_options": dict(self.likelihood_options),
+            "latent": self.latent_kind,
+            "latent_categories": self.latent_categories,
+            "temperature": self.temperature,
             "posterior_min_scale": self.posterior_min_scale,
             "beta": self.beta,
             "trim_fraction": self.trim_fraction,

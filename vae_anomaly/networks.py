@@ -1,8 +1,9 @@
 """Encoder and decoder bodies: dense stacks (tabular data) and convolutions (images).
 
-The encoder body maps x [batch, d] to features that ``GaussianPosteriorHead`` turns into
-q(z|x); the decoder body maps z [..., L] to features that a ``LikelihoodHead`` turns into
-p(x|z). An empty dense stack is the identity, which gives the linear-Gaussian VAE.
+The encoder body maps x [batch, d] to features that the latent component (``latents``)
+turns into q(z|x); the decoder body maps z [..., code_dim] to features that a
+``LikelihoodHead`` turns into p(x|z). An empty dense stack is the identity, which gives
+the linear-Gaussian VAE.
 
 Images travel flattened, x [batch, H * W * C] in (row, column, channel) order, so the
 estimator, scoring and persistence stay those of tabular data. ``ConvEncoder`` reshapes

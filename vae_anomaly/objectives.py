@@ -4,12 +4,12 @@ An objective turns one batch into three per-row terms, each [batch]:
 
     loss             what training minimises for the row
     reconstruction   -E_q[log p(x|z)], estimated from the same samples (for the history)
-    kl               KL(q(z|x) || p(z)), analytic (for the history)
+    kl               KL(q(z|x) || p(z)), in closed form (for the history)
 
 ``trimmed_means`` then averages them over the rows that fit best, whatever the objective
 (a trimmed likelihood, ``trim_fraction``). Each objective draws its own reparameterised
-noise (``sample_noise``) from the generator the model passes, so that a test can give
-two objectives the same noise.
+noise (``sample_noise``, through the model's latent component, ``latents``) from the
+generator the model passes, so that a test can give two objectives the same noise.
 
 Adding an objective is one ``Objective`` subclass plus one entry in ``OBJECTIVES``.
 """
@@ -19,10 +19,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar, NamedTuple
 
-import keras
 import tensorflow as tf
-
-from .distributions import analytic_kl, posterior_distribution, prior_distribution
 
 
 class RowLosses(NamedTuple):
@@ -37,17 +34,19 @@ class Objective:
     """A per-row training loss of a VAE (base class).
 
     Subclasses set ``name`` and implement ``sample_noise`` and ``row_losses``. The model
-    calls ``row_losses(model, x, observed, loc, scale, eps, kl_weight)`` with ``eps`` from
-    ``sample_noise(loc, seed)``; ``model`` provides ``sample_log_likelihood(x, z,
-    observed)``, the per-output log p(x_j|z) for z [k, batch, L].
+    calls ``row_losses(model, x, observed, params, eps, kl_weight)`` with ``params`` the
+    parameters of q(z|x) from its latent component (``model.latent``) and ``eps`` from
+    ``sample_noise(model.latent, params, seed)``; ``model`` provides
+    ``sample_log_likelihood(x, z, observed)``, the per-output log p(x_j|z) for z
+    [k, batch, code_dim].
     """
 
     name: ClassVar[str] = ""
 
-    def sample_noise(self, loc: tf.Tensor, seed) -> tf.Tensor:
+    def sample_noise(self, latent, params, seed) -> tf.Tensor:
         raise NotImplementedError
 
-    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None) -> RowLosses:
+    def row_losses(self, model, x, observed, params, eps, kl_weight=None) -> RowLosses:
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -69,12 +68,14 @@ class NegativeELBO(Objective):
 
     Notes
     -----
-    Per row, with z = loc + scale * eps and eps ~ N(0, I) of shape [batch, L]:
+    Per row, with one reparameterised sample z of the latent (z = loc + scale * eps,
+    eps ~ N(0, I) of shape [batch, L], for the Gaussian; the Gumbel-softmax sample for
+    the categorical):
 
         loss(x) = -log p(x|z) + beta * KL(q(z|x) || p(z))
 
-    with the KL in closed form (``distributions.analytic_kl``). Its expectation over eps
-    is -ELBO(x) when beta = 1.
+    with the KL in closed form (``latent.kl``). Its expectation over eps is -ELBO(x)
+    when beta = 1 (for the categorical latent, of the relaxed model).
 
     Examples
     --------
@@ -89,15 +90,15 @@ class NegativeELBO(Objective):
         if not self.beta >= 0.0 or not math.isfinite(self.beta):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
 
-    def sample_noise(self, loc, seed):
-        """eps ~ N(0, I), [batch, L]."""
-        return keras.random.normal(tf.shape(loc), seed=seed, dtype=loc.dtype)
+    def sample_noise(self, latent, params, seed):
+        """One sample's noise per row: eps [batch, L] (Gaussian latent)."""
+        return latent.sample_noise(params, seed)
 
-    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None):
-        """Per-row (loss, reconstruction, kl) for eps [batch, L]."""
-        z = loc + scale * eps  # reparameterisation trick, [batch, L]
+    def row_losses(self, model, x, observed, params, eps, kl_weight=None):
+        """Per-row (loss, reconstruction, kl) for eps [batch, ...]."""
+        z = model.latent.reparameterise(params, eps)  # reparameterisation trick, [batch, code]
         reconstruction = -tf.reduce_sum(model.feature_log_likelihood(x, z, observed), axis=-1)
-        kl = analytic_kl(loc, scale)  # [batch]
+        kl = model.latent.kl(params)  # [batch]
         weight = self.beta if kl_weight is None else kl_weight
         loss = reconstruction + tf.cast(weight, kl.dtype) * kl
         return RowLosses(loss, reconstruction, kl)
@@ -119,7 +120,8 @@ class NegativeIWAE(Objective):
 
     Notes
     -----
-    Per row, with z_i = loc + scale * eps_i, eps_i ~ N(0, I) of shape [k, batch, L]:
+    Per row, with z_i the latent's reparameterised samples (z_i = loc + scale * eps_i,
+    eps_i ~ N(0, I) of shape [k, batch, L], for the Gaussian):
 
         log w_i = log p(x|z_i) + beta * (log p(z_i) - log q(z_i|x))
         loss(x) = -log (1/k) sum_i w_i = -(logsumexp_i log w_i - log k)
@@ -127,8 +129,9 @@ class NegativeIWAE(Objective):
     For beta = 1 its expectation is -IWAE_k(x) <= -ELBO(x), and it falls with k towards
     -log p(x). With k = 1 it is the one-sample negative ELBO with the KL estimated from
     the same sample, log q(z_1|x) - log p(z_1), instead of in closed form.
-    ``reconstruction`` is -(1/k) sum_i log p(x|z_i) and ``kl`` the analytic KL; for
-    k > 1 the loss is not their sum.
+    ``reconstruction`` is -(1/k) sum_i log p(x|z_i) and ``kl`` the closed-form KL; for
+    k > 1 the loss is not their sum. For the categorical latent, log p(z_i) - log q(z_i|x)
+    are the concrete densities of the relaxed sample (``latent.training_log_ratio``).
 
     Examples
     --------
@@ -146,25 +149,24 @@ class NegativeIWAE(Objective):
         if not self.beta >= 0.0 or not math.isfinite(self.beta):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
 
-    def sample_noise(self, loc, seed):
-        """eps ~ N(0, I), [k, batch, L]."""
-        shape = tf.concat([[self.n_samples], tf.shape(loc)], axis=0)
-        return keras.random.normal(shape, seed=seed, dtype=loc.dtype)
+    def sample_noise(self, latent, params, seed):
+        """k samples' noise per row: eps [k, batch, L] (Gaussian latent)."""
+        return latent.sample_noise(params, seed, n_samples=self.n_samples)
 
-    def row_losses(self, model, x, observed, loc, scale, eps, kl_weight=None):
-        """Per-row (loss, reconstruction, kl) for eps [k, batch, L]."""
-        z = loc[tf.newaxis] + scale[tf.newaxis] * eps  # [k, batch, L]
+    def row_losses(self, model, x, observed, params, eps, kl_weight=None):
+        """Per-row (loss, reconstruction, kl) for eps [k, batch, ...]."""
+        latent = model.latent
+        z = latent.reparameterise(params, eps)  # [k, batch, code]
         log_likelihood = tf.reduce_sum(
             model.sample_log_likelihood(x, z, observed), axis=-1
         )  # [k, batch]
-        log_prior = prior_distribution(loc.shape[-1], z.dtype).log_prob(z)  # [k, batch]
-        log_posterior = posterior_distribution(loc, scale).log_prob(z)  # [k, batch]
+        log_ratio = latent.training_log_ratio(params, eps)  # log p(z) - log q(z|x), [k, batch]
         weight = self.beta if kl_weight is None else kl_weight
-        log_weights = log_likelihood + tf.cast(weight, z.dtype) * (log_prior - log_posterior)
+        log_weights = log_likelihood + tf.cast(weight, z.dtype) * log_ratio
         log_k = tf.math.log(tf.cast(tf.shape(eps)[0], z.dtype))
         loss = -(tf.reduce_logsumexp(log_weights, axis=0) - log_k)  # [batch]
         reconstruction = -tf.reduce_mean(log_likelihood, axis=0)
-        return RowLosses(loss, reconstruction, analytic_kl(loc, scale))
+        return RowLosses(loss, reconstruction, latent.kl(params))
 
     def get_config(self):
         return {"n_samples": self.n_samples, "beta": self.beta}

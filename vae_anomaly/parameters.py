@@ -20,12 +20,13 @@ from sklearn.utils._param_validation import (
     validate_parameter_constraints,
 )
 
-SCORE_METHODS = ("elbo", "iwae")
+SCORE_METHODS = ("elbo", "iwae", "exact")
 SCALINGS = ("auto", "standard", "robust", None)
 MISSING = ("error", "mask")
 LIKELIHOOD_SCALES = ("feature", "sample")
 OBJECTIVES = ("elbo", "iwae")
 CORRUPTIONS = ("gaussian", "mask", None)
+LATENTS = ("gaussian", "categorical")
 
 
 def _at_least(kind, low):
@@ -34,6 +35,9 @@ def _at_least(kind, low):
 
 PARAMETER_CONSTRAINTS: dict[str, list] = {
     "latent_dim": [_at_least(Integral, 1), None],
+    "latent": [StrOptions(set(LATENTS))],
+    "latent_categories": [_at_least(Integral, 2)],
+    "temperature": [Interval(Real, 0, None, closed="neither")],
     "hidden_units": [tuple, list, None],  # each width >= 1: _check_params
     "image_shape": [tuple, list, None],  # three positive integers: _check_params
     "conv_filters": [tuple, list, None],
@@ -59,6 +63,7 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "missing": [StrOptions(set(MISSING))],
     "missing_indicator": ["boolean"],
     "scaling": [StrOptions({s for s in SCALINGS if s is not None}), None],
+    # "exact" needs a categorical latent small enough to enumerate: _check_params.
     "score_method": [StrOptions(set(SCORE_METHODS))],
     "n_score_samples": [_at_least(Integral, 1)],
     "contamination": [Interval(Real, 0, 0.5, closed="right"), StrOptions({"auto"})],

@@ -1,12 +1,18 @@
 """Batched, compiled estimators of log p(x) from a fitted ``VAE``.
 
-For a row x and noise eps_1..eps_k shared by every row (common random numbers), with
-z_i = loc(x) + scale(x) * eps_i and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x):
+For a row x and noise eps_1..eps_k shared by every row (common random numbers, drawn
+by the model's latent component: ``model.latent.scoring_noise``), with z_i its scoring
+sample (z_i = loc(x) + scale(x) * eps_i for the Gaussian latent; a hard one-hot sample
+for the categorical) and log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x):
 
-    elbo(x)      = (1/k) sum_i log p(x|z_i) - KL(q(z|x) || p(z))   (analytic KL)
+    elbo(x)      = (1/k) sum_i log p(x|z_i) - KL(q(z|x) || p(z))   (closed-form KL)
     iwae(x)      = log (1/k) sum_i w_i                               (Burda et al., 2016)
     elbo_mc(x)   = (1/k) sum_i log w_i                               (iwae >= elbo_mc: Jensen)
     feature_j(x) = (1/k) sum_i log p(x_j|z_i)                        (elbo = sum_j feature_j - KL)
+
+For a categorical latent small enough to enumerate (``exact_log_marginals``):
+
+    exact(x)     = logsumexp_z [log p(x|z) + log p(z)]  over all K ** L values of z
 
 Rows are scored through one fixed batch shape [B, d] (the last batch is padded), so a
 row's score does not depend on how many rows came with it. B is the scoring memory
@@ -36,10 +42,12 @@ _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 @dataclass(frozen=True)
 class ScoreTerms:
-    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, outputs].
+    """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, outputs];
+    exact [n].
 
     ``feature_log_likelihood`` is None unless asked for: it is the one output that grows
-    with n * d, and ``score_samples`` does not need it.
+    with n * d, and ``score_samples`` does not need it. ``exact`` (log p(x) by
+    enumeration, ``exact_log_marginals``) is None unless asked for.
     """
 
     elbo: np.ndarray
@@ -47,16 +55,13 @@ class ScoreTerms:
     elbo_mc: np.ndarray
     kl: np.ndarray
     feature_log_likelihood: np.ndarray | None
+    exact: np.ndarray | None = None
 
     def estimate(self, method: str) -> np.ndarray:
-        """The estimate of log p(x) named by ``method``: "elbo" or "iwae"."""
+        """The estimate of log p(x) named by ``method``: "elbo", "iwae" or "exact"."""
+        if method == "exact":
+            return self.exact
         return self.iwae if method == "iwae" else self.elbo
-
-
-def scoring_noise(seed: int, n_samples: int, latent_dim: int) -> np.ndarray:
-    """The shared noise eps [k, L] ~ N(0, I), a pure function of (seed, k, L)."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((n_samples, latent_dim)).astype(np.float32)
 
 
 def scoring_row_bytes(model, n_samples: int) -> int:
@@ -109,7 +114,7 @@ def _embedder(model):
         model_ref = weakref.ref(model)
 
         def posterior_mean(x):
-            return model_ref()(x)  # VAE.call: E_q[z], [B, L]
+            return model_ref()(x)  # VAE.call: the latent's embedding, [B, code_dim]
 
         scorers["posterior_mean"] = tf.function(
             functools.partial(posterior_mean), jit_compile=False
@@ -118,7 +123,9 @@ def _embedder(model):
 
 
 def posterior_means(model, X: np.ndarray) -> np.ndarray:
-    """E_q[z|x] for rows X [n, d] (already preprocessed), float64 [n, L].
+    """The latent's embedding of rows X [n, d] (already preprocessed), float64: E_q[z|x]
+    [n, L] for a Gaussian latent, the posterior probabilities [n, L * K] for a
+    categorical one.
 
     Through the same fixed, padded batch shape as ``score_terms`` (one sample's worth of
     memory per row), so a row's embedding does not depend on the rows that came with it.
@@ -127,7 +134,7 @@ def posterior_means(model, X: np.ndarray) -> np.ndarray:
     n, d = X.shape
     batch_rows = scoring_batch_rows(model, 1)
     embed = _embedder(model)
-    out = np.empty((n, model.latent_dim))
+    out = np.empty((n, model.code_dim))
     padded = np.zeros((batch_rows, d), dtype=np.float32)
     for start in range(0, n, batch_rows):
         stop = min(start + batch_rows, n)
@@ -138,7 +145,8 @@ def posterior_means(model, X: np.ndarray) -> np.ndarray:
 
 
 def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) -> ScoreTerms:
-    """Score rows X [n, d] (already preprocessed) with shared noise eps [k, L].
+    """Score rows X [n, d] (already preprocessed) with the latent's shared noise eps
+    (``model.latent.scoring_noise``: [k, L] for the Gaussian, [k, L, K] for the categorical).
 
     ``features=False`` skips the [n, d] per-feature output.
     """
@@ -159,3 +167,37 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) ->
             if target is not None:
                 target[start:stop] = result.numpy()[: stop - start]
     return ScoreTerms(*out)
+
+
+def _exact_scorer(model):
+    """The model's compiled log p(x) by enumeration, traced once (held weakly)."""
+    scorers = _compiled_scorers.setdefault(model, {})
+    if "exact" not in scorers:
+        model_ref = weakref.ref(model)
+
+        def log_marginal(x, configurations):
+            log_joint = tf.cast(model_ref().log_joint_terms(x, configurations), tf.float64)
+            return tf.reduce_logsumexp(log_joint, axis=0)  # [B]
+
+        scorers["exact"] = tf.function(functools.partial(log_marginal), jit_compile=False)
+    return scorers["exact"]
+
+
+def exact_log_marginals(model, X: np.ndarray) -> np.ndarray:
+    """log p(x) = logsumexp_z [log p(x|z) + log p(z)] over every value z of the model's
+    discrete latent (``latent.configurations()``, C = K ** L of them), for rows X [n, d]
+    (already preprocessed): float64 [n]. Through a fixed, padded batch shape sized for C
+    samples per row, as ``score_terms``."""
+    configurations = tf.constant(model.latent.configurations())
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    n, d = X.shape
+    batch_rows = scoring_batch_rows(model, int(configurations.shape[0]))
+    scorer = _exact_scorer(model)
+    out = np.empty(n)
+    padded = np.zeros((batch_rows, d), dtype=np.float32)
+    for start in range(0, n, batch_rows):
+        stop = min(start + batch_rows, n)
+        padded[: stop - start] = X[start:stop]
+        padded[stop - start :] = 0.0
+        out[start:stop] = scorer(tf.constant(padded), configurations).numpy()[: stop - start]
+    return out
