@@ -89,7 +89,7 @@ def test_scoring_before_fit():
         ({"likelihood": "poisson"}, ValueError, "likelihood must be one of"),
         ({"contamination": 0.7}, ValueError, r"'contamination' parameter .* range \(0.0, 0.5\]"),
         ({"contamination": "high"}, TypeError, r"'contamination' .* Got 'high' instead"),
-        ({"score_method": "exact"}, ValueError, r"'score_method' parameter .* a str among"),
+        ({"score_method": "median"}, ValueError, r"'score_method' parameter .* a str among"),
         ({"validation_fraction": 1.0}, ValueError, r"'validation_fraction' .* \[0.0, 1.0\)"),
         ({"learning_rate": -1.0}, ValueError, r"'learning_rate' parameter .* \(0.0, inf\)"),
         ({"n_score_samples": 0}, ValueError, r"'n_score_samples' parameter .* \[1, inf\)"),
