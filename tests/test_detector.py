@@ -200,3 +200,19 @@ def test_works_in_pipeline_clone_and_grid_search(train_X, test_X):
     assert search.cv_results_["split0_test_score"][best] == pytest.approx(
         mean_log_likelihood(by_hand, train_X[:half]), rel=1e-12
     )
+
+
+def test_parameters_are_validated_once_in_fit_and_scoring_checks_only_its_own(fitted, test_X):
+    import copy
+
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    detector = copy.deepcopy(fitted)
+    expected = fitted.score_samples(test_X)
+    detector.set_params(learning_rate=-1.0, epochs=0)  # training parameters: fit's business
+    np.testing.assert_array_equal(detector.score_samples(test_X), expected)
+    detector.set_params(score_method="median")  # read by scoring: checked there
+    with pytest.raises(InvalidParameterError, match="'score_method' parameter"):
+        detector.score_samples(test_X)
+    with pytest.raises(InvalidParameterError, match="'(learning_rate|epochs)' parameter"):
+        detector.set_params(score_method="elbo").fit(test_X)

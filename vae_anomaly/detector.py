@@ -14,6 +14,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS
@@ -47,6 +48,8 @@ from .validation import (
     with_location,
 )
 
+# Parameters a scoring call reads, which set_params may change after fit.
+_SCORING_PARAMS = ("score_method", "n_score_samples")
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
 AUTO_EPOCH_STEPS = 3000
 AUTO_EPOCH_RANGE = (10, 300)
@@ -405,6 +408,18 @@ or sequence of (family, width), default="gaussian"
                 f"likelihood={self.likelihood!r} needs; use scaling='auto' or None."
             )
 
+    def _check_scoring_params(self) -> None:
+        """What a scoring call reads and ``set_params`` may have changed since ``fit``
+        (``score_method``, ``n_score_samples``); everything else was validated once, in
+        ``fit``."""
+        validate_parameter_constraints(
+            {key: self._parameter_constraints[key] for key in _SCORING_PARAMS},
+            {key: getattr(self, key) for key in _SCORING_PARAMS},
+            caller_name=type(self).__name__,
+        )
+        if self.score_method == "exact":
+            self._check_exact(self.latent_dim_)
+
     def _check_exact(self, latent_dim) -> None:
         """score_method="exact" needs a categorical latent of at most
         MAX_EXACT_CONFIGURATIONS values (``latent_dim`` None: not known before fit)."""
@@ -722,7 +737,7 @@ or sequence of (family, width), default="gaussian"
         ``features=False`` leaves out the (n, d) per-feature terms to save memory.
         """
         check_is_fitted(self)
-        self._check_params()
+        self._check_scoring_params()
         return self._terms(self._validate_input(X, reset=False), features=features)
 
     def score_samples(self, X) -> np.ndarray:
@@ -731,7 +746,7 @@ or sequence of (family, width), default="gaussian"
         Higher is more normal; ``-score_samples(X)`` is the anomaly score.
         """
         check_is_fitted(self)
-        self._check_params()
+        self._check_scoring_params()
         return self._log_density(self._validate_input(X, reset=False))
 
     def transform(self, X) -> np.ndarray:
