@@ -214,5 +214,5 @@ def test_parameters_are_validated_once_in_fit_and_scoring_checks_only_its_own(fi
     detector.set_params(score_method="median")  # read by scoring: checked there
     with pytest.raises(InvalidParameterError, match="'score_method' parameter"):
         detector.score_samples(test_X)
-    with pytest.raises(InvalidParameterError, match="'(learning_rate|epochs)' parameter"):
+    with pytest.raises(InvalidParameterError, match=r"'(learning_rate|epochs)' parameter"):
         detector.set_params(score_method="elbo").fit(test_X)

@@ -146,3 +146,36 @@ def test_a_bad_model_value_is_named_when_the_settings_are_read_before_any_data(
     assert f"{config}: [model] learning_rate: The 'learning_rate' parameter" in message
     assert "must be a float in the range (0.0, inf). Got 'fast' instead." in message
     assert not (tmp_path / "m").exists()
+
+
+def test_no_likelihood_family_is_tested_as_a_string_outside_the_registry():
+    """Heads declare their options and scaling (``distributions``); no other module
+    compares a value with a head's name. ("categorical" is left out: it is also a
+    latent and a column role.)"""
+    from vae_anomaly.distributions import LIKELIHOODS
+
+    families = set(LIKELIHOODS)
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("distributions.py", "layout.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                for operand in [node.left, *node.comparators]:
+                    if isinstance(operand, ast.Constant) and operand.value in families:
+                        found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert found == []
+
+
+def test_each_head_declares_its_options_and_whether_it_is_scaled():
+    from vae_anomaly import VAEAnomalyDetector
+    from vae_anomaly.distributions import LIKELIHOODS, is_scaled, scaled_columns
+
+    params = VAEAnomalyDetector(min_scale=0.2, likelihood_scale="sample").get_params()
+    assert LIKELIHOODS["gaussian"].options(params, ()) == {"scale_mode": "sample", "min_scale": 0.2}
+    assert LIKELIHOODS["discretized_logistic"].options(params, ()) == {"scale_mode": "sample"}
+    assert LIKELIHOODS["bernoulli"].options(params, ()) == {}
+    layout = (("gaussian", 2), ("categorical", 3), ("bernoulli", 1))
+    assert LIKELIHOODS["mixed"].options(params, layout)["blocks"] == [list(b) for b in layout]
+    assert [is_scaled(f) for f in LIKELIHOODS] == [LIKELIHOODS[f].scaled for f in LIKELIHOODS]
+    assert scaled_columns(layout).tolist() == [True, True, False, False, False, False]

@@ -17,10 +17,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .distributions import LIKELIHOODS
+from .distributions import LIKELIHOODS, is_scaled, scaled_columns
 from .errors import CalibrationWarning, ModelFileError, TrainingDivergedError
 from .latents import MAX_EXACT_CONFIGURATIONS, TemperatureAnnealing
-from .layout import gaussian_columns, layout_width, normalize_layout, observed_outputs, output_spans
+from .layout import layout_width, normalize_layout, observed_outputs, output_spans
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .networks import default_conv_filters
 from .parameters import PARAMETER_CONSTRAINTS
@@ -489,7 +489,7 @@ or sequence of (family, width), default="gaussian"
                 f"X has {array.shape[1]} columns but the likelihood layout covers "
                 f"{layout_width(layout)}: {layout}."
             )
-        unit = ~gaussian_columns(layout)
+        unit = ~scaled_columns(layout)
         if unit.any():
             # Gaussian columns masked with 0.5 so that positions in the error stay those of X.
             check_unit_interval(np.where(unit, array, 0.5), names, self._family())
@@ -521,9 +521,7 @@ or sequence of (family, width), default="gaussian"
         )
 
         layout = self._layout(n_features)
-        self.center_, self.scale_ = fit_scaling(
-            X, self._resolved_scaling(), gaussian_columns(layout)
-        )
+        self.center_, self.scale_ = fit_scaling(X, self._resolved_scaling(), scaled_columns(layout))
         U = self._scaled(X)
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
         if self.score_method == "exact":
@@ -651,13 +649,8 @@ or sequence of (family, width), default="gaussian"
         return self
 
     def _likelihood_options(self, layout) -> dict:
-        if self._family() == "gaussian":
-            return {"scale_mode": self.likelihood_scale, "min_scale": float(self.min_scale)}
-        if self._family() == "discretized_logistic":
-            return {"scale_mode": self.likelihood_scale}
-        if self._family() == "mixed":
-            return {"blocks": [list(block) for block in layout], "min_scale": float(self.min_scale)}
-        return {}
+        """The head's options, as the head itself declares them."""
+        return LIKELIHOODS[self._family()].options(self.get_params(), layout)
 
     def _threshold(self, training_scores: np.ndarray) -> float:
         if isinstance(self.contamination, str):
@@ -709,11 +702,11 @@ or sequence of (family, width), default="gaussian"
         if self.score_method == "exact":
             terms = dataclasses.replace(terms, exact=exact_log_marginals(self.model_, U))
         self._check_scores_finite(X, terms, rows)
-        # Per output: log scale of its column (0 for non-Gaussian outputs), counted only
+        # Per output: log scale of its column (0 for unscaled outputs), counted only
         # where the output is observed: log p(x) = log p(u) - sum_observed log scale.
         layout = self._layout(X.shape[1])
         log_scale = np.array(
-            [np.log(self.scale_[a]) if f == "gaussian" else 0.0 for f, a, _ in output_spans(layout)]
+            [np.log(self.scale_[a]) if is_scaled(f) else 0.0 for f, a, _ in output_spans(layout)]
         )
         if self.missing == "mask":
             log_scale = observed_outputs(X, layout) * log_scale  # [n, outputs]

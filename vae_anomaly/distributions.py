@@ -17,6 +17,7 @@ import math
 from typing import ClassVar
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -63,8 +64,17 @@ class LikelihoodHead(keras.layers.Layer):
 
     family: ClassVar[str]
     support: ClassVar[str] = "real"
+    # Whether the head models its columns in affinely scaled units u = (x - center) /
+    # scale, so that log p(x) = log p(u) - sum_j log scale_j (the log-Jacobian) applies.
+    scaled: ClassVar[bool] = False
     # Parameter tensors of shape [..., d] that ``call`` returns (loc and scale: 2).
     n_parameters: ClassVar[int] = 2
+
+    @classmethod
+    def options(cls, params: dict, layout) -> dict:
+        """The head's keyword options, from the estimator's parameters ``params`` and the
+        column ``layout`` (none by default)."""
+        return {}
 
     def __init__(self, n_features: int, seed: int = 0, pixel_channels=None, **kwargs):
         super().__init__(**kwargs)
@@ -134,8 +144,13 @@ class GaussianHead(LikelihoodHead):
 
     family = "gaussian"
     support = "real"
+    scaled = True
     SCALE_MODES = ("feature", "sample")
     INITIAL_RAW_SCALE = _INVERSE_SOFTPLUS_ONE  # scale 1 at the start, in scaled units
+
+    @classmethod
+    def options(cls, params: dict, layout) -> dict:
+        return {"scale_mode": params["likelihood_scale"], "min_scale": float(params["min_scale"])}
 
     def __init__(self, n_features, scale_mode="feature", min_scale=1e-2, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)
@@ -190,10 +205,15 @@ class DiscretizedLogisticHead(GaussianHead):
 
     family = "discretized_logistic"
     support = "unit_interval"
+    scaled = False  # pixels in [0, 1], as they are
     LEVELS = 255.0
     # Scale 0.05 (13 levels) at the start: at scale 1 every level is about equally likely
     # and the gradient towards the right level is too flat to learn from.
     INITIAL_RAW_SCALE = math.log(math.expm1(0.05))
+
+    @classmethod
+    def options(cls, params: dict, layout) -> dict:
+        return {"scale_mode": params["likelihood_scale"]}
 
     def __init__(self, n_features, scale_mode="feature", min_scale=1e-3, seed=0, **kwargs):
         super().__init__(
@@ -267,6 +287,19 @@ class MixedHead(LikelihoodHead):
 
     family = "mixed"
     support = "real"
+    # Per block family of the layout: whether its columns are affinely scaled.
+    BLOCK_SCALED: ClassVar[dict[str, bool]] = {
+        "gaussian": True,
+        "bernoulli": False,
+        "categorical": False,
+    }
+
+    @classmethod
+    def options(cls, params: dict, layout) -> dict:
+        return {
+            "blocks": [list(block) for block in layout],
+            "min_scale": float(params["min_scale"]),
+        }
 
     def __init__(self, n_features, blocks=(), min_scale=1e-2, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)
@@ -335,6 +368,19 @@ LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
         MixedHead,
     )
 }
+
+
+def is_scaled(family: str) -> bool:
+    """Whether columns of ``family`` (a head's name, or a block family of a mixed layout)
+    are modelled in affinely scaled units, so the log-Jacobian of the scaling applies."""
+    if family in LIKELIHOODS:
+        return LIKELIHOODS[family].scaled
+    return MixedHead.BLOCK_SCALED[family]
+
+
+def scaled_columns(layout) -> np.ndarray:
+    """Boolean mask [width] of the encoded columns modelled in scaled units."""
+    return np.concatenate([np.full(width, is_scaled(family)) for family, width in layout])
 
 
 def likelihood_head(family: str, n_features: int, seed: int = 0, **options) -> LikelihoodHead:

@@ -63,11 +63,6 @@ def output_spans(layout) -> list[tuple[str, int, int]]:
     return spans
 
 
-def gaussian_columns(layout) -> np.ndarray:
-    """Boolean mask [width] of the encoded columns modelled by a Gaussian."""
-    return np.concatenate([np.full(width, family == "gaussian") for family, width in layout])
-
-
 def observed_outputs(X: np.ndarray, layout) -> np.ndarray:
     """Boolean [n, outputs]: True where the output's encoded entries are present (not NaN)."""
     present = ~np.isnan(X)
