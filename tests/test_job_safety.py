@@ -455,3 +455,23 @@ def test_a_diverging_fit_names_the_file_and_the_column(tmp_path, capfd):
     captured = capfd.readouterr()
     assert "Invalid loss" not in captured.out + captured.err
     assert not (tmp_path / "m").exists()
+
+
+# ----------------------------------------------------------------------------- issue 15
+
+
+def test_a_categorical_latent_goes_through_the_batch_jobs(data, tmp_path, eager_functions):
+    config = JobConfig(
+        model={"epochs": 2, "hidden_units": (8,), "latent": "categorical", "latent_dim": 2,
+               "latent_categories": 3, "score_method": "exact", "random_state": 0},
+        calibration_fraction=0.4,
+    )  # fmt: skip
+    fit_job([data], tmp_path / "m", config)
+    detector, _, _ = read_model_dir(tmp_path / "m")
+    assert (detector.latent, detector.score_method) == ("categorical", "exact")
+    report, _ = score_job(
+        tmp_path / "m", [data], tmp_path / "o.csv", tmp_path / "r.csv", tmp_path / "r.json",
+        progress=False,
+    )  # fmt: skip
+    assert report["rows_scored"] == 300 and report["score_method"] == "exact"
+    assert np.isfinite(pd.read_csv(tmp_path / "o.csv")["anomaly_score"]).all()
