@@ -38,7 +38,6 @@ from ..detector import VAEAnomalyDetector, load
 from ..errors import UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
-from ..jobs.locks import locked
 from ..jobs.model_dir import (
     fit_report,
     read_job_document,
@@ -46,7 +45,7 @@ from ..jobs.model_dir import (
     threshold_info,
     write_job_document,
 )
-from ..jobs.paths import check_distinct, check_outputs
+from ..jobs.paths import check_distinct, guarded, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
@@ -195,27 +194,16 @@ def score_images(
     (``jobs.locks.JobLock``) until the job ends. An existing heat-map folder is replaced
     only if it holds nothing but heat maps.
     """
-    named_outputs = [
-        ("--output", output),
-        ("--rejects", rejects),
-        ("--report", report),
-        ("--alerts", alerts),
-    ]
-    check_distinct(
-        [("--input", p) for p in _expanded(inputs)]
-        + named_outputs
-        + [("--heatmaps", heatmaps), ("--model-dir", model_dir)]
-    )
-    check_outputs(named_outputs, [("--heatmaps", heatmaps)], model_dir=model_dir)
-    if heatmaps is not None and Path(heatmaps).is_dir():
-        for relative in files_below(heatmaps):
-            if not relative.endswith(HEATMAP_SUFFIX):
-                raise UsageError(
-                    f"--heatmaps {heatmaps} holds {Path(heatmaps) / relative}, which is not a "
-                    "heat map; the folder is replaced by each run, so choose an empty or new "
-                    "folder."
-                )
-    with locked([*named_outputs, ("--heatmaps", heatmaps)]):
+    outputs = score_outputs(output, rejects, report, alerts)
+    with guarded(_expanded(inputs), outputs, [("--heatmaps", heatmaps)], model_dir=model_dir):
+        if heatmaps is not None and Path(heatmaps).is_dir():
+            for relative in files_below(heatmaps):
+                if not relative.endswith(HEATMAP_SUFFIX):
+                    raise UsageError(
+                        f"--heatmaps {heatmaps} holds {Path(heatmaps) / relative}, which is "
+                        "not a heat map; the folder is replaced by each run, so choose an "
+                        "empty or new folder."
+                    )
         return _score_images(
             model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
         )

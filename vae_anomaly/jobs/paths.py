@@ -14,9 +14,11 @@ Each failure is a ``UsageError`` (exit status 2) naming both flags.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UsageError
+from .locks import locked
 
 
 def _identity(path: Path) -> tuple:
@@ -66,3 +68,26 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
                 f"{flag} {path} lies inside --model-dir {model_dir}; write outputs elsewhere "
                 "(the model directory holds only what the fit job wrote)."
             )
+
+
+def score_outputs(output, rejects, report, alerts) -> list[tuple[str, object]]:
+    """The (flag, path) pairs of the files every scoring job writes."""
+    return [
+        ("--output", output),
+        ("--rejects", rejects),
+        ("--report", report),
+        ("--alerts", alerts),
+    ]
+
+
+@contextmanager
+def guarded(inputs, files, folders=(), model_dir=None):
+    """Check a job's paths (``check_distinct`` over the ``inputs`` paths, the ``files`` and
+    ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold the
+    lock of every output for the block."""
+    check_distinct(
+        [("--input", path) for path in inputs] + [*files, *folders] + [("--model-dir", model_dir)]
+    )
+    check_outputs(files, folders, model_dir=model_dir)
+    with locked([*files, *folders]):
+        yield

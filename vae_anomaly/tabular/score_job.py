@@ -27,9 +27,8 @@ import pandas as pd
 from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
-from ..jobs.locks import locked
 from ..jobs.model_dir import threshold_info
-from ..jobs.paths import check_distinct, check_outputs
+from ..jobs.paths import guarded, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..jobs.report import reason_kind
@@ -198,15 +197,7 @@ def score_job(
     is refused instead of deleting this one's parts.
     """
     paths = expand_inputs(inputs)
-    named_outputs = [
-        ("--output", output),
-        ("--rejects", rejects),
-        ("--report", report),
-        ("--alerts", alerts),
-    ]
-    check_distinct([("--input", p) for p in paths] + named_outputs + [("--model-dir", model_dir)])
-    check_outputs(named_outputs, model_dir=model_dir)
-    with locked(named_outputs):
+    with guarded(paths, score_outputs(output, rejects, report, alerts), model_dir=model_dir):
         started = time.perf_counter()
         model_dir = str(Path(model_dir).resolve())
         fingerprint = model_fingerprint(model_dir)
