@@ -47,8 +47,13 @@ def write_results(runs: list[dict], columns: list[str], out) -> None:
     import pandas as pd
 
     table = pd.DataFrame(runs)[columns]
+    write_tables(table, table.round(3).to_markdown(index=False) + "\n", out)
+
+
+def write_tables(runs, markdown: str, out) -> None:
+    """OUT/runs.csv from the DataFrame ``runs`` and OUT/table.md from ``markdown``, which
+    is printed too."""
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "runs.csv", index=False)
-    markdown = table.round(3).to_markdown(index=False)
-    (out / "table.md").write_text(markdown + "\n")
+    runs.to_csv(out / "runs.csv", index=False)
+    (out / "table.md").write_text(markdown)
     print(markdown)

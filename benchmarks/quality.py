@@ -22,6 +22,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from isolated import write_tables
 from peers import PEERS
 
 
@@ -30,12 +31,19 @@ def load_dataset(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return data["X"].astype(np.float64), data["y"].astype(int).ravel()
 
 
-def run(data_dir: Path, seeds, detectors, datasets=None, max_rows=None) -> pd.DataFrame:
+def dataset_files(data_dir: Path, datasets=None) -> list[Path]:
+    """The ADBench .npz files of ``data_dir`` in their numbered order (only ``datasets``,
+    stems, when given)."""
     files = sorted(data_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
     if datasets:
         files = [f for f in files if f.stem in datasets]
     if not files:
         raise SystemExit(f"no .npz datasets found in {data_dir}")
+    return files
+
+
+def run(data_dir: Path, seeds, detectors, datasets=None, max_rows=None) -> pd.DataFrame:
+    files = dataset_files(data_dir, datasets)
     runs, total, done = [], len(files) * len(seeds) * len(detectors), 0
     for path in files:
         X, y = load_dataset(path)
@@ -104,11 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rows", type=int, help="subsample each dataset (smoke tests)")
     args = parser.parse_args(argv)
     runs = run(args.data, args.seeds, args.detectors, args.datasets, args.max_rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(args.out / "runs.csv", index=False)
-    tables = markdown_tables(runs)
-    (args.out / "table.md").write_text(tables)
-    print(tables)
+    write_tables(runs, markdown_tables(runs), args.out)
     return 0
 
 

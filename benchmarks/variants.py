@@ -36,6 +36,10 @@ from sklearn.model_selection import train_test_split
 
 from vae_anomaly import VAEAnomalyDetector
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from isolated import write_tables
+from quality import dataset_files, load_dataset
+
 # Each member changes one thing against the default (the estimator's defaults).
 MEMBERS: dict[str, dict] = {
     "default (elbo)": {},
@@ -61,14 +65,8 @@ def measure(params: dict, X_train, X_test, y_test, seed: int) -> dict:
 
 
 def adbench_runs(data_dir: Path, datasets, seeds, members, epochs=None):
-    files = sorted(data_dir.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
-    if datasets:
-        files = [f for f in files if f.stem in datasets]
-    if not files:
-        raise SystemExit(f"no .npz datasets found in {data_dir}")
-    for path in files:
-        with np.load(path, allow_pickle=False) as data:
-            X, y = data["X"].astype(np.float64), data["y"].astype(int).ravel()
+    for path in dataset_files(data_dir, datasets):
+        X, y = load_dataset(path)
         for seed in seeds:
             X_train, X_test, _, y_test = train_test_split(
                 X, y, test_size=0.3, stratify=y, random_state=seed
@@ -151,11 +149,7 @@ def main(argv=None) -> int:
                 flush=True,
             )
     runs = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(args.out / "runs.csv", index=False)
-    tables = markdown_tables(runs)
-    (args.out / "table.md").write_text(tables)
-    print(tables)
+    write_tables(runs, markdown_tables(runs), args.out)
     return 0
 
 

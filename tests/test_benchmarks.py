@@ -25,12 +25,18 @@ def run_script(name: str, *args) -> subprocess.CompletedProcess:
     return result
 
 
-def test_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
+def tiny_adbench_folder(path: Path) -> Path:
+    """An ADBench-format folder holding 1_tiny.npz: 120 normal rows, 12 far anomalies."""
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(size=(120, 3)), rng.normal(6.0, 1.0, size=(12, 3))])
     y = np.r_[np.zeros(120, dtype=int), np.ones(12, dtype=int)]
-    (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "1_tiny.npz", X=X, y=y)
+    path.mkdir()
+    np.savez(path / "1_tiny.npz", X=X, y=y)
+    return path
+
+
+def test_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
+    tiny_adbench_folder(tmp_path / "data")
     result = run_script(
         "quality.py",
         "--data",
@@ -112,11 +118,8 @@ def test_image_stream_benchmark_runs_on_small_folders(tmp_path):
 
 
 def test_variants_benchmark_runs_on_tiny_data(tmp_path):
-    rng = np.random.default_rng(0)
-    X = np.vstack([rng.normal(size=(120, 3)), rng.normal(6.0, 1.0, size=(12, 3))])
-    y = np.r_[np.zeros(120, dtype=int), np.ones(12, dtype=int)]
-    (tmp_path / "data").mkdir()
-    np.savez(tmp_path / "data" / "1_tiny.npz", X=X, y=y)
+    tiny_adbench_folder(tmp_path / "data")
+    rng = np.random.default_rng(1)
     digits = rng.integers(0, 256, size=(40, 28, 28), dtype=np.uint8)
     labels = np.arange(40) % 2
     np.savez(tmp_path / "mnist.npz", x_train=digits, y_train=labels, x_test=digits, y_test=labels)
