@@ -17,8 +17,8 @@ LAYERS = {
     "math": {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
         "distributions", "latents", "networks", "objectives", "corruption", "model",
-        "scoring",
-        "persistence", "alerts",
+        "scoring", "training",
+        "persistence", "manifest", "alerts",
     },
     "estimator": {"detector", "parameters", "__init__"},
     "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records",

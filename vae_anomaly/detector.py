@@ -5,27 +5,31 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from numbers import Integral, Real
-from pathlib import Path
 
-import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS, is_scaled, scaled_columns
-from .errors import CalibrationWarning, ModelFileError, TrainingDivergedError
-from .latents import MAX_EXACT_CONFIGURATIONS, TemperatureAnnealing
+from .errors import CalibrationWarning
+from .latents import MAX_EXACT_CONFIGURATIONS
 from .layout import layout_width, normalize_layout, observed_outputs, output_spans
-from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
+from .manifest import detector_from_manifest, detector_manifest
+from .model import VAE
 from .networks import default_conv_filters
-from .parameters import PARAMETER_CONSTRAINTS
+from .parameters import (
+    PARAMETER_CONSTRAINTS,
+    check_choice,
+    check_int,
+    check_int_tuple,
+    check_real,
+    default_hidden_units,
+    default_latent_dim,
+)
 from .persistence import (
-    MANIFEST_FILE,
     model_from_bytes,
     model_to_bytes,
     read_bundle,
@@ -36,8 +40,9 @@ from .thresholds import (
     benjamini_hochberg,
     conformal_p_values,
     conformal_threshold,
-    min_calibration_size,
+    too_few_to_calibrate,
 )
+from .training import TrainingSettings, train
 from .validation import (
     check_finite,
     check_in_range,
@@ -50,10 +55,6 @@ from .validation import (
 
 # Parameters a scoring call reads, which set_params may change after fit.
 _SCORING_PARAMS = ("score_method", "n_score_samples")
-# Training steps aimed at when epochs=None; early stopping usually ends sooner.
-AUTO_EPOCH_STEPS = 3000
-AUTO_EPOCH_RANGE = (10, 300)
-STEPS_PER_EXECUTION = 32
 # contamination="auto": Tukey's far-out fence on the low side of the training scores,
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
@@ -61,62 +62,6 @@ AUTO_FENCE_IQRS = 3.0
 _SEED_HIGH = 2**31 - 1
 # Fewer rows give no scale and no threshold to speak of.
 MIN_TRAINING_ROWS = 2
-
-
-def default_latent_dim(n_features: int) -> int:
-    """L = ceil(3d / 4), kept within [1, 32] (chosen on benchmarks/quality.py)."""
-    return int(min(32, max(1, math.ceil(0.75 * n_features))))
-
-
-def default_hidden_units(n_features: int) -> tuple[int, ...]:
-    """Two layers (h, h / 2) with h = 2d rounded up to a power of two, h in [16, 512]."""
-    width = int(min(512, max(16, 2 ** math.ceil(math.log2(2 * n_features)))))
-    return (width, max(8, width // 2))
-
-
-def default_epochs(steps_per_epoch: int) -> int:
-    """Epochs giving about AUTO_EPOCH_STEPS optimiser steps, within AUTO_EPOCH_RANGE."""
-    low, high = AUTO_EPOCH_RANGE
-    return int(np.clip(math.ceil(AUTO_EPOCH_STEPS / steps_per_epoch), low, high))
-
-
-def _check_int(name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        kind = "None or an integer" if allow_none else "an integer"
-        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
-
-
-def _check_int_tuple(name, value, length=None):
-    """None, or a tuple of positive integers (of ``length`` items, if given)."""
-    if value is None:
-        return
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be None or a tuple of integers, got {value!r}.")
-    items = tuple(value)
-    if not items or (length is not None and len(items) != length):
-        wanted = f"{length} integers" if length else "at least one integer"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
-    for item in items:
-        _check_int(f"each of {name}", item, 1)
-
-
-def _check_real(name, value, low, high, low_open, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high or not math.isfinite(value):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
 class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
@@ -383,9 +328,9 @@ or sequence of (family, width), default="gaussian"
         self._validate_params()
         if self.hidden_units is not None:
             for width in self.hidden_units:
-                _check_int("each of hidden_units", width, 1)
-        _check_int_tuple("image_shape", self.image_shape, length=3)
-        _check_int_tuple("conv_filters", self.conv_filters)
+                check_int("each of hidden_units", width, 1)
+        check_int_tuple("image_shape", self.image_shape, length=3)
+        check_int_tuple("conv_filters", self.conv_filters)
         if self.image_shape is not None and not isinstance(self.likelihood, str):
             raise ValueError("image_shape takes one likelihood family, not a column layout.")
         if self.corruption == "mask" and not self.corruption_level < 1:
@@ -398,7 +343,7 @@ or sequence of (family, width), default="gaussian"
         if self.image_shape is not None and self.missing != "error":
             raise ValueError("image_shape needs missing='error': images must be complete.")
         if isinstance(self.likelihood, str):
-            _check_choice("likelihood", self.likelihood, list(LIKELIHOODS.keys() - {"mixed"}))
+            check_choice("likelihood", self.likelihood, list(LIKELIHOODS.keys() - {"mixed"}))
         else:
             normalize_layout(self.likelihood)
         scaling = self._resolved_scaling()
@@ -541,7 +486,7 @@ or sequence of (family, width), default="gaussian"
 
         order = np.random.RandomState(split_seed).permutation(n_samples)
         n_calibration = int(self.calibration_fraction * n_samples)
-        too_few = _too_few_to_calibrate(
+        too_few = too_few_to_calibrate(
             n_samples, n_calibration, self.calibration_fraction, self.fpr
         )
         if too_few:
@@ -551,12 +496,8 @@ or sequence of (family, width), default="gaussian"
         n_validation = int(self.validation_fraction * len(fitting_rows))
         if n_validation < 1 or n_validation >= len(fitting_rows):
             n_validation = 0
-        train = U[fitting_rows[n_validation:]]
-        validation = U[fitting_rows[:n_validation]]
-        batch_size = min(self.batch_size, len(train))
-        steps_per_epoch = math.ceil(len(train) / batch_size)
-        epochs = self.epochs or default_epochs(steps_per_epoch)
-
+        train_rows = U[fitting_rows[n_validation:]]
+        validation_rows = U[fitting_rows[:n_validation]]
         model = VAE(
             n_features,
             self.latent_dim_,
@@ -579,57 +520,23 @@ or sequence of (family, width), default="gaussian"
             conv_filters=self.conv_filters_,
             seed=model_seed,
         )
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-            jit_compile=bool(tf.config.list_physical_devices("GPU")),
-            # Several optimiser steps per call into the graph: halves the per-step overhead
-            # that dominates small tabular models (benchmarks/speed.py).
-            steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
-        )
-        train_data = (
-            tf.data.Dataset.from_tensor_slices(train)
-            .shuffle(len(train), seed=shuffle_seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-        stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
-        callbacks = [stop_on_nan, EpochTimer()]
-        if self.kl_warmup_epochs:
-            callbacks.append(KLWarmup(self.beta, self.kl_warmup_epochs))
-        if self.latent == "categorical":
-            callbacks.append(TemperatureAnnealing(model.latent))
-        validation_data = None
-        if n_validation:
-            validation_data = tf.data.Dataset.from_tensor_slices(validation).batch(
-                max(batch_size, 1024)
-            )
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=self.n_iter_no_change,
-                    restore_best_weights=True,
-                    start_from_epoch=self.kl_warmup_epochs,
-                )
-            )
-        history = model.fit(
-            train_data,
-            epochs=epochs,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=min(int(self.verbose), 2),
-        )
-        self.history_ = {
-            name: [float(value) for value in values] for name, values in history.history.items()
-        }
-        self.n_epochs_ = len(self.history_["loss"])
-        _check_training_finite(
+        self.history_ = train(
             model,
-            self.history_,
-            self.learning_rate,
-            stop_on_nan,
-            lambda: most_extreme_columns(train, getattr(self, "feature_names_in_", None)),
+            train_rows,
+            validation_rows,
+            TrainingSettings(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                n_iter_no_change=self.n_iter_no_change,
+                kl_warmup_epochs=self.kl_warmup_epochs,
+                beta=self.beta,
+                shuffle_seed=shuffle_seed,
+                verbose=self.verbose,
+            ),
+            feature_names=getattr(self, "feature_names_in_", None),
         )
+        self.n_epochs_ = len(self.history_["loss"])
         self.model_ = model
         self.score_seed_ = score_seed
         training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
@@ -783,7 +690,7 @@ or sequence of (family, width), default="gaussian"
         """
         check_is_fitted(self)
         fpr = self.fpr if fpr is None else fpr
-        _check_real("fpr", fpr, 0, 1, low_open=True, high_open=True)
+        check_real("fpr", fpr, 0, 1, low_open=True, high_open=True)
         return self._calibrate(self._validate_input(X_normal, reset=False), fpr)
 
     def _calibrate(self, X: np.ndarray, fpr: float, rows=None):
@@ -844,75 +751,11 @@ or sequence of (family, width), default="gaussian"
         return write_bundle(path, self.model_, self._manifest())
 
     def _manifest(self) -> dict:
-        params = self.get_params()
-        if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
-            params["random_state"] = None  # a RandomState instance cannot be written as JSON
-        for name in ("hidden_units", "image_shape", "conv_filters"):
-            if params[name] is not None:
-                params[name] = [int(w) for w in params[name]]
-        if not isinstance(params["likelihood"], str):
-            params["likelihood"] = [list(block) for block in normalize_layout(params["likelihood"])]
-        fitted = {
-            "n_features_in_": int(self.n_features_in_),
-            "center_": self.center_.tolist(),
-            "scale_": self.scale_.tolist(),
-            "offset_": float(self.offset_),
-            "latent_dim_": int(self.latent_dim_),
-            "hidden_units_": list(self.hidden_units_),
-            "conv_filters_": list(self.conv_filters_),
-            "n_epochs_": int(self.n_epochs_),
-            "score_seed_": int(self.score_seed_),
-            "history_": self.history_,
-        }
-        if hasattr(self, "feature_names_in_"):
-            fitted["feature_names_in_"] = [str(name) for name in self.feature_names_in_]
-        if hasattr(self, "calibration_scores_"):
-            fitted["calibration_scores_"] = self.calibration_scores_.tolist()
-        if hasattr(self, "fpr_"):
-            fitted["fpr_"] = self.fpr_
-        fitted["calibrated_"] = bool(getattr(self, "calibrated_", False))
-        fitted["calibration_reason_"] = str(getattr(self, "calibration_reason_", ""))
-        return {"class": type(self).__name__, "params": params, "fitted": fitted}
+        return detector_manifest(self)
 
     @classmethod
     def _from_manifest(cls, manifest: dict, model, path) -> VAEAnomalyDetector:
-        if manifest.get("class") != cls.__name__:
-            raise ModelFileError(f"{path} holds a {manifest.get('class')!r}, not a {cls.__name__}.")
-        params = dict(manifest["params"])
-        for name in ("hidden_units", "image_shape", "conv_filters"):
-            if params.get(name) is not None:
-                params[name] = tuple(params[name])
-        if not isinstance(params.get("likelihood", "gaussian"), str):
-            params["likelihood"] = tuple(tuple(block) for block in params["likelihood"])
-        try:
-            detector = cls(**params)
-            fitted = manifest["fitted"]
-            detector.n_features_in_ = int(fitted["n_features_in_"])
-            detector.center_ = np.asarray(fitted["center_"], dtype=np.float64)
-            detector.scale_ = np.asarray(fitted["scale_"], dtype=np.float64)
-            detector.offset_ = float(fitted["offset_"])
-            detector.latent_dim_ = int(fitted["latent_dim_"])
-            detector.hidden_units_ = tuple(fitted["hidden_units_"])
-            detector.conv_filters_ = tuple(fitted.get("conv_filters_", ()))
-            detector.n_epochs_ = int(fitted["n_epochs_"])
-            detector.score_seed_ = int(fitted["score_seed_"])
-            detector.history_ = fitted["history_"]
-            if "feature_names_in_" in fitted:
-                detector.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-            if "calibration_scores_" in fitted:
-                detector.calibration_scores_ = np.asarray(
-                    fitted["calibration_scores_"], dtype=np.float64
-                )
-            if "fpr_" in fitted:
-                detector.fpr_ = float(fitted["fpr_"])
-            detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
-            detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
-            detector._check_params()
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
-        _check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
-        detector.model_ = model
-        return detector
+        return detector_from_manifest(cls, manifest, model, path)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -924,118 +767,6 @@ or sequence of (family, width), default="gaussian"
         if isinstance(state.get("model_"), bytes):
             state = dict(state, model_=model_from_bytes(state["model_"]))
         super().__setstate__(state)
-
-
-def _too_few_to_calibrate(n_samples: int, n_calibration: int, fraction: float, fpr: float):
-    """The CalibrationWarning message when ``fraction`` > 0 holds out too few rows to
-    certify ``fpr`` (a split-conformal threshold needs n >= 1/fpr - 1), else None."""
-    needed = min_calibration_size(fpr)
-    if fraction == 0 or n_calibration >= needed:
-        return None
-    # n held-out rows certify fpr >= 1 / (n + 1) (ceil((n + 1)(1 - fpr)) <= n).
-    smallest = (
-        f"the smallest fpr {n_calibration} held-out rows can certify is "
-        f"{1.0 / (n_calibration + 1):.3g}"
-        if n_calibration
-        else "no row is held out, so no fpr can be certified"
-    )
-    return (
-        f"calibration_fraction={fraction} holds out {n_calibration} of {n_samples} rows, but "
-        f"certifying fpr={fpr} needs at least {needed} held-out rows (about "
-        f"{math.ceil(needed / fraction)} rows at this fraction); {smallest}. Fitted on every "
-        f"row with offset_ at the {1 - fpr:.4g} quantile of the training anomaly scores: "
-        "the rate is not certified (calibrated_ is False)."
-    )
-
-
-def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
-    """'column 'a' (index 0) (|u| up to 1e+30), ...': the columns of scaled rows U [n, d]
-    with the largest magnitudes, most extreme first."""
-    if U.size == 0:
-        return ""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        extremes = np.nanmax(np.abs(U.astype(np.float64)), axis=0)
-    extremes = np.where(np.isnan(extremes), -1.0, extremes)
-    order = np.argsort(-extremes, kind="stable")[:count]
-    return ", ".join(
-        f"{column_label(int(j), feature_names)} (|u| up to {extremes[j]:.3g})" for j in order
-    )
-
-
-def _check_training_finite(
-    model: VAE, history: dict, learning_rate: float, stopped, extreme_columns=lambda: ""
-) -> None:
-    """TrainingDivergedError when a training loss or a weight is not finite; the message
-    names where it happened and the columns with the most extreme scaled values
-    (``extreme_columns()``, only computed then)."""
-    losses = np.asarray(history["loss"], dtype=np.float64)
-    weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
-    if stopped.epoch is None and np.all(np.isfinite(losses)) and weights_finite:
-        return
-    if stopped.epoch is not None:
-        where = f"the loss became {stopped.loss!r} in epoch {stopped.epoch + 1}"
-    elif not np.all(np.isfinite(losses)):
-        bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
-        where = f"the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
-    else:
-        where = f"a weight became NaN or infinite by epoch {len(losses)}"
-    columns = extreme_columns()
-    extremes = f" The most extreme scaled values are in {columns}." if columns else ""
-    raise TrainingDivergedError(
-        f"Training diverged: {where} and the model would score NaN.{extremes} Lower "
-        f"learning_rate (now {learning_rate!r}), keep scaling on, or check those columns "
-        "for extreme values."
-    )
-
-
-def _check_fitted_values(detector: VAEAnomalyDetector, model: VAE, manifest_path) -> None:
-    """ModelFileError naming ``manifest_path`` and the entry, unless the fitted values are
-    usable: finite threshold and calibration scores, positive finite scales, and shapes
-    that agree with ``n_features_in_`` and with the model."""
-    n = detector.n_features_in_
-
-    def bad(entry: str, problem: str):
-        return ModelFileError(f"{manifest_path}: the entry 'fitted.{entry}' {problem}.")
-
-    if n < 1 or model.n_features != n:
-        raise bad("n_features_in_", f"is {n}, which does not match the model's {model.n_features}")
-    if detector.latent_dim_ != model.latent_dim:
-        raise bad(
-            "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
-        )
-    latent = model.latent
-    categories = getattr(latent, "categories", detector.latent_categories)
-    if latent.kind != detector.latent or categories != detector.latent_categories:
-        raise ModelFileError(
-            f"{manifest_path}: the entries 'params.latent' and 'params.latent_categories' "
-            f"({detector.latent!r}, {detector.latent_categories}) do not match the model's "
-            f"{type(latent).__name__} ({latent.kind!r}, {categories})."
-        )
-    for entry in ("center_", "scale_"):
-        values = getattr(detector, entry)
-        if values.shape != (n,):
-            raise bad(entry, f"has shape {values.shape}, which does not match n_features_in_ = {n}")
-        wrong = ~np.isfinite(values) | ((values <= 0) if entry == "scale_" else False)
-        if wrong.any():
-            j = int(np.flatnonzero(wrong)[0])
-            wanted = "positive and finite" if entry == "scale_" else "finite"
-            raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
-    if not math.isfinite(detector.offset_):
-        raise bad("offset_", f"must be finite, got {detector.offset_!r}")
-    names = getattr(detector, "feature_names_in_", None)
-    if names is not None and names.shape != (n,):
-        raise bad(
-            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
-        )
-    if hasattr(detector, "calibration_scores_"):
-        scores = detector.calibration_scores_
-        if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
-            raise bad("calibration_scores_", "must be a non-empty list of finite numbers")
-    if hasattr(detector, "fpr_") and not 0.0 < detector.fpr_ < 1.0:
-        raise bad("fpr_", f"must be in (0, 1), got {detector.fpr_!r}")
-    if detector.calibrated_ and not hasattr(detector, "calibration_scores_"):
-        raise bad("calibrated_", "is true, but there are no calibration_scores_")
 
 
 def load(path) -> VAEAnomalyDetector:

@@ -99,6 +99,10 @@ class Latent(keras.layers.Layer):
             z = posterior.sample(self.kl_samples, seed=(self.seed, 0))  # [S, batch, ...]
             return tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), axis=0)
 
+    def training_callbacks(self) -> list:
+        """Keras callbacks this latent needs while training (none by default)."""
+        return []
+
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, seed=self.seed)
@@ -402,6 +406,10 @@ class CategoricalLatent(Latent):
         """The posterior probabilities softmax(logits), [batch, L * K]."""
         (logits,) = params
         return tf.reshape(tf.nn.softmax(logits, axis=-1), [-1, self.code_dim])
+
+    def training_callbacks(self) -> list:
+        """The temperature schedule (``TemperatureAnnealing``)."""
+        return [TemperatureAnnealing(self)]
 
     def get_config(self):
         config = super().get_config()

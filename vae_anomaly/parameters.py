@@ -11,6 +11,7 @@ importing TensorFlow, which this module never does.
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 from sklearn.utils._param_validation import (
@@ -89,3 +90,56 @@ def check_model_values(model: dict, source: str) -> None:
             )
         except InvalidParameterError as error:
             raise ValueError(f"{source}: [model] {key}: {error}") from None
+
+
+def default_latent_dim(n_features: int) -> int:
+    """L = ceil(3d / 4), kept within [1, 32] (chosen on benchmarks/quality.py)."""
+    return int(min(32, max(1, math.ceil(0.75 * n_features))))
+
+
+def default_hidden_units(n_features: int) -> tuple[int, ...]:
+    """Two layers (h, h / 2) with h = 2d rounded up to a power of two, h in [16, 512]."""
+    width = int(min(512, max(16, 2 ** math.ceil(math.log2(2 * n_features)))))
+    return (width, max(8, width // 2))
+
+
+def check_int(name, value, minimum, allow_none=False) -> None:
+    """TypeError unless ``value`` is an integer (not a bool), ValueError below ``minimum``."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        kind = "None or an integer" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
+
+
+def check_int_tuple(name, value, length=None) -> None:
+    """None, or a tuple of positive integers (of ``length`` items, if given)."""
+    if value is None:
+        return
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be None or a tuple of integers, got {value!r}.")
+    items = tuple(value)
+    if not items or (length is not None and len(items) != length):
+        wanted = f"{length} integers" if length else "at least one integer"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+    for item in items:
+        check_int(f"each of {name}", item, 1)
+
+
+def check_real(name, value, low, high, low_open, high_open=False) -> None:
+    """TypeError unless ``value`` is a real number, ValueError outside the interval."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {value!r} ({type(value).__name__}).")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high or not math.isfinite(value):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+
+
+def check_choice(name, value, choices) -> None:
+    """ValueError naming the choices unless ``value`` is one of them."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")

@@ -92,3 +92,25 @@ def benjamini_hochberg(p_values, fdr: float) -> np.ndarray:
     if passing.size == 0:
         return np.zeros(m, dtype=bool)
     return p_values <= ordered[passing[-1]]
+
+
+def too_few_to_calibrate(n_samples: int, n_calibration: int, fraction: float, fpr: float):
+    """The CalibrationWarning message when ``fraction`` > 0 holds out too few rows to
+    certify ``fpr`` (a split-conformal threshold needs n >= 1/fpr - 1), else None."""
+    needed = min_calibration_size(fpr)
+    if fraction == 0 or n_calibration >= needed:
+        return None
+    # n held-out rows certify fpr >= 1 / (n + 1) (ceil((n + 1)(1 - fpr)) <= n).
+    smallest = (
+        f"the smallest fpr {n_calibration} held-out rows can certify is "
+        f"{1.0 / (n_calibration + 1):.3g}"
+        if n_calibration
+        else "no row is held out, so no fpr can be certified"
+    )
+    return (
+        f"calibration_fraction={fraction} holds out {n_calibration} of {n_samples} rows, but "
+        f"certifying fpr={fpr} needs at least {needed} held-out rows (about "
+        f"{math.ceil(needed / fraction)} rows at this fraction); {smallest}. Fitted on every "
+        f"row with offset_ at the {1 - fpr:.4g} quantile of the training anomaly scores: "
+        "the rate is not certified (calibrated_ is False)."
+    )

@@ -1,0 +1,145 @@
+"""A fitted ``VAEAnomalyDetector`` as JSON (``manifest.json`` beside ``model.keras``).
+
+``detector_manifest`` writes the class, the parameters and the fitted values;
+``detector_from_manifest`` reads them back and refuses, naming the file and the entry,
+values no fit could have produced (non-finite thresholds, scales that are not positive,
+shapes that disagree with the model). This module takes the detector class as an
+argument and never imports ``detector.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+from .layout import normalize_layout
+from .model import VAE
+from .persistence import MANIFEST_FILE
+
+
+def detector_manifest(detector) -> dict:
+    """The JSON manifest of a fitted detector: its class, parameters and fitted values."""
+    params = detector.get_params()
+    if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
+        params["random_state"] = None  # a RandomState instance cannot be written as JSON
+    for name in ("hidden_units", "image_shape", "conv_filters"):
+        if params[name] is not None:
+            params[name] = [int(w) for w in params[name]]
+    if not isinstance(params["likelihood"], str):
+        params["likelihood"] = [list(block) for block in normalize_layout(params["likelihood"])]
+    fitted = {
+        "n_features_in_": int(detector.n_features_in_),
+        "center_": detector.center_.tolist(),
+        "scale_": detector.scale_.tolist(),
+        "offset_": float(detector.offset_),
+        "latent_dim_": int(detector.latent_dim_),
+        "hidden_units_": list(detector.hidden_units_),
+        "conv_filters_": list(detector.conv_filters_),
+        "n_epochs_": int(detector.n_epochs_),
+        "score_seed_": int(detector.score_seed_),
+        "history_": detector.history_,
+    }
+    if hasattr(detector, "feature_names_in_"):
+        fitted["feature_names_in_"] = [str(name) for name in detector.feature_names_in_]
+    if hasattr(detector, "calibration_scores_"):
+        fitted["calibration_scores_"] = detector.calibration_scores_.tolist()
+    if hasattr(detector, "fpr_"):
+        fitted["fpr_"] = detector.fpr_
+    fitted["calibrated_"] = bool(getattr(detector, "calibrated_", False))
+    fitted["calibration_reason_"] = str(getattr(detector, "calibration_reason_", ""))
+    return {"class": type(detector).__name__, "params": params, "fitted": fitted}
+
+
+def detector_from_manifest(cls, manifest: dict, model, path):
+    """A ``cls`` detector from ``manifest`` and its Keras ``model``; ModelFileError naming
+    ``path`` when the manifest is damaged or its fitted values are unusable."""
+    if manifest.get("class") != cls.__name__:
+        raise ModelFileError(f"{path} holds a {manifest.get('class')!r}, not a {cls.__name__}.")
+    params = dict(manifest["params"])
+    for name in ("hidden_units", "image_shape", "conv_filters"):
+        if params.get(name) is not None:
+            params[name] = tuple(params[name])
+    if not isinstance(params.get("likelihood", "gaussian"), str):
+        params["likelihood"] = tuple(tuple(block) for block in params["likelihood"])
+    try:
+        detector = cls(**params)
+        fitted = manifest["fitted"]
+        detector.n_features_in_ = int(fitted["n_features_in_"])
+        detector.center_ = np.asarray(fitted["center_"], dtype=np.float64)
+        detector.scale_ = np.asarray(fitted["scale_"], dtype=np.float64)
+        detector.offset_ = float(fitted["offset_"])
+        detector.latent_dim_ = int(fitted["latent_dim_"])
+        detector.hidden_units_ = tuple(fitted["hidden_units_"])
+        detector.conv_filters_ = tuple(fitted.get("conv_filters_", ()))
+        detector.n_epochs_ = int(fitted["n_epochs_"])
+        detector.score_seed_ = int(fitted["score_seed_"])
+        detector.history_ = fitted["history_"]
+        if "feature_names_in_" in fitted:
+            detector.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        if "calibration_scores_" in fitted:
+            detector.calibration_scores_ = np.asarray(
+                fitted["calibration_scores_"], dtype=np.float64
+            )
+        if "fpr_" in fitted:
+            detector.fpr_ = float(fitted["fpr_"])
+        detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
+        detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
+        detector._check_params()
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
+    check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
+    detector.model_ = model
+    return detector
+
+
+def check_fitted_values(detector, model: VAE, manifest_path) -> None:
+    """ModelFileError naming ``manifest_path`` and the entry, unless the fitted values are
+    usable: finite threshold and calibration scores, positive finite scales, and shapes
+    that agree with ``n_features_in_`` and with the model."""
+    n = detector.n_features_in_
+
+    def bad(entry: str, problem: str):
+        return ModelFileError(f"{manifest_path}: the entry 'fitted.{entry}' {problem}.")
+
+    if n < 1 or model.n_features != n:
+        raise bad("n_features_in_", f"is {n}, which does not match the model's {model.n_features}")
+    if detector.latent_dim_ != model.latent_dim:
+        raise bad(
+            "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
+        )
+    latent = model.latent
+    categories = getattr(latent, "categories", detector.latent_categories)
+    if latent.kind != detector.latent or categories != detector.latent_categories:
+        raise ModelFileError(
+            f"{manifest_path}: the entries 'params.latent' and 'params.latent_categories' "
+            f"({detector.latent!r}, {detector.latent_categories}) do not match the model's "
+            f"{type(latent).__name__} ({latent.kind!r}, {categories})."
+        )
+    for entry in ("center_", "scale_"):
+        values = getattr(detector, entry)
+        if values.shape != (n,):
+            raise bad(entry, f"has shape {values.shape}, which does not match n_features_in_ = {n}")
+        wrong = ~np.isfinite(values) | ((values <= 0) if entry == "scale_" else False)
+        if wrong.any():
+            j = int(np.flatnonzero(wrong)[0])
+            wanted = "positive and finite" if entry == "scale_" else "finite"
+            raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
+    if not math.isfinite(detector.offset_):
+        raise bad("offset_", f"must be finite, got {detector.offset_!r}")
+    names = getattr(detector, "feature_names_in_", None)
+    if names is not None and names.shape != (n,):
+        raise bad(
+            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
+        )
+    if hasattr(detector, "calibration_scores_"):
+        scores = detector.calibration_scores_
+        if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
+            raise bad("calibration_scores_", "must be a non-empty list of finite numbers")
+    if hasattr(detector, "fpr_") and not 0.0 < detector.fpr_ < 1.0:
+        raise bad("fpr_", f"must be in (0, 1), got {detector.fpr_!r}")
+    if detector.calibrated_ and not hasattr(detector, "calibration_scores_"):
+        raise bad("calibrated_", "is true, but there are no calibration_scores_")

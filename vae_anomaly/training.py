@@ -1,0 +1,153 @@
+"""Training a VAE: the Keras fit loop, its callbacks, and the check that it stayed finite.
+
+``train`` runs ``VAE.fit`` on scaled rows U [n, d] (float32) with Adam, mini-batches
+reshuffled every epoch, optional KL warm-up, the latent's own callbacks (the temperature
+schedule of a categorical latent), and early stopping on the validation rows' loss
+(the mean negative training objective) with the best weights restored. It knows
+nothing of the estimator: ``VAEAnomalyDetector.fit`` calls it with its parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .errors import TrainingDivergedError
+from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
+from .validation import column_label
+
+# Training steps aimed at when epochs=None; early stopping usually ends sooner.
+AUTO_EPOCH_STEPS = 3000
+AUTO_EPOCH_RANGE = (10, 300)
+# Several optimiser steps per call into the graph: halves the per-step overhead that
+# dominates small tabular models (benchmarks/speed.py).
+STEPS_PER_EXECUTION = 32
+VALIDATION_BATCH = 1024
+
+
+def default_epochs(steps_per_epoch: int) -> int:
+    """Epochs giving about AUTO_EPOCH_STEPS optimiser steps, within AUTO_EPOCH_RANGE."""
+    low, high = AUTO_EPOCH_RANGE
+    return int(np.clip(math.ceil(AUTO_EPOCH_STEPS / steps_per_epoch), low, high))
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What the fit loop needs besides the model and the rows."""
+
+    epochs: int | None  # None: default_epochs
+    batch_size: int
+    learning_rate: float
+    n_iter_no_change: int
+    kl_warmup_epochs: int
+    beta: float
+    shuffle_seed: int
+    verbose: int = 0
+
+
+def train(
+    model: VAE,
+    train_rows: np.ndarray,
+    validation_rows: np.ndarray,
+    settings: TrainingSettings,
+    feature_names=None,
+) -> dict[str, list[float]]:
+    """Fit ``model`` on ``train_rows``; returns the history {metric: [float per epoch]}.
+
+    Raises ``TrainingDivergedError`` when a loss or a weight is not finite (the message
+    names the epoch and the most extreme columns of ``train_rows``, by
+    ``feature_names`` where given)."""
+    batch_size = min(settings.batch_size, len(train_rows))
+    steps_per_epoch = math.ceil(len(train_rows) / batch_size)
+    epochs = settings.epochs or default_epochs(steps_per_epoch)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        jit_compile=bool(tf.config.list_physical_devices("GPU")),
+        steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
+    )
+    train_data = (
+        tf.data.Dataset.from_tensor_slices(train_rows)
+        .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
+    callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
+    if settings.kl_warmup_epochs:
+        callbacks.append(KLWarmup(settings.beta, settings.kl_warmup_epochs))
+    validation_data = None
+    if len(validation_rows):
+        validation_data = tf.data.Dataset.from_tensor_slices(validation_rows).batch(
+            max(batch_size, VALIDATION_BATCH)
+        )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=settings.n_iter_no_change,
+                restore_best_weights=True,
+                start_from_epoch=settings.kl_warmup_epochs,
+            )
+        )
+    fitted = model.fit(
+        train_data,
+        epochs=epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=min(int(settings.verbose), 2),
+    )
+    history = {name: [float(v) for v in values] for name, values in fitted.history.items()}
+    check_training_finite(
+        model,
+        history,
+        settings.learning_rate,
+        stop_on_nan,
+        lambda: most_extreme_columns(train_rows, feature_names),
+    )
+    return history
+
+
+def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
+    """'column 'a' (index 0) (|u| up to 1e+30), ...': the columns of scaled rows U [n, d]
+    with the largest magnitudes, most extreme first."""
+    if U.size == 0:
+        return ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        extremes = np.nanmax(np.abs(U.astype(np.float64)), axis=0)
+    extremes = np.where(np.isnan(extremes), -1.0, extremes)
+    order = np.argsort(-extremes, kind="stable")[:count]
+    return ", ".join(
+        f"{column_label(int(j), feature_names)} (|u| up to {extremes[j]:.3g})" for j in order
+    )
+
+
+def check_training_finite(
+    model: VAE, history: dict, learning_rate: float, stopped, extreme_columns=lambda: ""
+) -> None:
+    """TrainingDivergedError when a training loss or a weight is not finite; the message
+    names where it happened and the columns with the most extreme scaled values
+    (``extreme_columns()``, only computed then)."""
+    losses = np.asarray(history["loss"], dtype=np.float64)
+    weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
+    if stopped.epoch is None and np.all(np.isfinite(losses)) and weights_finite:
+        return
+    if stopped.epoch is not None:
+        where = f"the loss became {stopped.loss!r} in epoch {stopped.epoch + 1}"
+    elif not np.all(np.isfinite(losses)):
+        bad_epoch = int(np.flatnonzero(~np.isfinite(losses))[0])
+        where = f"the loss became {losses[bad_epoch]!r} in epoch {bad_epoch + 1}"
+    else:
+        where = f"a weight became NaN or infinite by epoch {len(losses)}"
+    columns = extreme_columns()
+    extremes = f" The most extreme scaled values are in {columns}." if columns else ""
+    raise TrainingDivergedError(
+        f"Training diverged: {where} and the model would score NaN.{extremes} Lower "
+        f"learning_rate (now {learning_rate!r}), keep scaling on, or check those columns "
+        "for extreme values."
+    )
