@@ -17,6 +17,10 @@ held-out log-likelihood over the test images of c).
     python benchmarks/variants.py --data ../shared/data/adbench --out benchmarks/results/variants
     python benchmarks/variants.py --data ../shared/data/adbench --datasets 6_cardio \\
         --mnist ../shared/data/images/mnist.npz --digits 0 7 --out /tmp/variants
+    python benchmarks/variants.py --combine /tmp/a/runs.csv /tmp/b/runs.csv --out OUT
+
+``--combine`` measures nothing: it joins the runs.csv of runs made piece by piece (one
+dataset or digit per command, so that a long run can share the machine) into one table.
 
 Writes OUT/runs.csv (one row per member, dataset and seed) and OUT/table.md (means per
 member and dataset; the last row of each table is the mean over datasets).
@@ -123,7 +127,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, help="fixed epochs (smoke tests); default: auto")
     parser.add_argument("--max-train", type=int, help="MNIST training images per digit (smoke)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/variants"))
+    parser.add_argument("--combine", type=Path, nargs="+", help="runs.csv files to join")
     args = parser.parse_args(argv)
+    if args.combine:
+        runs = pd.concat([pd.read_csv(path) for path in args.combine], ignore_index=True)
+        write_tables(runs, markdown_tables(runs), args.out)
+        return 0
     if args.data is None and args.mnist is None:
         parser.error("give --data, --mnist or both")
     rows = []

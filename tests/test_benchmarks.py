@@ -132,3 +132,12 @@ def test_variants_benchmark_runs_on_tiny_data(tmp_path):
     assert runs.groupby("dataset")["member"].nunique().min() >= 5
     assert np.isfinite(runs[["auroc", "held_out_loglik", "fit_seconds"]]).all().all()
     assert "Held-out log-likelihood" in (tmp_path / "out" / "table.md").read_text()
+    # --combine joins runs made piece by piece into one table, measuring nothing.
+    runs.assign(dataset="2_other").to_csv(tmp_path / "other.csv", index=False)
+    run_script(
+        "variants.py", "--combine", tmp_path / "out" / "runs.csv", tmp_path / "other.csv",
+        "--out", tmp_path / "joined",
+    )  # fmt: skip
+    joined = pd.read_csv(tmp_path / "joined" / "runs.csv")
+    assert len(joined) == 2 * len(runs)
+    assert "2_other" in (tmp_path / "joined" / "table.md").read_text()
