@@ -146,6 +146,8 @@ def _print_fit(
         f"{command}: threshold {threshold['anomaly_score']:.2f} (anomaly score){how}; "
         f"model saved to {model_dir}."
     )
+    if report.get("html_report_skipped"):
+        lines.append(f"{command}: report.html not written: {report['html_report_skipped']}.")
     print("\n".join(lines))
 
 
@@ -160,7 +162,20 @@ def fit_images(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _check_html(args: argparse.Namespace) -> None:
+    """--html needs matplotlib: say so at once (exit status 2), before any work."""
+    if args.html is not None:
+        from .report import require_matplotlib
+
+        require_matplotlib("--html")
+
+
+def _html_note(args: argparse.Namespace) -> str:
+    return f" HTML report: {args.html}." if args.html else ""
+
+
 def score_images(args: argparse.Namespace) -> int:
+    _check_html(args)
     _tensorflow(args)
     from .images.jobs import saved_image_settings
     from .images.jobs import score_images as score_images_job
@@ -175,6 +190,8 @@ def score_images(args: argparse.Namespace) -> int:
         heatmaps=args.heatmaps,
         alerts=args.alerts,
         config=config,
+        html=args.html,
+        labels=args.labels,
     )
     print(
         f"score-images: {report['images_read']} read, {report['images_scored']} scored, "
@@ -183,6 +200,7 @@ def score_images(args: argparse.Namespace) -> int:
         f"{report['threshold']['anomaly_score']:.2f}) in {report['seconds']:.1f} s."
         + (f" Heat maps: {args.heatmaps}." if args.heatmaps else "")
         + f" Report: {args.report}."
+        + _html_note(args)
     )
     if args.labels:
         from .images.labels import compare_image_labels
@@ -209,6 +227,7 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace) -> int:
+    _check_html(args)
     _tensorflow(args)
     from .tabular.saved import saved_settings
     from .tabular.score_job import score_job
@@ -233,6 +252,8 @@ def score(args: argparse.Namespace) -> int:
             resume=args.resume,
             engine=args.engine,
             scheduler=args.scheduler,
+            html=args.html,
+            labels=args.labels,
         )
     unknown = report["unknown_categories"]
     print(
@@ -242,6 +263,7 @@ def score(args: argparse.Namespace) -> int:
         f"{report['elapsed_seconds']:.1f} s."
         + (f" Unseen categories: {unknown}." if unknown else "")
         + f" Report: {args.report}."
+        + _html_note(args)
     )
     if args.labels:
         from .tabular.labels import compare_with_labels
@@ -273,6 +295,9 @@ def _score_command(commands, name: str, run, what: str, inputs: str, output: str
     command.add_argument("--report", required=True, help="JSON run report")
     command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
     command.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    command.add_argument(
+        "--html", help='HTML report with plots (needs pip install "vae-anomaly[report]")'
+    )
     command.set_defaults(run=run)
     return command
 
