@@ -105,6 +105,29 @@ class ScoreHistogram:
         size = self.SMALLEST * g ** (np.abs(keys) - 0.5)
         return np.where(keys == 0, 0.0, np.sign(keys) * size)
 
+    def bounds(self, keys) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) end of each bucket's range of scores."""
+        keys = np.asarray(keys, dtype=np.float64)
+        g = 1.0 + self.RELATIVE_WIDTH
+        inner = np.where(keys == 0, -self.SMALLEST, self.SMALLEST * g ** (np.abs(keys) - 1))
+        outer = np.where(keys == 0, self.SMALLEST, self.SMALLEST * g ** np.abs(keys))
+        return np.where(keys < 0, -outer, inner), np.where(keys < 0, -inner, outer)
+
+    def counts_in(self, edges) -> np.ndarray:
+        """The count of scores in each bin between consecutive ``edges``, each bucket's
+        count spread evenly over its range (clipped to the smallest and largest score),
+        so that bins narrower or wider than the buckets show no aliasing stripes."""
+        keys = np.array(sorted(self.counts), dtype=np.int64)
+        if keys.size == 0:
+            return np.zeros(len(edges) - 1)
+        counts = np.array([self.counts[k] for k in keys], dtype=np.float64)
+        lower, upper = self.bounds(keys)
+        lower, upper = np.maximum(lower, self.low), np.minimum(upper, self.high)
+        width = np.maximum(upper - lower, 1e-300)
+        below = np.clip((np.asarray(edges)[:, None] - lower) / width, 0.0, 1.0)  # [edges, keys]
+        below[:, upper <= lower] = (np.asarray(edges)[:, None] >= upper)[:, upper <= lower]
+        return np.diff(below @ counts)
+
     def add(self, scores) -> None:
         scores = np.asarray(scores, dtype=np.float64).ravel()
         scores = scores[np.isfinite(scores)]
@@ -135,6 +158,10 @@ class ScoreHistogram:
             return math.nan
         position = np.searchsorted(np.cumsum(counts), q * counts.sum(), side="left")
         return float(values[min(position, values.size - 1)])
+
+    def count_above(self, value: float) -> int:
+        """How many scores are above ``value`` (to the buckets' resolution)."""
+        return self.total - round(float(self.counts_in([-math.inf, value])[0]))
 
     def to_dict(self) -> dict:
         return {
@@ -275,6 +302,15 @@ class ImageGallery:
                 elif item[0] > heap[0][0]:
                     heapq.heapreplace(heap, item)
 
+    def scale(self) -> tuple[float, float]:
+        """One colour scale for every heat map kept: the 1st to 99.9th percentile of
+        their pixels, so that a bright pixel means the same in each gallery."""
+        maps = [item[2][4] for heap in self._heaps.values() for item in heap]
+        if not maps:
+            return 0.0, 1.0
+        low, high = np.percentile(np.concatenate([m.ravel() for m in maps]), [1, 99.9])
+        return float(low), float(max(high, low + 1e-9))
+
     def images(self, name: str) -> list[tuple]:
         """(id, anomaly score, p-value, image, map) of one gallery, by anomaly score
         (highest first for "highest"; increasing for "below" and "above")."""
@@ -357,6 +393,17 @@ def training_figure(detector):
 
 
 def _display_edges(summary_hist: ScoreHistogram | None, calibration, threshold: float):
+    """Bin edges for drawing scores (see ``_display_range``): 2 sqrt(n) bins for the
+    smaller sample n, between 15 and ``DISPLAY_BINS``, so few scores are not all spikes."""
+    sizes = [len(calibration)] if calibration is not None and len(calibration) else []
+    if summary_hist is not None and summary_hist.total:
+        sizes.append(summary_hist.total)
+    bins = int(np.clip(2 * math.sqrt(min(sizes, default=DISPLAY_BINS**2)), 15, DISPLAY_BINS))
+    low, high = _display_range(summary_hist, calibration, threshold)
+    return np.linspace(low, high, bins + 1)
+
+
+def _display_range(summary_hist: ScoreHistogram | None, calibration, threshold: float):
     """Bins for drawing scores: from the lowest score shown to a top that keeps the
     threshold and the bulk of the scores in view (far scores are counted, not drawn)."""
     lows, highs = [threshold], [threshold]
@@ -372,7 +419,7 @@ def _display_edges(summary_hist: ScoreHistogram | None, calibration, threshold: 
     if high <= low:
         high = low + 1.0
     margin = 0.02 * (high - low)
-    return np.linspace(low - margin, high + margin, DISPLAY_BINS + 1)
+    return low - margin, high + margin
 
 
 def calibration_figure(detector, training_scores=None):
@@ -385,9 +432,8 @@ def calibration_figure(detector, training_scores=None):
     axes = figure.subplots()
     if scores is not None and len(scores):
         edges = _display_edges(None, scores, threshold)
-        shown = np.clip(scores, edges[0], edges[-1])
         axes.hist(
-            shown,
+            scores,
             bins=edges,
             color=CALIBRATION_COLOUR,
             label=(
@@ -398,11 +444,15 @@ def calibration_figure(detector, training_scores=None):
         )
         beyond = int(np.sum(scores > edges[-1]))
         if beyond:
-            _note_beyond(axes, beyond, float(np.max(scores)))
+            _note_beyond(axes, beyond, edges[-1], float(np.max(scores)))
+    above = int(np.sum(np.asarray(scores) > threshold)) if scores is not None else 0
+    share = f"{above:,} of {len(scores):,} above it" if scores is not None and len(scores) else ""
     if calibrated:
-        text = f"threshold {threshold:.4g}: false-alarm rate ≤ {detector.fpr_:g} (certified)"
+        text = (
+            f"threshold {threshold:.4g} ({share}): false-alarm rate ≤ {detector.fpr_:g}, certified"
+        )
     else:
-        text = f"threshold {threshold:.4g} (not certified)"
+        text = f"threshold {threshold:.4g} ({share}): not certified"
     _threshold_line(axes, threshold, text)
     axes.set_xlabel(_score_label(detector))
     axes.set_ylabel("rows per bin")
@@ -411,11 +461,11 @@ def calibration_figure(detector, training_scores=None):
     return figure
 
 
-def _note_beyond(axes, count: int, largest: float) -> None:
+def _note_beyond(axes, count: int, edge: float, largest: float) -> None:
     axes.text(
         0.99,
         0.97,
-        f"{count:,} beyond the right edge (drawn in the last bin; max {largest:.4g})",
+        f"→ {count:,} off the chart: scores above {edge:.4g}, up to {largest:.4g}",
         transform=axes.transAxes,
         ha="right",
         va="top",
@@ -483,23 +533,22 @@ def scores_figure(detector, summary: ScoreSummary):
     edges = _display_edges(summary.scores, calibration, threshold)
     figure = _figure(7.5, 3.6)
     axes = figure.subplots()
-    values, counts = summary.scores.values_and_counts()
-    if counts.size:
-        shown = np.clip(values, edges[0], edges[-1])
-        batch, _ = np.histogram(shown, bins=edges, weights=counts)
+    total = summary.scores.total
+    if total:
+        batch = summary.scores.counts_in(edges)
         axes.stairs(
-            batch / counts.sum(),
+            batch / total,
             edges,
             fill=True,
             alpha=0.5,
             color=BATCH_COLOUR,
-            label=f"this run (n = {counts.sum():,})",
+            label=f"this run (n = {total:,})",
         )
-        beyond = int(counts[values > edges[-1]].sum())
-        if beyond:
-            _note_beyond(axes, beyond, summary.scores.high)
+        beyond = summary.scores.count_above(edges[-1])
+        if beyond > 0:
+            _note_beyond(axes, beyond, edges[-1], summary.scores.high)
     if calibration is not None and len(calibration):
-        held, _ = np.histogram(np.clip(calibration, edges[0], edges[-1]), bins=edges)
+        held, _ = np.histogram(calibration, bins=edges)
         axes.stairs(
             held / len(calibration),
             edges,
@@ -556,7 +605,7 @@ def features_figure(summary: ScoreSummary, count: int = 15):
     return figure
 
 
-def labels_figure(y_true, anomaly_scores):
+def labels_figure(y_true, anomaly_scores, unit: str = "rows"):
     """ROC and precision-recall curves of the anomaly scores against known labels."""
     from sklearn.metrics import (
         average_precision_score,
@@ -571,7 +620,7 @@ def labels_figure(y_true, anomaly_scores):
     auroc = roc_auc_score(y_true, anomaly_scores)
     roc.plot(false_positive, true_positive, color=BATCH_COLOUR, label=f"AUROC = {auroc:.3f}")
     roc.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    roc.set_xlabel("false-positive rate (normal rows flagged)")
+    roc.set_xlabel(f"false-positive rate (normal {unit} flagged)")
     roc.set_ylabel("true-positive rate (anomalies flagged)")
     roc.set_title("ROC", fontsize=10)
     precision, recall, _ = precision_recall_curve(y_true, anomaly_scores)
@@ -579,7 +628,7 @@ def labels_figure(y_true, anomaly_scores):
     pr.plot(recall, precision, color=BATCH_COLOUR, label=f"average precision = {ap:.3f}")
     pr.axhline(np.mean(y_true), color="grey", linestyle=":", label="chance (share of anomalies)")
     pr.set_xlabel("recall (anomalies flagged)")
-    pr.set_ylabel("precision (flagged rows that are anomalies)")
+    pr.set_ylabel(f"precision (flagged {unit} that are anomalies)")
     pr.set_title("precision-recall", fontsize=10)
     for axes in (roc, pr):
         axes.set_xlim(0, 1)
@@ -589,10 +638,10 @@ def labels_figure(y_true, anomaly_scores):
     return figure, auroc, ap
 
 
-def gallery_figure(items, detector):
+def gallery_figure(items, scale: tuple[float, float]):
     """Images (top row) above their heat maps (bottom row), each captioned with its name,
-    anomaly score and p-value; each map coloured from its own smallest to largest value."""
-    figure = _figure(1.7 * max(len(items), 3), 4.0)
+    anomaly score and p-value; the maps share the colour ``scale`` (low, high)."""
+    figure = _figure(1.7 * max(len(items), 3) + 0.8, 4.0)
     grid = figure.subplots(2, max(len(items), 3), squeeze=False)
     for axes in grid.ravel():
         axes.set_axis_off()
@@ -603,11 +652,17 @@ def gallery_figure(items, detector):
         short = short if len(short) <= 22 else short[:10] + "…" + short[-11:]
         p_text = "" if math.isnan(p_value) else f"\np = {p_value:.3g}"
         grid[0, column].set_title(f"{short}\nscore {score:.4g}{p_text}", fontsize=7)
-        grid[1, column].imshow(anomaly, cmap="inferno", interpolation="nearest")
+        shown = grid[1, column].imshow(
+            anomaly, cmap="inferno", vmin=scale[0], vmax=scale[1], interpolation="nearest"
+        )
     grid[0, 0].text(-0.1, 0.5, "image", transform=grid[0, 0].transAxes, rotation=90,
                     ha="right", va="center", fontsize=8)  # fmt: skip
     grid[1, 0].text(-0.1, 0.5, "heat map\n-E log p(xᵢⱼ|z)", transform=grid[1, 0].transAxes,
                     rotation=90, ha="right", va="center", fontsize=8)  # fmt: skip
+    if items:
+        bar = figure.colorbar(shown, ax=grid[1, :], shrink=0.9, pad=0.01)
+        bar.set_label("nats per pixel", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     return figure
 
 
@@ -634,6 +689,10 @@ def _e(value) -> str:
 
 
 def _table(header, rows, numeric=()) -> str:
+    """A table; ``header`` None: rows of (name, value), the names as row headings."""
+    if header is None:
+        body = "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in rows)
+        return f"<table><tbody>{body}</tbody></table>"
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
@@ -742,7 +801,8 @@ def fit_report(
         ("score", f"{SCORE_NAMES.get(detector.score_method, detector.score_method)} "
                   f"({detector.score_method})"),
     ]  # fmt: skip
-    sections.append(("The model", _table(["", ""], [(k, _fmt(v)) for k, v in facts])))
+    rows = [(k.replace("_", " "), _fmt(v)) for k, v in facts]
+    sections.append(("The model", _table(None, rows)))
 
     if best is None:
         training = "<p>No validation rows: every epoch ran; the last weights were kept.</p>"
@@ -793,7 +853,7 @@ def fit_report(
         sections.append(
             (
                 "Latent space",
-                f"<p>The posterior mean of {len(sample):,} training rows (``transform``), "
+                f"<p>The posterior mean of {len(sample):,} training rows (<code>transform</code>), "
                 "coloured by anomaly score. Rows far from the bulk are the ones the model "
                 "finds unusual.</p>"
                 + _img(latent_figure(detector, detector.transform(sample), scores), "latent"),
@@ -860,7 +920,7 @@ def score_report(
         (f"{unit} rejected", rejected),
         (f"{unit} flagged (anomaly score above the threshold)", accounting["flagged"]),
     ]
-    content = _table(["", "count"], [(k, f"{v:,}") for k, v in counts], numeric=(1,))
+    content = _table([unit, "count"], [(k, f"{v:,}") for k, v in counts], numeric=(1,))
     content += f"<p>{read:,} read = {scored:,} scored + {rejected:,} rejected.</p>"
     reasons = sorted(accounting.get("rejected_by_reason", {}).items(), key=lambda kv: -kv[1])
     if reasons:
@@ -869,7 +929,7 @@ def score_report(
         )
     facts = [(k, _fmt(v)) for k, v in (details or {}).items() if v is not None]
     if facts:
-        content += _table(["", ""], facts)
+        content += _table(None, facts)
     sections.append(("This run", content))
 
     if summary.scores.total:
@@ -896,7 +956,15 @@ def score_report(
                 + _img(p_values_figure(summary), "p-values"),
             )
         )
-    sections.append(("Flagged " + unit, _flagged_section(summary, unit, single, gallery)))
+    calibration = getattr(detector, "calibration_scores_", None)
+    content = _flagged_section(summary, unit, single, gallery)
+    if calibration is not None and summary.n_flagged:
+        content += (
+            f'<p class="note">The smallest p-value {len(calibration):,} calibration {unit} '
+            f"can give is 1/{len(calibration) + 1:,} = {1 / (len(calibration) + 1):.4g}: every "
+            f"{single} scoring above all of them gets it.</p>"
+        )
+    sections.append(("Flagged " + unit, content))
     if labels is not None:
         sections.append(("Against the labels", _labels_section(detector, labels, unit)))
     if gallery is not None:
@@ -907,7 +975,7 @@ def score_report(
         ):
             items = gallery.images(name)
             content += f"<p>{caption}:</p>" + (
-                _img(gallery_figure(items, detector), caption) if items else "<p>none</p>"
+                _img(gallery_figure(items, gallery.scale()), caption) if items else "<p>none</p>"
             )
         sections.append(("Near the threshold", content))
     return _page(title, f"{read:,} {unit} read, {accounting['flagged']:,} flagged", sections)
@@ -921,8 +989,9 @@ def _flagged_section(summary: ScoreSummary, unit: str, single: str, gallery) -> 
     if gallery is not None and gallery.images("highest"):
         content += (
             f"<p>The highest-scoring {unit}, with their heat maps (bright: the pixels the "
-            "model finds least likely):</p>"
-            + _img(gallery_figure(gallery.images("highest"), None), "most anomalous")
+            "model finds least likely; every heat map of this page has the same colour "
+            "scale):</p>"
+            + _img(gallery_figure(gallery.images("highest"), gallery.scale()), "most anomalous")
         )
     if summary.feature_shares:
         content += (
@@ -963,7 +1032,7 @@ def _labels_section(detector, labels, unit: str) -> str:
         f"<p>{len(y_true):,} scored {unit} have a label; {int(y_true.sum()):,} are anomalies.</p>"
     )
     if 0 < y_true.sum() < len(y_true):
-        figure, auroc, ap = labels_figure(y_true, anomaly_scores)
+        figure, auroc, ap = labels_figure(y_true, anomaly_scores, unit)
         content += (
             f"<p>AUROC {auroc:.3f} (the chance that an anomaly scores above a normal "
             f"{unit[:-1]}); average precision {ap:.3f}.</p>" + _img(figure, "ROC and PR")
