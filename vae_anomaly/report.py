@@ -343,6 +343,11 @@ def _score_label(detector) -> str:
     return f"anomaly score ({name}, nats; higher is stranger)"
 
 
+def _legend_above(axes) -> None:
+    """The legend in a row above the plot, where it covers no bar."""
+    axes.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=3, frameon=False)
+
+
 def _threshold_line(axes, threshold: float, text: str) -> None:
     axes.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.5, label=text)
 
@@ -428,7 +433,7 @@ def calibration_figure(detector, training_scores=None):
     threshold = float(-detector.offset_)
     calibrated = bool(getattr(detector, "calibrated_", False))
     scores = detector.calibration_scores_ if calibrated else training_scores
-    figure = _figure(7.5, 3.4)
+    figure = _figure(9.5, 3.4)
     axes = figure.subplots()
     if scores is not None and len(scores):
         edges = _display_edges(None, scores, threshold)
@@ -443,8 +448,7 @@ def calibration_figure(detector, training_scores=None):
             ),
         )
         beyond = int(np.sum(scores > edges[-1]))
-        if beyond:
-            _note_beyond(axes, beyond, edges[-1], float(np.max(scores)))
+        note = _beyond(beyond, edges[-1], float(np.max(scores)), "rows") if beyond else ""
     above = int(np.sum(np.asarray(scores) > threshold)) if scores is not None else 0
     share = f"{above:,} of {len(scores):,} above it" if scores is not None and len(scores) else ""
     if calibrated:
@@ -454,30 +458,22 @@ def calibration_figure(detector, training_scores=None):
     else:
         text = f"threshold {threshold:.4g} ({share}): not certified"
     _threshold_line(axes, threshold, text)
-    axes.set_xlabel(_score_label(detector))
+    axes.set_xlabel(_score_label(detector) + (note if scores is not None else ""))
     axes.set_ylabel("rows per bin")
-    axes.legend(fontsize=8, loc="upper left")
+    _legend_above(axes)
     axes.grid(alpha=0.3)
     return figure
 
 
-def _note_beyond(axes, count: int, edge: float, largest: float) -> None:
-    axes.text(
-        0.99,
-        0.97,
-        f"→ {count:,} off the chart: scores above {edge:.4g}, up to {largest:.4g}",
-        transform=axes.transAxes,
-        ha="right",
-        va="top",
-        fontsize=8,
-        bbox={"facecolor": "white", "edgecolor": "#999999", "alpha": 0.9},
-    )
+def _beyond(count: int, edge: float, largest: float, unit: str) -> str:
+    """A second line for the x label: what lies right of the chart."""
+    return f"\n→ {count:,} {unit} off the chart to the right: scores {edge:.4g} to {largest:.4g}"
 
 
 def contributions_figure(names, mean_nll):
     """Mean -E_q[log p(x_j|z)] per column, largest first (a bar per column)."""
     order = np.argsort(mean_nll)  # barh draws from the bottom: largest on top
-    figure = _figure(7.5, 0.8 + 0.28 * len(names))
+    figure = _figure(9.5, 0.8 + 0.28 * len(names))
     axes = figure.subplots()
     axes.barh(np.arange(len(names)), np.asarray(mean_nll)[order], color=BATCH_COLOUR)
     axes.set_yticks(np.arange(len(names)), [str(names[j]) for j in order], fontsize=9)
@@ -525,15 +521,15 @@ def latent_figure(detector, Z, anomaly_scores):
     return figure
 
 
-def scores_figure(detector, summary: ScoreSummary):
+def scores_figure(detector, summary: ScoreSummary, unit: str = "rows"):
     """This batch's anomaly scores beside the calibration scores (each as a share of its
     rows, on the same bins), with the threshold."""
     threshold = float(-detector.offset_)
     calibration = getattr(detector, "calibration_scores_", None)
     edges = _display_edges(summary.scores, calibration, threshold)
-    figure = _figure(7.5, 3.6)
+    figure = _figure(9.5, 3.6)
     axes = figure.subplots()
-    total = summary.scores.total
+    total, note = summary.scores.total, ""
     if total:
         batch = summary.scores.counts_in(edges)
         axes.stairs(
@@ -546,7 +542,7 @@ def scores_figure(detector, summary: ScoreSummary):
         )
         beyond = summary.scores.count_above(edges[-1])
         if beyond > 0:
-            _note_beyond(axes, beyond, edges[-1], summary.scores.high)
+            note = _beyond(beyond, edges[-1], summary.scores.high, unit)
     if calibration is not None and len(calibration):
         held, _ = np.histogram(calibration, bins=edges)
         axes.stairs(
@@ -554,35 +550,35 @@ def scores_figure(detector, summary: ScoreSummary):
             edges,
             color="black",
             linewidth=1.2,
-            label=f"calibration rows at fit (n = {len(calibration):,})",
+            label=f"calibration {unit} at fit (n = {len(calibration):,})",
         )
-    _threshold_line(axes, threshold, f"threshold {threshold:.4g}: above it a row is flagged")
-    axes.set_xlabel(_score_label(detector))
-    axes.set_ylabel("share of rows per bin")
-    axes.legend(fontsize=8, loc="upper left")
+    _threshold_line(axes, threshold, f"threshold {threshold:.4g}: flagged above it")
+    axes.set_xlabel(_score_label(detector) + note)
+    axes.set_ylabel(f"share of {unit} per bin")
+    _legend_above(axes)
     axes.grid(alpha=0.3)
     return figure
 
 
-def p_values_figure(summary: ScoreSummary):
+def p_values_figure(summary: ScoreSummary, unit: str = "rows"):
     """Counts of p-values in 20 bins, with the count expected per bin if every row were
     normal (uniform p-values)."""
     edges = np.linspace(0.0, 1.0, P_VALUE_BINS + 1)
     total = int(summary.p_counts.sum())
-    figure = _figure(7.5, 3.2)
+    figure = _figure(9.5, 3.2)
     axes = figure.subplots()
-    axes.stairs(summary.p_counts, edges, fill=True, alpha=0.6, color=BATCH_COLOUR, label="rows")
+    axes.stairs(summary.p_counts, edges, fill=True, alpha=0.6, color=BATCH_COLOUR, label=unit)
     axes.axhline(
         total / P_VALUE_BINS,
         color="black",
         linestyle="--",
         linewidth=1,
-        label="expected if every row were normal (uniform)",
+        label=f"expected if every {unit[:-1]} were normal (uniform)",
     )
     axes.set_xlim(0, 1)
     axes.set_xlabel("conformal p-value (small: stranger than the calibration rows)")
-    axes.set_ylabel(f"rows per bin of {1 / P_VALUE_BINS:g}")
-    axes.legend(fontsize=8)
+    axes.set_ylabel(f"{unit} per bin of {1 / P_VALUE_BINS:g}")
+    _legend_above(axes)
     axes.grid(alpha=0.3)
     return figure
 
@@ -593,7 +589,7 @@ def features_figure(summary: ScoreSummary, count: int = 15):
     shares = summary.feature_shares.most_common(count)
     names = [name for name, _ in shares][::-1]
     values = [share / max(summary.n_flagged, 1) for _, share in shares][::-1]
-    figure = _figure(7.5, 0.9 + 0.3 * len(names))
+    figure = _figure(9.5, 0.9 + 0.3 * len(names))
     axes = figure.subplots()
     axes.barh(np.arange(len(names)), values, color=THRESHOLD_COLOUR)
     axes.set_yticks(np.arange(len(names)), names, fontsize=9)
@@ -937,7 +933,7 @@ def score_report(
             (
                 "Scores against the threshold",
                 _threshold_text(detector)
-                + _img(scores_figure(detector, summary), "anomaly scores")
+                + _img(scores_figure(detector, summary, unit), "anomaly scores")
                 + (
                     f'<p class="note">Each histogram is a share of its own {unit}, so the two '
                     "shapes compare whatever the sizes. If this run's normal "
@@ -953,7 +949,7 @@ def score_report(
                 "<p>For normal " + unit + " the conformal p-values are uniform: the bars "
                 "stay near the dashed line. A pile-up at the left is what the anomalies "
                 "(and a drift away from the training data) look like.</p>"
-                + _img(p_values_figure(summary), "p-values"),
+                + _img(p_values_figure(summary, unit), "p-values"),
             )
         )
     calibration = getattr(detector, "calibration_scores_", None)
