@@ -372,3 +372,47 @@ def test_score_images_html_shows_the_images_and_the_threshold_neighbours(image_r
     assert "<h2>Near the threshold" in page
     assert "new.npy#" in page  # the flagged images are listed by their ids
     assert off_page_references(page) == []
+
+
+def _held_when_drawing(root: Path, n: int, monkeypatch) -> int:
+    """Python-heap bytes (numpy buffers included) held by score_images --html over n bright
+    images, every one flagged, when the report is drawn: what the run accumulated (a run
+    first, so that caches are not counted)."""
+    import tracemalloc
+
+    import vae_anomaly.report
+
+    held = []
+
+    def drawing(*args, **kwargs):
+        held.append(tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0)
+        return score_report(*args, **kwargs)
+
+    monkeypatch.setattr(vae_anomaly.report, "score_report", drawing)
+    source = root / f"bright_{n}.npy"
+    np.save(source, np.random.default_rng(n).integers(200, 256, size=(n, 8, 8), dtype=np.uint8))
+    for attempt in ("warm", "measured"):
+        out = root / f"out_{n}_{attempt}"
+        if attempt == "measured":
+            tracemalloc.start()
+        try:
+            document, _ = score_images(
+                root / "model", [source], out / "o.csv", out / "r.csv", out / "r.json",
+                progress=False, html=out / "r.html",
+            )  # fmt: skip
+        finally:
+            tracemalloc.stop()
+    assert document["anomalies"] == n
+    assert f"Showing the {TOP_ROWS} highest-scoring of {n:,} flagged images" in (
+        (out / "r.html").read_text()
+    )
+    return held[-1]
+
+
+@pytest.mark.slow
+def test_score_images_html_memory_does_not_grow_with_the_flagged_images(image_run, monkeypatch):
+    root, _ = image_run
+    small = _held_when_drawing(root, 500, monkeypatch)
+    large = _held_when_drawing(root, 4000, monkeypatch)
+    # 3,500 more flagged rows kept until the end would hold about 1 MB more; bounded, none.
+    assert large - small < 300_000, (small, large)

@@ -467,7 +467,8 @@ def calibration_figure(detector, training_scores=None):
 
 def _beyond(count: int, edge: float, largest: float, unit: str) -> str:
     """A second line for the x label: what lies right of the chart."""
-    return f"\n→ {count:,} {unit} off the chart to the right: scores {edge:.4g} to {largest:.4g}"
+    what = unit if count != 1 else unit[:-1]
+    return f"\n→ {count:,} {what} off the chart to the right: scores {edge:.4g} to {largest:.4g}"
 
 
 def contributions_figure(names, mean_nll):
@@ -576,7 +577,7 @@ def p_values_figure(summary: ScoreSummary, unit: str = "rows"):
         label=f"expected if every {unit[:-1]} were normal (uniform)",
     )
     axes.set_xlim(0, 1)
-    axes.set_xlabel("conformal p-value (small: stranger than the calibration rows)")
+    axes.set_xlabel(f"conformal p-value (small: stranger than the calibration {unit})")
     axes.set_ylabel(f"{unit} per bin of {1 / P_VALUE_BINS:g}")
     _legend_above(axes)
     axes.grid(alpha=0.3)
@@ -626,9 +627,9 @@ def labels_figure(y_true, anomaly_scores, unit: str = "rows"):
     pr.set_xlabel("recall (anomalies flagged)")
     pr.set_ylabel(f"precision (flagged {unit} that are anomalies)")
     pr.set_title("precision-recall", fontsize=10)
-    for axes in (roc, pr):
-        axes.set_xlim(0, 1)
-        axes.set_ylim(0, 1.02)
+    for axes in (roc, pr):  # a margin, so that a curve along an edge is not hidden by it
+        axes.set_xlim(-0.02, 1.02)
+        axes.set_ylim(-0.02, 1.02)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="lower right" if axes is roc else "lower left")
     return figure, auroc, ap
