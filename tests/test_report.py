@@ -28,6 +28,7 @@ from vae_anomaly.report import (
 )
 from vae_anomaly.tabular.config import load_config
 from vae_anomaly.tabular.fit_job import fit_job
+from vae_anomaly.tabular.saved import saved_settings
 from vae_anomaly.tabular.score_job import score_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,6 +274,31 @@ def test_score_html_report_with_labels(machines, tmp_path):
     assert f"All {document['rows_flagged']:,} flagged rows" in page or "Showing the" in page
     assert off_page_references(page) == []
     assert not list(tmp_path.glob(".scored.csv.parts"))
+
+
+def _flagged_table(page: str) -> str:
+    return page.split('<div class="scroll">')[1].split("</div>")[0]
+
+
+def test_score_html_report_does_not_depend_on_the_chunk_size(machines, tmp_path):
+    """Each chunk's summary is merged in the parent: ten chunks, one report."""
+    model_dir, _ = machines
+    pages = []
+    for chunk_rows in (100, 20_000):
+        folder = tmp_path / str(chunk_rows)
+        document, _ = score_job(
+            model_dir, [SAMPLE_DATA / "machines_new.csv"], folder / "s.csv", folder / "r.csv",
+            folder / "r.json", progress=False, html=folder / "r.html",
+            config=saved_settings(model_dir).with_overrides(chunk_rows=chunk_rows),
+        )  # fmt: skip
+        assert document["chunks"] == (10 if chunk_rows == 100 else 1)
+        pages.append((folder / "r.html").read_text())
+    assert _flagged_table(pages[0]) == _flagged_table(pages[1])
+    assert _flagged_table(pages[0]).count("<tr><td>") == document["rows_flagged"]
+    figures = [
+        re.findall(r'<img src="([^"]+)" alt="(?:anomaly scores|p-values)"', p) for p in pages
+    ]
+    assert len(figures[0]) == 2 and figures[0] == figures[1]  # the same pixels
 
 
 def test_score_html_same_as_another_path_is_refused_before_any_work(machines, tmp_path):

@@ -2,11 +2,13 @@
 
     vae-anomaly fit --input TRAIN.csv [--input MORE.csv ...] --model-dir DIR
                     [--config pipelines/tabular.toml] [--epochs N] [--seed S] [--fpr F]
-        Infer column roles, fit and calibrate a mixed-type detector, save it to DIR.
+        Infer column roles, fit and calibrate a mixed-type detector, save it to DIR
+        (with DIR/report.html when matplotlib is installed).
     vae-anomaly score --model-dir DIR --input NEW.csv (or a glob) --output OUT.csv
                       --rejects REJECTS.csv --report REPORT.json [--alerts ALERTS.jsonl]
                       [--resume] [--engine local|dask] [--scheduler ADDRESS]
                       [--config FILE] [--chunk-rows N] [--format csv|parquet]
+                      [--labels LABELS.csv] [--html REPORT.html]
         Score CSVs chunk by chunk; every line is scored or rejected with its reason.
         Exit 3 when any row was flagged.
 
@@ -17,6 +19,7 @@
                              --rejects REJECTS.csv --report REPORT.json
                              [--heatmaps HEATMAP_DIR] [--alerts ALERTS.jsonl]
                              [--config FILE] [--batch-size N] [--labels LABELS.csv]
+                             [--html REPORT.html]
         Score images in bounded batches; unreadable files are rejected with the reason.
         Exit 3 when any image was flagged.
 

@@ -18,6 +18,7 @@ many there are) and writes, each under a temporary name renamed at the end:
     HEATMAP_DIR/   the image beside its anomaly map, one PNG per flagged image (or all),
                    all in the folder itself, named by ``heatmaps.heatmap_name``
     ALERTS.jsonl   one alert record per flagged image (as in the tabular job)
+    REPORT.html    with ``html``: the HTML report (``vae_anomaly.report.score_report``)
 """
 
 from __future__ import annotations
