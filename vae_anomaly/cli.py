@@ -299,7 +299,9 @@ def _score_command(commands, name: str, run, what: str, inputs: str, output: str
     command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
     command.add_argument("--config", help="job settings (TOML); default: those saved at fit")
     command.add_argument(
-        "--html", help='HTML report with plots (needs pip install "vae-anomaly[report]")'
+        "--html",
+        metavar="REPORT.html",
+        help='HTML report with plots (needs pip install "vae-anomaly[report]")',
     )
     command.set_defaults(run=run)
     return command
