@@ -4,8 +4,8 @@
 
 Runs the README's command 1 (``vae-anomaly fit`` and ``score`` on sample_data/) and the
 image sample run of docs/jobs.md (``fit-images``, ``score-images``), each scoring command
-with ``--html`` added, outputs in ``--runs`` (default: a temporary folder), then opens the
-reports in headless Chromium and saves:
+with ``--html`` added, outputs in ``--runs`` (default: ``runs/``, as in the README, so
+the pages show the README's paths), then opens the reports in headless Chromium and saves:
 
     docs/images/score_report.png         the top of the score report (the README's picture)
     docs/images/fit_report.png           the fit report (MODEL_DIR/report.html)
@@ -39,6 +39,7 @@ def commands(markdown: Path, pattern: str) -> list[list[str]]:
 
 
 def run(args: list[str], runs: Path, html: str | None = None) -> None:
+    """Run ``vae-anomaly ARGS`` from the repository, its runs/ paths moved to ``runs``."""
     args = [arg.replace("runs/", f"{runs}/") for arg in args]
     if html is not None:
         args += ["--html", str(runs / html)]
@@ -68,17 +69,20 @@ def screenshot(page: Path, target: Path, height: int, folder: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=Path, help="folder for the runs (default: temporary)")
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs"), help="outputs (relative: to the repository)"
+    )
     parser.add_argument("--skip-images", action="store_true", help="only the tabular reports")
     args = parser.parse_args()
+    runs = args.runs  # the commands run in the repository: a relative path stays as given
+    pages = ROOT / runs
+    pages.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temporary:
-        runs = (args.runs or Path(temporary)).resolve()
-        runs.mkdir(parents=True, exist_ok=True)
         fit, score = commands(ROOT / "README.md", r"^pip install -e \. && (vae-anomaly fit .*)$")
         run(fit, runs)
         run(score, runs, html="score.html")
-        screenshot(runs / "score.html", IMAGES / "score_report.png", 1900, Path(temporary))
-        screenshot(runs / "machines" / "report.html", IMAGES / "fit_report.png", 3000,
+        screenshot(pages / "score.html", IMAGES / "score_report.png", 1900, Path(temporary))
+        screenshot(pages / "machines" / "report.html", IMAGES / "fit_report.png", 3000,
                    Path(temporary))  # fmt: skip
         if not args.skip_images:
             fit, score = commands(
@@ -87,7 +91,7 @@ def main() -> None:
             )
             run(fit, runs)
             run(score, runs, html="parts.html")
-            screenshot(runs / "parts.html", IMAGES / "score_images_report.png", 3600,
+            screenshot(pages / "parts.html", IMAGES / "score_images_report.png", 3600,
                        Path(temporary))  # fmt: skip
 
 
