@@ -301,6 +301,28 @@ def test_score_html_report_does_not_depend_on_the_chunk_size(machines, tmp_path)
     assert len(figures[0]) == 2 and figures[0] == figures[1]  # the same pixels
 
 
+def test_chunks_kept_by_resume_without_a_summary_are_counted_on_the_page(calibrated, tmp_path):
+    """A chunk committed by an older version (no summary part) is named, not silently
+    missing from the figures."""
+    from vae_anomaly.tabular import score_job as job
+
+    summary = ScoreSummary()
+    summary.add([1.0, 2.0], [0.5, 0.5])
+    (tmp_path / "00000-0000000.summary.json").write_text(json.dumps(summary.to_dict()))
+    document = {
+        "rows_read": 4, "rows_scored": 4, "rows_rejected": 0, "rows_flagged": 0,
+        "files": [{"path": "a.csv", "reject_reasons": {}}], "chunks": 2,
+        "outputs": {"scored": "s.csv", "rejects": "r.csv", "alerts": None},
+        "elapsed_seconds": 0.1,
+    }  # fmt: skip
+    page = job._html_report(
+        tmp_path, ["00000-0000000", "00000-0000001"], calibrated, document, "m", None, None
+    )
+    assert "chunks without a summary (resumed from an older version; not in the figures)" in page
+    assert "<td>1</td>" in page.split("chunks without a summary")[1][:200]
+    assert "4 read = 4 scored + 0 rejected" in page
+
+
 def test_score_html_same_as_another_path_is_refused_before_any_work(machines, tmp_path):
     model_dir, _ = machines
     labels = tmp_path / "labels.csv"
