@@ -409,8 +409,10 @@ def _display_edges(summary_hist: ScoreHistogram | None, calibration, threshold: 
 
 
 def _display_range(summary_hist: ScoreHistogram | None, calibration, threshold: float):
-    """Bins for drawing scores: from the lowest score shown to a top that keeps the
-    threshold and the bulk of the scores in view (far scores are counted, not drawn)."""
+    """(low, high) of a score chart: from the lowest score (the calibration scores' and
+    the run's 0.1% quantile) to the highest of the calibration scores and the run's 99%
+    quantile, but at most as far above the threshold t as low is below it:
+    high = min(high, t + (t - low)). Scores beyond are counted in the x label, not drawn."""
     lows, highs = [threshold], [threshold]
     if calibration is not None and len(calibration):
         lows.append(float(np.min(calibration)))
