@@ -20,7 +20,7 @@ LAYERS = {
         "scoring", "training",
         "persistence", "manifest", "alerts",
     },
-    "estimator": {"detector", "parameters", "__init__"},
+    "estimator": {"detector", "parameters", "report", "__init__"},
     "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records",
              "exit_status"},
     "cli": {"cli", "quiet", "__main__"},

@@ -2,11 +2,13 @@
 
     vae-anomaly fit --input TRAIN.csv [--input MORE.csv ...] --model-dir DIR
                     [--config pipelines/tabular.toml] [--epochs N] [--seed S] [--fpr F]
-        Infer column roles, fit and calibrate a mixed-type detector, save it to DIR.
+        Infer column roles, fit and calibrate a mixed-type detector, save it to DIR
+        (with DIR/report.html when matplotlib is installed).
     vae-anomaly score --model-dir DIR --input NEW.csv (or a glob) --output OUT.csv
                       --rejects REJECTS.csv --report REPORT.json [--alerts ALERTS.jsonl]
                       [--resume] [--engine local|dask] [--scheduler ADDRESS]
                       [--config FILE] [--chunk-rows N] [--format csv|parquet]
+                      [--labels LABELS.csv] [--html REPORT.html]
         Score CSVs chunk by chunk; every line is scored or rejected with its reason.
         Exit 3 when any row was flagged.
 
@@ -17,6 +19,7 @@
                              --rejects REJECTS.csv --report REPORT.json
                              [--heatmaps HEATMAP_DIR] [--alerts ALERTS.jsonl]
                              [--config FILE] [--batch-size N] [--labels LABELS.csv]
+                             [--html REPORT.html]
         Score images in bounded batches; unreadable files are rejected with the reason.
         Exit 3 when any image was flagged.
 
@@ -146,6 +149,8 @@ def _print_fit(
         f"{command}: threshold {threshold['anomaly_score']:.2f} (anomaly score){how}; "
         f"model saved to {model_dir}."
     )
+    if report.get("html_report_skipped"):
+        lines.append(f"{command}: report.html not written: {report['html_report_skipped']}.")
     print("\n".join(lines))
 
 
@@ -160,7 +165,20 @@ def fit_images(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _check_html(args: argparse.Namespace) -> None:
+    """--html needs matplotlib: say so at once (exit status 2), before any work."""
+    if args.html is not None:
+        from .report import require_matplotlib
+
+        require_matplotlib("--html")
+
+
+def _html_note(args: argparse.Namespace) -> str:
+    return f" HTML report: {args.html}." if args.html else ""
+
+
 def score_images(args: argparse.Namespace) -> int:
+    _check_html(args)
     _tensorflow(args)
     from .images.jobs import saved_image_settings
     from .images.jobs import score_images as score_images_job
@@ -175,6 +193,8 @@ def score_images(args: argparse.Namespace) -> int:
         heatmaps=args.heatmaps,
         alerts=args.alerts,
         config=config,
+        html=args.html,
+        labels=args.labels,
     )
     print(
         f"score-images: {report['images_read']} read, {report['images_scored']} scored, "
@@ -183,6 +203,7 @@ def score_images(args: argparse.Namespace) -> int:
         f"{report['threshold']['anomaly_score']:.2f}) in {report['seconds']:.1f} s."
         + (f" Heat maps: {args.heatmaps}." if args.heatmaps else "")
         + f" Report: {args.report}."
+        + _html_note(args)
     )
     if args.labels:
         from .images.labels import compare_image_labels
@@ -209,6 +230,7 @@ def fit(args: argparse.Namespace) -> int:
 
 
 def score(args: argparse.Namespace) -> int:
+    _check_html(args)
     _tensorflow(args)
     from .tabular.saved import saved_settings
     from .tabular.score_job import score_job
@@ -233,6 +255,8 @@ def score(args: argparse.Namespace) -> int:
             resume=args.resume,
             engine=args.engine,
             scheduler=args.scheduler,
+            html=args.html,
+            labels=args.labels,
         )
     unknown = report["unknown_categories"]
     print(
@@ -242,6 +266,7 @@ def score(args: argparse.Namespace) -> int:
         f"{report['elapsed_seconds']:.1f} s."
         + (f" Unseen categories: {unknown}." if unknown else "")
         + f" Report: {args.report}."
+        + _html_note(args)
     )
     if args.labels:
         from .tabular.labels import compare_with_labels
@@ -273,6 +298,11 @@ def _score_command(commands, name: str, run, what: str, inputs: str, output: str
     command.add_argument("--report", required=True, help="JSON run report")
     command.add_argument("--alerts", help="alert records of flagged items (.jsonl or .csv)")
     command.add_argument("--config", help="job settings (TOML); default: those saved at fit")
+    command.add_argument(
+        "--html",
+        metavar="REPORT.html",
+        help='HTML report with plots (needs pip install "vae-anomaly[report]")',
+    )
     command.set_defaults(run=run)
     return command
 

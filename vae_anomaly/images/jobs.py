@@ -18,6 +18,7 @@ many there are) and writes, each under a temporary name renamed at the end:
     HEATMAP_DIR/   the image beside its anomaly map, one PNG per flagged image (or all),
                    all in the folder itself, named by ``heatmaps.heatmap_name``
     ALERTS.jsonl   one alert record per flagged image (as in the tabular job)
+    REPORT.html    with ``html``: the HTML report (``vae_anomaly.report.score_report``)
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..jobs.model_dir import (
     read_job_document,
     staged_directory,
     threshold_info,
+    write_html_report,
     write_job_document,
 )
 from ..jobs.paths import check_distinct, guarded, score_outputs
@@ -50,6 +52,7 @@ from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
 from ..persistence import staged
+from ..report import ImageGallery, ScoreSummary, require_matplotlib
 from ..thresholds import verdicts
 from .config import ImageJobConfig
 from .contrast import ContrastScaler
@@ -128,6 +131,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             started,
             image_shape=list(transform.image_shape),
         )
+        write_html_report(staging, detector, X, report)
         fitted = {"transform": transform.to_dict(), "normalization": normalization}
         write_job_document(staging, IMAGES_FILE, fitted, config, report)
     return report
@@ -187,15 +191,27 @@ def score_images(
     alerts=None,
     config: ImageJobConfig | None = None,
     progress: bool | None = None,
+    html=None,
+    labels=None,
 ) -> tuple[dict, ExitStatus]:
     """Score every image of ``inputs``; returns (report, exit status).
 
     Before any work the paths are checked (``jobs.paths``) and every output is locked
     (``jobs.locks.JobLock``) until the job ends. An existing heat-map folder is replaced
-    only if it holds nothing but heat maps.
+    only if it holds nothing but heat maps. ``html``: also write the HTML report
+    (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
+    precision-recall curves against the ``labels`` file (path, defect) when given.
     """
-    outputs = score_outputs(output, rejects, report, alerts)
-    with guarded(_expanded(inputs), outputs, [("--heatmaps", heatmaps)], model_dir=model_dir):
+    if html is not None:
+        require_matplotlib()
+    outputs = score_outputs(output, rejects, report, alerts, html)
+    with guarded(
+        _expanded(inputs),
+        outputs,
+        [("--heatmaps", heatmaps)],
+        model_dir=model_dir,
+        other_inputs=[("--labels", labels)],
+    ):
         if heatmaps is not None and Path(heatmaps).is_dir():
             for relative in files_below(heatmaps):
                 if not relative.endswith(HEATMAP_SUFFIX):
@@ -205,8 +221,9 @@ def score_images(
                         "empty or new folder."
                     )
         return _score_images(
-            model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
-        )
+            model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress,
+            html, labels,
+        )  # fmt: skip
 
 
 def _expanded(inputs) -> list[Path]:
@@ -219,8 +236,9 @@ def _expanded(inputs) -> list[Path]:
 
 
 def _score_images(
-    model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress
-) -> tuple[dict, ExitStatus]:
+    model_dir, inputs, output, rejects, report, heatmaps, alerts, config, progress,
+    html=None, labels=None,
+) -> tuple[dict, ExitStatus]:  # fmt: skip
     started = time.perf_counter()
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
@@ -228,7 +246,8 @@ def _score_images(
     files_found = Counter()
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)
-    need_features = bool(heatmaps) or alerts is not None
+    need_features = bool(heatmaps) or alerts is not None or html is not None
+    summary, gallery = ScoreSummary(), ImageGallery(-detector.offset_)  # for --html
     tally, n_heatmaps = Tally(), 0
     meter = Progress(None, unit="images", enabled=progress)
     with contextlib.ExitStack() as stack:
@@ -253,10 +272,14 @@ def _score_images(
             for row in zip(batch.ids, anomaly, p_values, is_anomaly, names, strict=True):
                 out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3]), row[4]))
             tally.score(len(batch.ids), int(is_anomaly.sum()))
+            summary.add(anomaly, p_values, _flagged_rows(batch.ids, anomaly, p_values, is_anomaly))
             meter.advance(len(batch.ids) + len(batch.rejects))  # once scored, not read
             if not need_features:
                 continue
             maps = pixel_anomaly(terms.feature_log_likelihood, transform.image_shape)
+            if html is not None:
+                images = batch.pixels.reshape(-1, *transform.image_shape)
+                gallery.add(batch.ids, anomaly, p_values, images, maps)
             if heatmap_staging is not None:
                 n_heatmaps += _write_heatmaps(
                     heatmap_staging, batch, maps, transform.image_shape, names
@@ -280,6 +303,9 @@ def _score_images(
         "seconds": round(seconds, 3),
         "images_per_s": round(tally.read / max(seconds, 1e-9), 1),
     }
+    if html is not None:
+        page = _html_report(detector, summary, gallery, tally, document, output, labels, model_dir)
+        write_bytes_atomically(Path(html), page.encode())
     write_bytes_atomically(
         Path(report), (json.dumps(document, indent=2, allow_nan=False) + "\n").encode()
     )
@@ -329,4 +355,48 @@ def _image_alerts(ids, anomaly, threshold, p_values, maps, is_anomaly) -> list[d
         None if np.isnan(p_values).all() else p_values[flagged],
         -maps[flagged].reshape(len(flagged), -1),
         names,
+    )
+
+
+def _flagged_rows(ids, anomaly, p_values, is_anomaly) -> list[dict]:
+    """The flagged images of a batch as rows of the HTML report's table."""
+    return [
+        {
+            "row_id": ids[i],
+            "anomaly_score": float(anomaly[i]),
+            "p_value": None if np.isnan(p_values[i]) else float(p_values[i]),
+        }
+        for i in np.flatnonzero(is_anomaly)
+    ]
+
+
+def _html_report(detector, summary, gallery, tally, document, output, labels, model_dir) -> str:
+    """The HTML report of a score-images run; with ``labels``, the scored images' labels."""
+    from ..report import score_report
+    from .labels import labelled_image_scores
+
+    accounting = {
+        "read": tally.read,
+        "scored": tally.scored,
+        "rejected": sum(tally.rejected.values()),
+        "flagged": tally.flagged,
+        "rejected_by_reason": dict(tally.rejected),
+    }
+    details = {
+        "model": str(model_dir),
+        "inputs": ", ".join(document["inputs"]),
+        "output file": str(output),
+        "heat maps written": document["heatmaps"],
+        "seconds": document["seconds"],
+    }
+    labelled = labelled_image_scores(output, labels) if labels is not None else None
+    return score_report(
+        detector,
+        summary,
+        accounting,
+        unit="images",
+        title="vae-anomaly score-images report",
+        details=details,
+        labels=labelled,
+        gallery=gallery,
     )

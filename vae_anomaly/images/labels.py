@@ -21,3 +21,19 @@ def compare_image_labels(output, labels_path) -> str:
         f"images were flagged ({found}); {int((~defective & flagged).sum())} of "
         f"{int((~defective).sum())} normal images were flagged."
     )
+
+
+def labelled_image_scores(output, labels_path):
+    """(is defective, anomaly score, flagged) of the scored images of ``output`` that
+    ``labels_path`` (path, defect) names, matched on ``path``."""
+    import pandas as pd
+
+    columns = ["path", "anomaly_score", "is_anomaly"]
+    scored = pd.read_csv(output, usecols=columns, dtype={"path": str})
+    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
+    merged = scored.merge(labels, on="path", how="inner")
+    return (
+        (merged["defect"] != "").to_numpy(),
+        merged["anomaly_score"].to_numpy(dtype=float),
+        (merged["is_anomaly"] == 1).to_numpy(),
+    )

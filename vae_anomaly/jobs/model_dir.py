@@ -23,6 +23,7 @@ from .locks import JobLock
 
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
+HTML_REPORT_FILE = "report.html"
 
 
 @contextmanager
@@ -100,3 +101,20 @@ def write_job_document(staging: Path, name: str, fitted: dict, settings, report:
     ``report``."""
     document = fitted | {"settings": dataclasses.asdict(settings), "fit_report": report}
     (staging / name).write_text(json.dumps(document, indent=2, allow_nan=False))
+
+
+def write_html_report(staging: Path, detector, X, report: dict, **details) -> None:
+    """Write ``report.html`` (``vae_anomaly.report.fit_report`` of the detector on the
+    training rows ``X``) into the staging directory, before it is sealed; record in the
+    fit ``report`` whether it was written: ``html_report`` is the file name, or None with
+    ``html_report_skipped`` saying why (matplotlib, an optional extra, is not installed)."""
+    from ..report import INSTALL_HINT, fit_report, matplotlib_available
+
+    if not matplotlib_available():
+        report["html_report"] = None
+        report["html_report_skipped"] = f"matplotlib is not installed ({INSTALL_HINT})"
+        return
+    facts = {key: report[key] for key in report if key.endswith(("_read", "_used", "_rejected"))}
+    page = fit_report(detector, X, details={"inputs": report["inputs"], **facts}, **details)
+    (staging / HTML_REPORT_FILE).write_text(page, encoding="utf-8")
+    report["html_report"] = HTML_REPORT_FILE

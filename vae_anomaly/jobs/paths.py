@@ -70,23 +70,27 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
             )
 
 
-def score_outputs(output, rejects, report, alerts) -> list[tuple[str, object]]:
-    """The (flag, path) pairs of the files every scoring job writes."""
+def score_outputs(output, rejects, report, alerts, html=None) -> list[tuple[str, object]]:
+    """The (flag, path) pairs of the files every scoring job writes (None: not written)."""
     return [
         ("--output", output),
         ("--rejects", rejects),
         ("--report", report),
         ("--alerts", alerts),
+        ("--html", html),
     ]
 
 
 @contextmanager
-def guarded(inputs, files, folders=(), model_dir=None):
-    """Check a job's paths (``check_distinct`` over the ``inputs`` paths, the ``files`` and
-    ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold the
-    lock of every output for the block."""
+def guarded(inputs, files, folders=(), model_dir=None, other_inputs=()):
+    """Check a job's paths (``check_distinct`` over the ``inputs`` paths, the
+    ``other_inputs`` (flag, path) pairs it only reads, such as ``--labels``, the ``files``
+    and ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold
+    the lock of every output for the block."""
     check_distinct(
-        [("--input", path) for path in inputs] + [*files, *folders] + [("--model-dir", model_dir)]
+        [("--input", path) for path in inputs]
+        + [*other_inputs, *files, *folders]
+        + [("--model-dir", model_dir)]
     )
     check_outputs(files, folders, model_dir=model_dir)
     with locked([*files, *folders]):

@@ -25,6 +25,7 @@ from ..jobs.model_dir import (
     FIT_REJECTS_FILE,
     fit_report,
     staged_directory,
+    write_html_report,
     write_job_document,
 )
 from ..jobs.paths import check_distinct
@@ -108,6 +109,14 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             started,
             columns=schema.report(),
             layout=[list(block) for block in schema.layout()],
+        )
+        write_html_report(
+            staging,
+            detector,
+            encoded.X,
+            report,
+            columns=schema.report(),
+            feature_names=schema.output_names,
         )
         write_job_document(staging, SCHEMA_FILE, schema.to_dict(), config, report)
     return report

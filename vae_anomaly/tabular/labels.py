@@ -30,3 +30,33 @@ def compare_with_labels(output, labels_path, id_column: str | None) -> str:
         f"among the scored rows were flagged ({found}); {int((~planted & flagged).sum())} of "
         f"{int((~planted).sum())} normal rows were flagged."
     )
+
+
+def labelled_scores(output, labels_path, id_column: str | None, chunk_rows: int = 100_000):
+    """(is an anomaly, anomaly score, flagged) of the scored rows of ``output`` (.csv or
+    .parquet) that ``labels_path`` labels, matched on ``id_column``. The output is read
+    ``chunk_rows`` rows at a time; only the labelled rows are kept."""
+    import pandas as pd
+
+    if not id_column:
+        raise ValueError("--labels needs [columns] id_column in the job config to match rows.")
+    labels = pd.read_csv(labels_path, dtype={id_column: str})
+    if id_column not in labels or "is_anomaly" not in labels:
+        raise ValueError(f"--labels {labels_path}: needs the columns {id_column} and is_anomaly.")
+    labels = labels[[id_column, "is_anomaly"]].rename(columns={"is_anomaly": "label"})
+    columns = [id_column, "anomaly_score", "is_anomaly"]
+    if Path(output).suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        batches = pq.ParquetFile(output).iter_batches(chunk_rows, columns=columns)
+        chunks = (batch.to_pandas().astype({id_column: str}) for batch in batches)
+    else:
+        chunks = pd.read_csv(output, usecols=columns, dtype={id_column: str}, chunksize=chunk_rows)
+    found = [chunk.merge(labels, on=id_column, how="inner") for chunk in chunks]
+    merged = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
+    flagged = merged["is_anomaly"].astype(str).str.lower().isin({"true", "1"})
+    return (
+        merged["label"].astype(bool).to_numpy(),
+        merged["anomaly_score"].to_numpy(dtype=float),
+        flagged.to_numpy(),
+    )

@@ -32,6 +32,7 @@ from ..jobs.paths import guarded, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..jobs.report import reason_kind
+from ..report import ScoreSummary, require_matplotlib
 from ..thresholds import verdicts
 from .config import JobConfig
 from .engines import run_tasks
@@ -97,6 +98,13 @@ def score_chunk(task: dict) -> dict:
     write_bytes_atomically(
         parts / f"{stem}.alerts.jsonl",
         "".join(json.dumps(a, allow_nan=False) + "\n" for a in alerts).encode(),
+    )
+    summary = ScoreSummary()  # for --html: this chunk's scores, p-values and top alerts
+    if len(scored):
+        scores = scored[["anomaly_score", "p_value"]].to_numpy(dtype=np.float64)
+        summary.add(scores[:, 0], scores[:, 1], alerts)
+    write_bytes_atomically(
+        parts / f"{stem}.summary.json", json.dumps(summary.to_dict(), allow_nan=False).encode()
     )
     stats = {
         "file": plan.path,
@@ -188,16 +196,24 @@ def score_job(
     engine: str = "local",
     scheduler: str | None = None,
     progress: bool | None = None,
+    html=None,
+    labels=None,
 ) -> tuple[dict, ExitStatus]:
     """Run the scoring job; returns (report, exit status: OK, or ALERTS if rows were flagged).
 
     Before any work: the paths are checked (``jobs.paths``: no two name one file, no output
     is a folder or lies in the model directory), and every output is locked
     (``jobs.locks.JobLock``) until the job ends, so a second job writing the same output
-    is refused instead of deleting this one's parts.
+    is refused instead of deleting this one's parts. ``html``: also write the HTML report
+    (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
+    precision-recall curves against the ``labels`` file when given.
     """
+    if html is not None:
+        require_matplotlib()
     paths = expand_inputs(inputs)
-    with guarded(paths, score_outputs(output, rejects, report, alerts), model_dir=model_dir):
+    outputs = score_outputs(output, rejects, report, alerts, html)
+    labelled = [("--labels", labels)]
+    with guarded(paths, outputs, model_dir=model_dir, other_inputs=labelled):
         started = time.perf_counter()
         model_dir = str(Path(model_dir).resolve())
         fingerprint = model_fingerprint(model_dir)
@@ -260,6 +276,9 @@ def score_job(
                 "alerts": str(alerts) if alerts else None,
             },
         }
+        if html is not None:
+            page = _html_report(parts, stems, detector, document, model_dir, labels, settings)
+            write_bytes_atomically(html, page.encode())
         write_bytes_atomically(report, json.dumps(document, indent=2, allow_nan=False).encode())
         shutil.rmtree(parts, ignore_errors=True)
         return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
@@ -376,3 +395,43 @@ def _report(all_stats, paths, detector) -> dict:
         "threshold": threshold_info(detector),
         "score_method": detector.score_method,
     }
+
+
+def _html_report(parts: Path, stems, detector, document: dict, model_dir, labels, settings) -> str:
+    """The HTML report of the run, from the chunks' summaries (read one at a time) and the
+    report's accounting; with ``labels``, the labelled rows' scores from the output."""
+    from ..report import score_report
+    from .labels import labelled_scores
+
+    summary, without = ScoreSummary(), 0
+    for stem in stems:
+        part = parts / f"{stem}.summary.json"
+        if part.is_file():
+            summary.merge(ScoreSummary.from_dict(json.loads(part.read_text())))
+        else:  # committed by a version without summaries, kept by --resume
+            without += 1
+    reasons = Counter()
+    for file in document["files"]:
+        reasons.update(file["reject_reasons"])
+    accounting = {
+        "read": document["rows_read"],
+        "scored": document["rows_scored"],
+        "rejected": document["rows_rejected"],
+        "flagged": document["rows_flagged"],
+        "rejected_by_reason": dict(reasons),
+    }
+    details = {
+        "model": model_dir,
+        "inputs": ", ".join(file["path"] for file in document["files"]),
+        **{f"{name} file": path for name, path in document["outputs"].items()},
+        "chunks": document["chunks"],
+        "chunks without a summary (resumed from an older version; not in the figures)": (
+            without or None
+        ),
+        "seconds": document["elapsed_seconds"],
+    }
+    labelled = None
+    if labels is not None:
+        output = document["outputs"]["scored"]
+        labelled = labelled_scores(output, labels, settings.id_column)
+    return score_report(detector, summary, accounting, details=details, labels=labelled)
