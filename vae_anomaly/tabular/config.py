@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
-from .schema import DEFAULT_MAX_LEVELS, ROLES
+from ..schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
 
