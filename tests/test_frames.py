@@ -384,11 +384,14 @@ def test_the_sample_data_anomalies_are_found_as_by_the_csv_job():
         missing="mask", missing_indicator=True, calibration_fraction=0.2, fpr=0.01,
         random_state=0,
     ).fit(_machines_frame("machines_train.csv"))  # fmt: skip
+    # The malformed lines (which the score job rejects) are dropped: an extra field, a
+    # number that is not one or is infinite, a flag that is not yes or no.
     new = pd.read_csv(ROOT / "sample_data" / "machines_new.csv", on_bad_lines="skip")
-    usable = pd.to_numeric(new["rpm"], errors="coerce").notna() & new["maintenance_due"].isin(
-        ["yes", "no"]
-    )
-    new = new[usable].astype({"rpm": np.int64})
+    numeric = ["load_pct", "rpm", "power_kw", "temperature_c", "runtime_h"]
+    numbers = new[numeric].apply(pd.to_numeric, errors="coerce")
+    parsed = (numbers.notna() | new[numeric].isna()) & ~np.isinf(numbers)
+    usable = parsed.all(axis=1) & new["maintenance_due"].isin(["yes", "no"])
+    new = new[usable].assign(**{name: numbers[name][usable] for name in numeric})
     labels = pd.read_csv(ROOT / "sample_data" / "machines_new_labels.csv")
     anomaly = new["record_id"].map(labels.set_index("record_id")["is_anomaly"]).to_numpy() == 1
     flagged = detector.predict(new.drop(columns=["record_id", "timestamp"])) == -1

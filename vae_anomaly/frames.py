@@ -168,6 +168,11 @@ def encoded_columns(schema: TabularSchema) -> list[str]:
     ]
 
 
+def _label(frame: pd.DataFrame, position: int):
+    """The index label of a row, as a Python value (1, not np.int64(1))."""
+    return frame.index[position : position + 1].tolist()[0]
+
+
 def encode_frame(schema: TabularSchema, frame: pd.DataFrame, allow_missing: bool, scaling=None):
     """The frame's modelled columns encoded: float64 [n, width] in the schema's layout,
     NaN where a cell is missing, an unseen category in the unknown level.
@@ -180,7 +185,7 @@ def encode_frame(schema: TabularSchema, frame: pd.DataFrame, allow_missing: bool
     if encoded.rejected:
         position, reason = encoded.rejected[0]
         raise ValueError(
-            f"X cannot be encoded at row {position} (index label {frame.index[position]!r}): "
+            f"X cannot be encoded at row {position} (index label {_label(frame, position)!r}): "
             f"{reason}; {len(encoded.rejected)} row(s) affected. Fix or drop these rows."
         )
     X = encoded.X
@@ -191,7 +196,7 @@ def encode_frame(schema: TabularSchema, frame: pd.DataFrame, allow_missing: bool
             name = encoded_columns(schema)[columns[0]]
             raise ValueError(
                 f"X has a missing value at row {rows[0]} (index label "
-                f"{frame.index[rows[0]]!r}), column {name!r}; {np.unique(rows).size} row(s) "
+                f"{_label(frame, rows[0])!r}), column {name!r}; {np.unique(rows).size} row(s) "
                 "have missing cells. Pass missing='mask' to leave missing cells out of the "
                 "likelihood, or fill them first."
             )
