@@ -83,6 +83,36 @@ def test_sparse_input_is_made_dense_one_bounded_block_at_a_time(monkeypatch):
     assert (200, 4) not in shapes
 
 
+@pytest.mark.parametrize("scaling", ["standard", "robust"])
+def test_the_scaling_of_sparse_columns_in_blocks_is_that_of_the_dense_matrix(monkeypatch, scaling):
+    """Blocks of two and three whole columns give the dense matrix's statistics to the
+    last bit (a one-column block would not: NumPy sums it in another order)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(5000, 5)) * 1e3 + 7.3
+    X[rng.random(X.shape) < 0.3] = 0.0
+    X[rng.random(X.shape) < 0.01] = np.nan
+    monkeypatch.setattr(validation, "DENSE_BLOCK_VALUES", 2 * len(X))
+    assert [len(block) for block in validation.column_blocks(*X.shape)] == [3, 2]
+    columns = np.array([True, True, False, True, True])
+    blockwise = validation.fit_scaling(sparse.csr_array(X), scaling, columns)
+    dense = validation.fit_scaling(X, scaling, columns)
+    np.testing.assert_array_equal(blockwise[0], dense[0])
+    np.testing.assert_array_equal(blockwise[1], dense[1])
+
+
+def test_a_divergence_names_the_same_extreme_columns_for_sparse_rows():
+    from vae_anomaly.sparse_rows import ScaledRows
+    from vae_anomaly.training import most_extreme_columns
+
+    X = with_zeros(30, 0)
+    X[4, 2], X[5, 0] = 1e12, np.nan
+    scale = lambda block: (block / 10.0).astype(np.float32)  # noqa: E731
+    names = ["a", "b", "c", "d"]
+    sparse_named = most_extreme_columns(ScaledRows(sparse.csr_array(X), scale), names)
+    assert sparse_named == most_extreme_columns(scale(X), names)
+    assert sparse_named.startswith("column 'c' (index 2) (|u| up to 1e+11)")
+
+
 def test_sparse_errors_name_the_row_and_column_of_a_stored_value():
     X = with_zeros(50, 0)
     X[7, 2] = np.inf
