@@ -15,8 +15,8 @@ from vae_anomaly.errors import CalibrationWarning, ModelFileError, TrainingDiver
 from vae_anomaly.integrity import seal_directory
 from vae_anomaly.jobs.model_dir import threshold_info
 from vae_anomaly.model import VAE
+from vae_anomaly.schema import Column, TabularSchema
 from vae_anomaly.scoring import SCORING_MEMORY_BYTES, scoring_batch_rows, scoring_row_bytes
-from vae_anomaly.tabular.schema import Column, TabularSchema
 
 SMALL = dict(epochs=2, hidden_units=(8,), n_score_samples=4, random_state=0)
 

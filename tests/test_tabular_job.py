@@ -18,11 +18,11 @@ from conftest import eagerly
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
 from vae_anomaly.machine_records import make_machine_records, write_machine_records
+from vae_anomaly.schema import Column, infer_column
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig, load_config
 from vae_anomaly.tabular.fit_job import fit_job
 from vae_anomaly.tabular.saved import saved_settings
-from vae_anomaly.tabular.schema import Column, infer_column
 from vae_anomaly.tabular.score_job import score_job
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,13 +8,15 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator, OutlierMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from .distributions import LIKELIHOODS, is_scaled, scaled_columns
 from .errors import CalibrationWarning
+from .frames import encode_frame, frame_schema, output_order, schema_from_roles
 from .latents import MAX_EXACT_CONFIGURATIONS
 from .layout import layout_width, normalize_layout, observed_outputs, output_spans
 from .manifest import detector_from_manifest, detector_manifest
@@ -36,6 +38,7 @@ from .persistence import (
     write_bundle,
 )
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
+from .sparse_rows import ScaledRows, row_blocks
 from .thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -62,6 +65,8 @@ AUTO_FENCE_IQRS = 3.0
 _SEED_HIGH = 2**31 - 1
 # Fewer rows give no scale and no threshold to speak of.
 MIN_TRAINING_ROWS = 2
+# The default of ``likelihood``: only then may column roles choose a likelihood per column.
+_DEFAULT_LIKELIHOOD = "gaussian"
 
 
 class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
@@ -112,6 +117,12 @@ or sequence of (family, width), default="gaussian"
         (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``, ``("categorical", w)``
         for one one-hot column of w levels) models mixed-type columns; only the Gaussian
         columns are scaled, and ``score_features`` has one column per original column.
+    column_roles : dict or None, default=None
+        For a DataFrame X: column name -> ``"numeric"`` (Gaussian), ``"categorical"``
+        (a Categorical over the training levels plus an unknown level), ``"boolean"``
+        (Bernoulli) or ``"ignore"`` (dropped), overriding the roles ``fit`` infers
+        (``frames``: the CSV job's inference, from the dtypes and values). Only with
+        ``likelihood="gaussian"``. See "Input" below.
     likelihood_scale : {"feature", "sample"}, default="feature"
         Gaussian only: one learned scale per feature, or one per feature and row.
     min_scale : float, default=0.1
@@ -225,6 +236,12 @@ or sequence of (family, width), default="gaussian"
         Why the threshold is not calibrated ("" when it is).
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
+    feature_roles_ : dict of str to str
+        Only when ``fit`` encoded a DataFrame by column roles: each column's role
+        (``"numeric"``, ``"categorical"``, ``"boolean"`` or ``"ignore"``), in X's order.
+    feature_levels_ : dict of str to list of str
+        With ``feature_roles_``: the training levels of each categorical column, most
+        frequent first; any other value scores as the unknown level.
 
     Notes
     -----
@@ -236,6 +253,18 @@ or sequence of (family, width), default="gaussian"
 
     Both are lower bounds on log p(x) in expectation; IWAE tightens with k. A row's
     score does not depend on the batch it came in, its position or the other rows.
+
+    Input: a numeric array, a DataFrame, or a SciPy sparse matrix or array. A sparse X is
+    made dense one training batch or one block of rows at a time, never whole, and
+    scores exactly as ``X.toarray()`` would. A DataFrame whose columns are all numbers
+    is modelled as an array. A DataFrame with a categorical or boolean column (text,
+    category, bool), or any DataFrame with ``column_roles``, is encoded by column roles
+    as ``vae-anomaly fit`` encodes a CSV (``frames``, ``schema``): numeric -> Gaussian,
+    categorical -> Categorical with an unknown level for unseen values, boolean (bool,
+    or two values among true/false, yes/no, 1/0) -> Bernoulli; with ``missing="mask"``,
+    missing cells are left out of the likelihood. The roles are in ``feature_roles_``;
+    ``score_features`` then returns a DataFrame with one column per modelled column of X.
+    A datetime column, free text or an identifier is an error that names the column.
 
     Examples
     --------
@@ -261,6 +290,7 @@ or sequence of (family, width), default="gaussian"
         conv_filters=None,
         activation="relu",
         likelihood="gaussian",
+        column_roles=None,
         likelihood_scale="feature",
         min_scale=0.1,
         beta=1.0,
@@ -295,6 +325,7 @@ or sequence of (family, width), default="gaussian"
         self.conv_filters = conv_filters
         self.activation = activation
         self.likelihood = likelihood
+        self.column_roles = column_roles
         self.likelihood_scale = likelihood_scale
         self.min_scale = min_scale
         self.beta = beta
@@ -346,6 +377,12 @@ or sequence of (family, width), default="gaussian"
             check_choice("likelihood", self.likelihood, list(LIKELIHOODS.keys() - {"mixed"}))
         else:
             normalize_layout(self.likelihood)
+        if self.column_roles is not None and not self._takes_roles():
+            raise ValueError(
+                "column_roles sets a likelihood per column of a DataFrame, which needs "
+                f"likelihood='gaussian' (the default) and no image_shape; got likelihood="
+                f"{self.likelihood!r}, image_shape={self.image_shape!r}."
+            )
         scaling = self._resolved_scaling()
         if LIKELIHOODS[self._family()].support == "unit_interval" and scaling is not None:
             raise ValueError(
@@ -384,14 +421,40 @@ or sequence of (family, width), default="gaussian"
             )
 
     def _family(self) -> str:
-        """The likelihood head: "gaussian", "bernoulli", or "mixed" for a layout."""
-        return self.likelihood if isinstance(self.likelihood, str) else "mixed"
+        """The likelihood head: "gaussian", "bernoulli", or "mixed" for a layout (given,
+        or from the column roles of a DataFrame)."""
+        if isinstance(self.likelihood, str) and self._schema() is None:
+            return self.likelihood
+        return "mixed"
 
     def _layout(self, n_features: int) -> tuple[tuple[str, int], ...]:
         """The layout of the columns; a single family covers all of them."""
+        schema = self._schema()
+        if schema is not None:
+            return schema.layout()
         if isinstance(self.likelihood, str):
             return ((self.likelihood, n_features),)
         return normalize_layout(self.likelihood)
+
+    def _takes_roles(self) -> bool:
+        """Whether a DataFrame's columns may be modelled by their roles (``frames``):
+        the roles replace ``likelihood`` only when it is left at its default."""
+        return self.likelihood == _DEFAULT_LIKELIHOOD and self.image_shape is None
+
+    def _schema(self):
+        """The column roles of the DataFrame fitted on (``schema.TabularSchema``), or None
+        when fit took an array (or a DataFrame of numbers only)."""
+        if not hasattr(self, "feature_roles_") or not self._takes_roles():
+            return None
+        return schema_from_roles(self.feature_roles_, self.feature_levels_)
+
+    def _encoded_names(self):
+        """Names of the columns the model sees, for messages: ``feature_names_in_``, or
+        a fitted DataFrame's encoded names (``name=level`` for a category's one-hot)."""
+        schema = self._schema()
+        if schema is None:
+            return getattr(self, "feature_names_in_", None)
+        return schema.encoded_names
 
     def _image_shape(self, n_features: int):
         """``image_shape`` as ints, checked against the width of X; None for tabular X."""
@@ -413,14 +476,45 @@ or sequence of (family, width), default="gaussian"
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self.missing == "mask"
+        tags.input_tags.sparse = True
         return tags
 
     def _validate_input(self, X, *, reset: bool) -> np.ndarray:
-        """X as float64 [n, d]; errors name the row and column of the first bad cell."""
+        """X as float64 [n, d] (CSR for SciPy sparse input), a DataFrame with column roles
+        encoded (``frames``); errors name the row and column of the first bad cell."""
+        if reset:
+            for name in ("feature_roles_", "feature_levels_"):  # from an earlier fit
+                self.__dict__.pop(name, None)
+            if self.column_roles is not None and not isinstance(X, pd.DataFrame):
+                raise ValueError(
+                    "column_roles names columns of a DataFrame, but X is a "
+                    f"{type(X).__name__}; pass a DataFrame or leave column_roles=None."
+                )
+            schema = frame_schema(X, self.column_roles) if self._takes_roles() else None
+            if schema is not None:
+                validate_data(self, X, reset=True, skip_check_array=True)
+                self.feature_roles_ = {c.name: c.role for c in schema.columns}
+                self.feature_levels_ = {
+                    c.name: list(c.levels) for c in schema.by_role("categorical")
+                }
+                return encode_frame(schema, X, self.missing == "mask")
+        elif self._schema() is not None:
+            if not isinstance(X, pd.DataFrame):
+                raise ValueError(
+                    "This VAEAnomalyDetector was fitted on a DataFrame whose columns it "
+                    f"encodes by role (feature_roles_), but X is a {type(X).__name__}: pass a "
+                    f"DataFrame with the columns {list(self.feature_names_in_)}."
+                )
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return encode_frame(
+                self._schema(), X, self.missing == "mask", (self.center_, self.scale_)
+            )
         if isinstance(X, pd.DataFrame):
             check_numeric_frame(X)
         try:
-            array = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+            array = validate_data(
+                self, X, reset=reset, dtype=np.float64, ensure_all_finite=False, accept_sparse="csr"
+            )
         except (TypeError, ValueError) as error:
             located = with_location(error, X, getattr(self, "feature_names_in_", None))
             if located is error:
@@ -436,8 +530,7 @@ or sequence of (family, width), default="gaussian"
             )
         unit = ~scaled_columns(layout)
         if unit.any():
-            # Gaussian columns masked with 0.5 so that positions in the error stay those of X.
-            check_unit_interval(np.where(unit, array, 0.5), names, self._family())
+            check_unit_interval(array, names, self._family(), columns=unit)
         return array
 
     # ------------------------------------------------------------------ fit
@@ -467,7 +560,7 @@ or sequence of (family, width), default="gaussian"
 
         layout = self._layout(n_features)
         self.center_, self.scale_ = fit_scaling(X, self._resolved_scaling(), scaled_columns(layout))
-        U = self._scaled(X)
+        U = self._model_rows(X)
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
         if self.score_method == "exact":
             self._check_exact(self.latent_dim_)
@@ -534,7 +627,7 @@ or sequence of (family, width), default="gaussian"
                 shuffle_seed=shuffle_seed,
                 verbose=self.verbose,
             ),
-            feature_names=getattr(self, "feature_names_in_", None),
+            feature_names=self._encoded_names(),
         )
         self.n_epochs_ = len(self.history_["loss"])
         self.model_ = model
@@ -571,13 +664,24 @@ or sequence of (family, width), default="gaussian"
         with np.errstate(over="ignore"):
             return (X - self.center_) / self.scale_
 
-    def _scaled(self, X: np.ndarray) -> np.ndarray:
+    def _scaled(self, X: np.ndarray, first_row: int = 0) -> np.ndarray:
         """u = (x - center_) / scale_ as the model's float32; every path into the model
         passes here, so a value whose scaled form overflows float32 is a ValueError naming
-        its row and column (a score that overflows is caught in ``_terms``)."""
+        its row (X: a dense block of rows from ``first_row``) and column (a score that
+        overflows is caught in ``_terms``)."""
         U = self._scaled_float64(X)
-        check_in_range(X, U, getattr(self, "feature_names_in_", None))
+        check_in_range(X, U, self._encoded_names(), first_row=first_row)
         return U.astype(np.float32)
+
+    def _model_rows(self, X):
+        """The rows the model trains on: u as float32 for a dense X; for a sparse X,
+        ``ScaledRows`` made dense one batch at a time (its range checked here, a block of
+        rows at a time)."""
+        if not sparse.issparse(X):
+            return self._scaled(X)
+        for start, stop in row_blocks(*X.shape):
+            self._scaled(X[start:stop].toarray(), first_row=start)
+        return ScaledRows(X, self._scaled)
 
     def _check_scores_finite(self, X: np.ndarray, terms: ScoreTerms, rows=None) -> None:
         """ValueError naming the first row whose score is not finite, and its most extreme
@@ -590,7 +694,7 @@ or sequence of (family, width), default="gaussian"
         row = int(rows[position]) if rows is not None else position
         extremity = np.abs(self._scaled_float64(X[position]))
         j = int(np.argmax(np.where(np.isnan(extremity), -1.0, extremity)))
-        column = column_label(j, getattr(self, "feature_names_in_", None))
+        column = column_label(j, self._encoded_names())
         raise ValueError(
             f"Input X at row {row} scores {float(terms.elbo[position])!r}: its {column} "
             f"= {float(X[position, j])!r} ({float(extremity[j]):.3g} after scaling) overflows "
@@ -598,13 +702,27 @@ or sequence of (family, width), default="gaussian"
             "or fix their values."
         )
 
-    def _terms(self, X: np.ndarray, features: bool = True, rows=None) -> ScoreTerms:
+    def _terms(self, X: np.ndarray, features: bool = True, rows=None, first_row=0) -> ScoreTerms:
         """Score terms of validated X, in the units of X (log-Jacobian of the scaling added).
 
         A row whose score is not finite is a ValueError (``rows``: its index in the
-        caller's X, when X is a selection of it)."""
+        caller's X, when X is a selection of it). A sparse X is scored a dense block of
+        rows at a time: a row's score does not depend on the rows scored with it."""
+        if sparse.issparse(X):
+            rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
+            blocks = [
+                self._terms(X[start:stop].toarray(), features, rows[start:stop], start)
+                for start, stop in row_blocks(*X.shape)
+            ]
+            return ScoreTerms(
+                *(
+                    None if getattr(blocks[0], f.name) is None
+                    else np.concatenate([getattr(b, f.name) for b in blocks])
+                    for f in dataclasses.fields(ScoreTerms)
+                )
+            )  # fmt: skip
         noise = self.model_.latent.scoring_noise(self.score_seed_, self.n_score_samples)
-        U = self._scaled(X)
+        U = self._scaled(X, first_row)
         terms = score_terms(self.model_, U, noise, features=features)
         if self.score_method == "exact":
             terms = dataclasses.replace(terms, exact=exact_log_marginals(self.model_, U))
@@ -634,11 +752,17 @@ or sequence of (family, width), default="gaussian"
     def score_terms(self, X, *, features: bool = True) -> ScoreTerms:
         """All per-row estimates at once: elbo, iwae, elbo_mc, kl, feature_log_likelihood.
 
-        ``features=False`` leaves out the (n, d) per-feature terms to save memory.
+        ``features=False`` leaves out the (n, d) per-feature terms to save memory. For a
+        DataFrame encoded by column roles, the per-feature terms follow its columns.
         """
         check_is_fitted(self)
         self._check_scoring_params()
-        return self._terms(self._validate_input(X, reset=False), features=features)
+        terms = self._terms(self._validate_input(X, reset=False), features=features)
+        schema = self._schema()
+        if features and schema is not None:
+            in_frame_order = terms.feature_log_likelihood[:, output_order(schema)]
+            terms = dataclasses.replace(terms, feature_log_likelihood=in_frame_order)
+        return terms
 
     def score_samples(self, X) -> np.ndarray:
         """Estimate of log p(x) per row (ELBO or IWAE by ``score_method``), float64 (n,).
@@ -668,7 +792,33 @@ or sequence of (family, width), default="gaussian"
             the other rows passed with it.
         """
         check_is_fitted(self)
-        return posterior_means(self.model_, self._scaled(self._validate_input(X, reset=False)))
+        X = self._validate_input(X, reset=False)
+        if not sparse.issparse(X):
+            return posterior_means(self.model_, self._scaled(X))
+        return np.concatenate(
+            [
+                posterior_means(self.model_, self._scaled(X[start:stop].toarray(), start))
+                for start, stop in row_blocks(*X.shape)
+            ]
+        )
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the columns of ``transform``: ``z0``, ``z1``, ... for a Gaussian
+        latent; ``z{l}_{k}`` (variable l, class k) for a categorical one.
+
+        ``set_output(transform="pandas")`` makes ``transform`` return a DataFrame with
+        these column names (and the index of X when X is a DataFrame)."""
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
+        if self.latent == "categorical":
+            names = [
+                f"z{variable}_{k}"
+                for variable in range(self.latent_dim_)
+                for k in range(self.latent_categories)
+            ]
+        else:
+            names = [f"z{variable}" for variable in range(self.latent_dim_)]
+        return np.asarray(names, dtype=object)
 
     def decision_function(self, X) -> np.ndarray:
         """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""
@@ -732,16 +882,23 @@ or sequence of (family, width), default="gaussian"
         """
         return np.where(benjamini_hochberg(self.p_values(X), fdr), -1, 1)
 
-    def score_features(self, X) -> np.ndarray:
+    def score_features(self, X) -> np.ndarray | pd.DataFrame:
         """Per-feature terms E_q[log p(x_j|z)], float64 (n, outputs), in the units of X.
 
         One column per feature, or per original column with a layout (a one-hot group is
-        one column); a missing entry contributes 0.
+        one column); a missing entry contributes 0. For a detector fitted on a DataFrame
+        encoded by column roles (``feature_roles_``), a DataFrame with X's index and one
+        column per modelled column of X, named as in X (a categorical column is one
+        column; "ignore" columns are left out).
 
         Low values mark the columns that make a row unlikely. They add up to the ELBO:
         ``score_features(X).sum(axis=1) - score_terms(X).kl == score_terms(X).elbo``.
         """
-        return self.score_terms(X).feature_log_likelihood
+        terms = self.score_terms(X).feature_log_likelihood
+        if self._schema() is None:
+            return terms
+        names = [name for name, role in self.feature_roles_.items() if role != "ignore"]
+        return pd.DataFrame(terms, index=X.index, columns=names)
 
     # ------------------------------------------------------------------ persistence
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelFileError
-from .layout import normalize_layout
+from .frames import check_roles, schema_from_roles
+from .layout import layout_width, normalize_layout
 from .model import VAE
 from .persistence import MANIFEST_FILE
 
@@ -45,6 +46,9 @@ def detector_manifest(detector) -> dict:
     }
     if hasattr(detector, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(name) for name in detector.feature_names_in_]
+    if hasattr(detector, "feature_roles_"):  # a DataFrame encoded by column roles
+        fitted["feature_roles_"] = dict(detector.feature_roles_)
+        fitted["feature_levels_"] = {k: list(v) for k, v in detector.feature_levels_.items()}
     if hasattr(detector, "calibration_scores_"):
         fitted["calibration_scores_"] = detector.calibration_scores_.tolist()
     if hasattr(detector, "fpr_"):
@@ -80,6 +84,14 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         detector.history_ = fitted["history_"]
         if "feature_names_in_" in fitted:
             detector.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        if "feature_roles_" in fitted:
+            names = list(fitted.get("feature_names_in_", []))
+            problem = check_roles(fitted["feature_roles_"], fitted["feature_levels_"], names)
+            if problem:
+                raise ValueError(f"fitted.{problem}")
+            # In the order of the columns (JSON objects are written with sorted keys).
+            detector.feature_roles_ = {name: fitted["feature_roles_"][name] for name in names}
+            detector.feature_levels_ = dict(fitted["feature_levels_"])
         if "calibration_scores_" in fitted:
             detector.calibration_scores_ = np.asarray(
                 fitted["calibration_scores_"], dtype=np.float64
@@ -105,6 +117,23 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
     def bad(entry: str, problem: str):
         return ModelFileError(f"{manifest_path}: the entry 'fitted.{entry}' {problem}.")
 
+    names = getattr(detector, "feature_names_in_", None)
+    if names is not None and names.shape != (n,):
+        raise bad(
+            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
+        )
+    if hasattr(detector, "feature_roles_"):
+        # A DataFrame encoded by column roles: the model sees the encoded columns.
+        roles, levels = detector.feature_roles_, detector.feature_levels_
+        problem = check_roles(roles, levels, [] if names is None else list(names))
+        if problem:
+            raise ModelFileError(f"{manifest_path}: fitted.{problem}.")
+        n = layout_width(schema_from_roles(roles, levels).layout())
+        if model.n_features != n:
+            raise bad(
+                "feature_levels_",
+                f"encode {n} columns, which does not match the model's {model.n_features}",
+            )
     if n < 1 or model.n_features != n:
         raise bad("n_features_in_", f"is {n}, which does not match the model's {model.n_features}")
     if detector.latent_dim_ != model.latent_dim:
@@ -122,7 +151,7 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
     for entry in ("center_", "scale_"):
         values = getattr(detector, entry)
         if values.shape != (n,):
-            raise bad(entry, f"has shape {values.shape}, which does not match n_features_in_ = {n}")
+            raise bad(entry, f"has shape {values.shape}, which does not match the {n} columns")
         wrong = ~np.isfinite(values) | ((values <= 0) if entry == "scale_" else False)
         if wrong.any():
             j = int(np.flatnonzero(wrong)[0])
@@ -130,11 +159,6 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
             raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
     if not math.isfinite(detector.offset_):
         raise bad("offset_", f"must be finite, got {detector.offset_!r}")
-    names = getattr(detector, "feature_names_in_", None)
-    if names is not None and names.shape != (n,):
-        raise bad(
-            "feature_names_in_", f"has {names.size} names: does not match n_features_in_ = {n}"
-        )
     if hasattr(detector, "calibration_scores_"):
         scores = detector.calibration_scores_
         if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):

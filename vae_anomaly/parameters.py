@@ -46,6 +46,9 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     # A family name, or a layout of (family, width) blocks: checked against the registry
     # of likelihood heads (``distributions.LIKELIHOODS``) by _check_params.
     "likelihood": [str, list, tuple],
+    # Column name -> "numeric", "categorical", "boolean" or "ignore" (``frames.FRAME_ROLES``),
+    # for DataFrames: checked against X's columns by fit.
+    "column_roles": [dict, None],
     "likelihood_scale": [StrOptions(set(LIKELIHOOD_SCALES))],
     "min_scale": [Interval(Real, 0, None, closed="neither")],
     "beta": [_at_least(Real, 0)],

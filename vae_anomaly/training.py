@@ -1,6 +1,7 @@
 """Training a VAE: the Keras fit loop, its callbacks, and the check that it stayed finite.
 
-``train`` runs ``VAE.fit`` on scaled rows U [n, d] (float32) with Adam, mini-batches
+``train`` runs ``VAE.fit`` on scaled rows U [n, d] (float32, or sparse rows scaled one
+batch at a time: ``sparse_rows.ScaledRows``) with Adam, mini-batches
 reshuffled every epoch, optional KL warm-up, the latent's own callbacks (the temperature
 schedule of a categorical latent), and early stopping on the validation rows' loss
 (the mean negative training objective) with the best weights restored. It knows
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from .errors import TrainingDivergedError
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
+from .sparse_rows import ScaledRows
 from .validation import column_label
 
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
@@ -70,21 +72,14 @@ def train(
         jit_compile=bool(tf.config.list_physical_devices("GPU")),
         steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
     )
-    train_data = (
-        tf.data.Dataset.from_tensor_slices(train_rows)
-        .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    train_data = _batches(train_rows, batch_size, settings.shuffle_seed).prefetch(tf.data.AUTOTUNE)
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
     if settings.kl_warmup_epochs:
         callbacks.append(KLWarmup(settings.beta, settings.kl_warmup_epochs))
     validation_data = None
     if len(validation_rows):
-        validation_data = tf.data.Dataset.from_tensor_slices(validation_rows).batch(
-            max(batch_size, VALIDATION_BATCH)
-        )
+        validation_data = _batches(validation_rows, max(batch_size, VALIDATION_BATCH))
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -112,15 +107,31 @@ def train(
     return history
 
 
+def _batches(rows, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """Batches of rows [b, d], reshuffled every epoch when ``shuffle_seed`` is given:
+    slices of an array, or sparse rows made dense one batch at a time (``ScaledRows``)."""
+    if isinstance(rows, ScaledRows):
+        return rows.batches(batch_size, shuffle_seed)
+    data = tf.data.Dataset.from_tensor_slices(rows)
+    if shuffle_seed is not None:
+        data = data.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return data.batch(batch_size)
+
+
 def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
     """'column 'a' (index 0) (|u| up to 1e+30), ...': the columns of scaled rows U [n, d]
     with the largest magnitudes, most extreme first."""
-    if U.size == 0:
+    if isinstance(U, ScaledRows):
+        extremes = U.column_extremes() if len(U) else None
+    elif U.size:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            extremes = np.nanmax(np.abs(U.astype(np.float64)), axis=0)
+        extremes = np.where(np.isnan(extremes), -1.0, extremes)
+    else:
+        extremes = None
+    if extremes is None:
         return ""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        extremes = np.nanmax(np.abs(U.astype(np.float64)), axis=0)
-    extremes = np.where(np.isnan(extremes), -1.0, extremes)
     order = np.argsort(-extremes, kind="stable")[:count]
     return ", ".join(
         f"{column_label(int(j), feature_names)} (|u| up to {extremes[j]:.3g})" for j in order

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 
 def column_label(j: int, feature_names=None) -> str:
@@ -70,14 +71,29 @@ def with_location(error: Exception, X, feature_names=None) -> Exception:
     return type(error)(located)
 
 
+def _marked_cells(X, mark) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, columns, values) of the cells where ``mark(values, columns)`` is true, in
+    row-major order; of a sparse X only the stored cells are tested (the others are 0)."""
+    if sparse.issparse(X):
+        cells = sparse.coo_array(X)
+        marked = mark(cells.data, cells.col)
+        rows, columns, values = cells.row[marked], cells.col[marked], cells.data[marked]
+        order = np.lexsort((columns, rows))
+        return rows[order].astype(np.int64), columns[order].astype(np.int64), values[order]
+    rows, columns = np.nonzero(mark(X, np.arange(X.shape[1])))
+    return rows, columns, X[rows, columns]
+
+
 def check_finite(X: np.ndarray, feature_names=None, name: str = "X", allow_nan=False) -> None:
-    """Raise ValueError naming the first NaN or infinity by row and column (NaN may be allowed)."""
-    finite = np.isfinite(X) | (np.isnan(X) if allow_nan else False)
-    if finite.all():
+    """Raise ValueError naming the first NaN or infinity by row and column (NaN may be
+    allowed); X may be a SciPy sparse matrix."""
+    rows, columns, values = _marked_cells(
+        X, lambda v, _: ~(np.isfinite(v) | (np.isnan(v) if allow_nan else False))
+    )
+    if rows.size == 0:
         return
-    rows, columns = np.nonzero(~finite)
     row, j = int(rows[0]), int(columns[0])
-    kind = "NaN" if np.isnan(X[row, j]) else "infinity"
+    kind = "NaN" if np.isnan(values[0]) else "infinity"
     raise ValueError(
         f"Input {name} contains {kind} at row {row}, {column_label(j, feature_names)}; "
         f"{rows.size} non-finite value(s) in {np.unique(rows).size} row(s). "
@@ -85,11 +101,33 @@ def check_finite(X: np.ndarray, feature_names=None, name: str = "X", allow_nan=F
     )
 
 
+# Dense float64 values of one block of a sparse X made dense: 16 MiB, the scoring budget.
+DENSE_BLOCK_VALUES = 2 * 2**20
+
+
+def column_blocks(n_rows: int, n_columns: int) -> list[np.ndarray]:
+    """Column indices of blocks of at most DENSE_BLOCK_VALUES values (one column at least).
+
+    A block has two columns or more when X has two: NumPy reduces a one-column array
+    along its contiguous axis in another order (pairwise), which changes the last bits of
+    a mean, so a block must be laid out as the full matrix is."""
+    width = max(2, DENSE_BLOCK_VALUES // max(1, n_rows))
+    count = max(1, min(n_columns // 2, -(-n_columns // width)))
+    return np.array_split(np.arange(n_columns), count)
+
+
 def fit_scaling(X: np.ndarray, scaling: str | None, columns=None) -> tuple[np.ndarray, np.ndarray]:
     """(center, scale) per column, ignoring NaN; a constant, empty or unselected column
-    (``columns`` is a boolean mask of the columns to scale) gets center 0 and scale 1."""
+    (``columns`` is a boolean mask of the columns to scale) gets center 0 and scale 1.
+    A SciPy sparse X is densified a block of columns at a time (``sparse_rows``)."""
     n_features = X.shape[1]
     columns = np.ones(n_features, dtype=bool) if columns is None else np.asarray(columns)
+    if sparse.issparse(X):
+        parts = [
+            fit_scaling(X[:, block].toarray(), scaling, columns[block])
+            for block in column_blocks(*X.shape)
+        ]
+        return tuple(np.concatenate(part) for part in zip(*parts, strict=True))
     if scaling is None or not columns.any():
         return np.zeros(n_features), np.ones(n_features)
     with warnings.catch_warnings():
@@ -127,27 +165,35 @@ def _first_marked(mask: np.ndarray) -> tuple[int, int, np.ndarray]:
     return int(rows[0]), int(columns[0]), rows
 
 
-def check_in_range(X: np.ndarray, U: np.ndarray, feature_names=None, name: str = "X") -> None:
-    """Raise ValueError naming the first value of X whose scaled form U overflows float32."""
+def check_in_range(
+    X: np.ndarray, U: np.ndarray, feature_names=None, name: str = "X", first_row: int = 0
+) -> None:
+    """Raise ValueError naming the first value of X whose scaled form U overflows float32
+    (X a block of the caller's rows starting at ``first_row``: the row is named in those)."""
     bad = out_of_range(U)
     if not bad.any():
         return
     row, j, rows = _first_marked(bad)
     raise ValueError(
-        f"Input {name} has a value out of range at row {row}, {column_label(j, feature_names)}: "
+        f"Input {name} has a value out of range at row {first_row + row}, "
+        f"{column_label(j, feature_names)}: "
         f"{float(X[row, j])!r} is {float(U[row, j]):.3g} after scaling ((x - center_) / "
         f"scale_), which overflows float32, the model's float type; {rows.size} such "
         f"value(s) in {np.unique(rows).size} row(s). Remove these rows or fix their values."
     )
 
 
-def check_unit_interval(X: np.ndarray, feature_names=None, likelihood: str = "") -> None:
-    """Raise ValueError naming the first value outside [0, 1]."""
-    outside = (X < 0.0) | (X > 1.0)
-    if not outside.any():
+def check_unit_interval(
+    X: np.ndarray, feature_names=None, likelihood: str = "", columns=None
+) -> None:
+    """Raise ValueError naming the first value outside [0, 1] (of the ``columns``, a
+    boolean mask, when given); X may be a SciPy sparse matrix."""
+    checked = np.ones(X.shape[1], dtype=bool) if columns is None else np.asarray(columns)
+    rows, columns_, values = _marked_cells(X, lambda v, j: ((v < 0.0) | (v > 1.0)) & checked[j])
+    if rows.size == 0:
         return
-    row, j, rows = _first_marked(outside)
+    row, j = int(rows[0]), int(columns_[0])
     raise ValueError(
-        f"likelihood={likelihood!r} needs values in [0, 1], but X has {float(X[row, j])!r} at row "
+        f"likelihood={likelihood!r} needs values in [0, 1], but X has {float(values[0])!r} at row "
         f"{row}, {column_label(j, feature_names)} ({rows.size} value(s) outside [0, 1])."
     )

@@ -1,6 +1,8 @@
 """The tabular batch jobs behind ``vae-anomaly fit``, ``score`` and ``rank``.
 
-schema.py     column roles (inferred or configured) and the encoding of text cells
+Column roles (inferred or configured) and the encoding of text cells are in
+``vae_anomaly/schema.py``, which the estimator shares for DataFrames (``frames.py``).
+
 reader.py     CSV files in independently readable chunks, bad lines with reasons
 saved.py      a fitted model directory read back, for the score job
 config.py     job settings from TOML (pipelines/tabular.toml) and flags

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
-from .schema import DEFAULT_MAX_LEVELS, ROLES
+from ..schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
 
@@ -32,8 +32,8 @@ class JobConfig(JobSettings):
     top_columns: int = setting("score", 3, at_least=0)
     format: str = setting("score", "csv", choices=FORMATS)
 
-    # Parameters the fit job sets itself from the schema and [threshold].
-    JOB_OWNED = frozenset({"likelihood", "missing", "calibration_fraction", "fpr"})
+    # Parameters the fit job sets itself from the schema ([columns] roles) and [threshold].
+    JOB_OWNED = frozenset({"likelihood", "column_roles", "missing", "calibration_fraction", "fpr"})
     JOB_OWNED_FROM = "from the columns and [threshold]"
 
     def check(self, source: str) -> None:

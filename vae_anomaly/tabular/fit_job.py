@@ -30,10 +30,10 @@ from ..jobs.model_dir import (
 )
 from ..jobs.paths import check_distinct
 from ..jobs.rejects import RejectWriter
+from ..schema import TabularSchema
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .saved import SCHEMA_FILE
-from .schema import TabularSchema
 
 
 def _diverged(error: TrainingDivergedError, paths, schema) -> TrainingDivergedError:

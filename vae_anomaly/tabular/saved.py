@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..integrity import directory_digest
 from ..jobs.model_dir import DETECTOR_DIR, read_job_document
+from ..schema import TabularSchema
 from .config import JobConfig
-from .schema import TabularSchema
 
 SCHEMA_FILE = "schema.json"
 

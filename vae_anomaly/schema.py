@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..validation import SCALED_LIMIT, fit_scaling, out_of_range
+from .validation import SCALED_LIMIT, fit_scaling, out_of_range
 
 ROLES = ("numeric", "categorical", "boolean", "passthrough", "ignore")
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
