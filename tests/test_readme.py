@@ -27,7 +27,8 @@ def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, ca
     from vae_anomaly.exit_status import ExitStatus
 
     text = README.read_text()
-    command = re.search(r"^pip install -e \. && (vae-anomaly fit .*)$", text, re.M).group(1)
+    fit_and_score = r'^pip install -e "\.\[report\]" && (vae-anomaly fit .*)$'
+    command = re.search(fit_and_score, text, re.M).group(1)
     shown = re.search(r"what command 1\s+printed here.*?```\n(.*?)```", text, re.S).group(1)
     monkeypatch.chdir(README.parent)
     statuses = []
