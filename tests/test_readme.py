@@ -5,6 +5,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from vae_anomaly import VAEAnomalyDetector
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -19,6 +22,20 @@ def test_usage_example_runs(tmp_path, monkeypatch):
     np.testing.assert_array_equal(detector.predict(X_new), [1, 1, 1, 1, 1, -1])
     assert np.argmin(detector.score_features(X_new)[-1]) == 4
     assert (tmp_path / "my_detector" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_dataframe_and_grid_search_example_runs(monkeypatch):
+    """The Usage section's second example: roles of the sample table, a grid search."""
+    usage = README.read_text().split("## Usage", 1)[1].split("\n## ", 1)[0]
+    code = re.findall(r"```python\n(.*?)```", usage, re.S)[1]
+    monkeypatch.chdir(README.parent)
+    namespace: dict = {"VAEAnomalyDetector": VAEAnomalyDetector}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["roles"]["machine_type"] == "categorical"
+    assert namespace["roles"]["maintenance_due"] == "boolean"
+    assert namespace["search"].best_params_["latent_dim"] in (2, 4)
+    assert 0 < namespace["search"].best_score_ <= 1
 
 
 def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, capsys):
