@@ -141,3 +141,24 @@ def test_variants_benchmark_runs_on_tiny_data(tmp_path):
     joined = pd.read_csv(tmp_path / "joined" / "runs.csv")
     assert len(joined) == 2 * len(runs)
     assert "2_other" in (tmp_path / "joined" / "table.md").read_text()
+
+
+def test_fit_memory_benchmark_runs_on_a_small_file(tmp_path):
+    run_script(
+        "fit_memory.py", "--rows", 2000, "--epochs", 1, "--modes", "stream", "memory",
+        "--out", tmp_path,
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert runs["mode"].tolist() == ["stream", "memory"]
+    assert (runs["rows_used"] == 2000).all() and (runs["peak_rss_mb"] > 0).all()
+
+
+def test_fit_stream_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
+    tiny_adbench_folder(tmp_path / "data")
+    run_script(
+        "fit_stream_quality.py", "--quick", "--data", tmp_path / "data", "--datasets", "1_tiny",
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs["mode"]) == {"memory", "stream", "stream, sample 1000"}
+    assert set(runs["dataset"]) == {"sample_data machines", "1_tiny"}

@@ -225,7 +225,13 @@ def fit(args: argparse.Namespace) -> int:
 
     report = fit_job(args.input, args.model_dir, config)
     roles = ", ".join(f"{c['column']}={c['role']}" for c in report["columns"])
-    _print_fit("fit", report, "rows", args.model_dir, details=[f"columns: {roles}"])
+    details = [f"columns: {roles}"]
+    if report.get("streamed"):
+        details.append(
+            f"streamed: {report['rows_train']} rows trained on, {report['rows_validation']} "
+            f"for early stopping, {report['rows_calibration']} for the threshold"
+        )
+    _print_fit("fit", report, "rows", args.model_dir, details=details)
     return ExitStatus.OK
 
 

@@ -39,6 +39,7 @@ from .persistence import (
 )
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
 from .sparse_rows import ScaledRows, row_blocks
+from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
 from .thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -65,6 +66,9 @@ AUTO_FENCE_IQRS = 3.0
 _SEED_HIGH = 2**31 - 1
 # Fewer rows give no scale and no threshold to speak of.
 MIN_TRAINING_ROWS = 2
+# A streamed fit holds out about this many rows at most for early stopping: the mean
+# validation loss of 50,000 rows is already known to a fraction of a percent.
+STREAM_VALIDATION_ROWS = 50_000
 # The default of ``likelihood``: only then may column roles choose a likelihood per column.
 _DEFAULT_LIKELIHOOD = "gaussian"
 
@@ -561,21 +565,7 @@ or sequence of (family, width), default="gaussian"
         layout = self._layout(n_features)
         self.center_, self.scale_ = fit_scaling(X, self._resolved_scaling(), scaled_columns(layout))
         U = self._model_rows(X)
-        self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
-        if self.score_method == "exact":
-            self._check_exact(self.latent_dim_)
-        image_shape = self._image_shape(n_features)
-        if self.hidden_units is not None:
-            self.hidden_units_ = tuple(int(w) for w in self.hidden_units)
-        else:
-            self.hidden_units_ = default_hidden_units(n_features)
-        self.conv_filters_ = ()
-        if image_shape is not None:
-            self.conv_filters_ = (
-                default_conv_filters(image_shape)
-                if self.conv_filters is None
-                else tuple(int(f) for f in self.conv_filters)
-            )
+        image_shape = self._set_architecture(n_features)
 
         order = np.random.RandomState(split_seed).permutation(n_samples)
         n_calibration = int(self.calibration_fraction * n_samples)
@@ -591,7 +581,167 @@ or sequence of (family, width), default="gaussian"
             n_validation = 0
         train_rows = U[fitting_rows[n_validation:]]
         validation_rows = U[fitting_rows[:n_validation]]
-        model = VAE(
+        model = self._new_model(n_features, layout, image_shape, model_seed)
+        self.history_ = train(
+            model,
+            train_rows,
+            validation_rows,
+            self._training_settings(shuffle_seed),
+            feature_names=self._encoded_names(),
+        )
+        self.n_epochs_ = len(self.history_["loss"])
+        self.model_ = model
+        self.score_seed_ = score_seed
+        training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
+        self.offset_ = self._threshold(training_scores)
+        if n_calibration:
+            self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
+        elif too_few:
+            # Not certified: the (1 - fpr) quantile of the training anomaly scores.
+            self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
+            self.fpr_ = float(self.fpr)
+            self.calibration_reason_ = too_few
+        else:
+            self.calibration_reason_ = (
+                f"calibration_fraction=0: offset_ is set by contamination="
+                f"{self.contamination!r} on the training scores"
+            )
+        return self
+
+    def _fit_stream(self, sample, sample_keys, chunks, n_rows: int):
+        """Fit on rows read once, chunk by chunk, that need not fit in memory.
+
+        The tabular fit job's path for large inputs (``tabular.fit_stream``); ``fit`` is
+        the estimator's API and is unchanged. Returns self.
+
+        Parameters
+        ----------
+        sample : array-like of shape (m, n_features)
+            A uniform sample of the rows, encoded as those of ``chunks``. The scaling
+            (``center_``, ``scale_``) is learned on it; when no row is held out for
+            calibration, so is ``offset_`` (on the scores of its fitting rows).
+        sample_keys : ndarray of shape (m,), uint64
+            The position key of each sample row (``streaming.position_keys``).
+        chunks : iterable of (X, keys)
+            Every row once: X of shape (n, n_features) and the rows' position keys. It is
+            read once; training epochs read the rows back from a temporary folder
+            (``streaming.RowStore``).
+        n_rows : int
+            About how many rows ``chunks`` holds; it caps the validation rows.
+
+        Notes
+        -----
+        A row's share depends only on its key: with r = ``position_uniform(key, seed)``,
+        it is a calibration row when r < c = ``calibration_fraction``, a validation row
+        (early stopping) when c <= r < c + v, and a training row otherwise, where
+        v = (1 - c) * min(``validation_fraction``, STREAM_VALIDATION_ROWS / ((1 - c) *
+        n_rows)). As in ``fit``, the calibration rows set a split-conformal threshold
+        at ``fpr`` (or, when too few for it, train too, with a ``CalibrationWarning``).
+        """
+        self._check_params()
+        sample = self._validate_input(sample, reset=True)
+        n_features = sample.shape[1]
+        for name in ("calibration_scores_", "fpr_"):
+            self.__dict__.pop(name, None)
+        self.calibrated_ = False
+        rng = check_random_state(self.random_state)
+        model_seed, shuffle_seed, split_seed, score_seed = (
+            int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
+        )
+        layout = self._layout(n_features)
+        self.center_, self.scale_ = fit_scaling(
+            sample, self._resolved_scaling(), scaled_columns(layout)
+        )
+        image_shape = self._set_architecture(n_features)
+        c = float(self.calibration_fraction)
+        fitting_rows = max((1.0 - c) * n_rows, 1.0)
+        v = (1.0 - c) * min(float(self.validation_fraction), STREAM_VALIDATION_ROWS / fitting_rows)
+
+        with scratch_folder() as folder:
+            train_store = RowStore(folder, "train", n_features, np.float32)
+            calibration_store = RowStore(folder, "calibration", n_features, np.float64)
+            validation = []
+            for X, keys in chunks:
+                X = self._validate_input(X, reset=False)
+                r = position_uniform(keys, split_seed)
+                held_out = r < c
+                calibration_store.append(X[held_out])
+                U = self._scaled(X[~held_out])
+                validating = r[~held_out] < c + v
+                validation.append(U[validating])
+                train_store.append(U[~validating])
+            n_validation = sum(len(rows) for rows in validation)
+            n_samples = train_store.n_rows + n_validation + calibration_store.n_rows
+            if n_samples < MIN_TRAINING_ROWS:
+                raise ValueError(
+                    f"VAEAnomalyDetector needs at least {MIN_TRAINING_ROWS} rows to train, "
+                    f"got n_samples={n_samples}."
+                )
+            too_few = too_few_to_calibrate(n_samples, calibration_store.n_rows, c, self.fpr)
+            if too_few:
+                warnings.warn(too_few, CalibrationWarning, stacklevel=2)
+                for X in calibration_store.chunks():  # every row trains, as in fit
+                    train_store.append(self._scaled(X))
+                calibration_store = RowStore(folder, "none", n_features, np.float64)
+            validation_rows = np.concatenate(validation)
+            if train_store.n_rows == 0:  # as in fit: no row left to train on, no validation
+                train_store.append(validation_rows)
+                validation_rows = validation_rows[:0]
+            self._stream_counts = {  # the job reports them
+                "train": train_store.n_rows,
+                "validation": len(validation_rows),
+                "calibration": calibration_store.n_rows,
+            }
+            model = self._new_model(n_features, layout, image_shape, model_seed)
+            self.history_ = train(
+                model,
+                StreamedRows(train_store, self._scaled(sample)),
+                validation_rows,
+                self._training_settings(shuffle_seed),
+            )
+            self.n_epochs_ = len(self.history_["loss"])
+            self.model_ = model
+            self.score_seed_ = score_seed
+            if calibration_store.n_rows:
+                scores = [-self._log_density(X) for X in calibration_store.chunks()]
+                self._set_calibration(np.concatenate(scores), self.fpr)
+                return self
+        fitting = position_uniform(sample_keys, split_seed) >= (0.0 if too_few else c)
+        training_scores = self._log_density(sample[fitting] if fitting.any() else sample)
+        self.offset_ = self._threshold(training_scores)
+        if too_few:
+            self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
+            self.fpr_ = float(self.fpr)
+            self.calibration_reason_ = too_few
+        else:
+            self.calibration_reason_ = (
+                f"calibration_fraction=0: offset_ is set by contamination="
+                f"{self.contamination!r} on the scores of a sample of the training rows"
+            )
+        return self
+
+    def _set_architecture(self, n_features: int):
+        """Set ``latent_dim_``, ``hidden_units_``, ``conv_filters_``; the image shape or None."""
+        self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
+        if self.score_method == "exact":
+            self._check_exact(self.latent_dim_)
+        image_shape = self._image_shape(n_features)
+        if self.hidden_units is not None:
+            self.hidden_units_ = tuple(int(w) for w in self.hidden_units)
+        else:
+            self.hidden_units_ = default_hidden_units(n_features)
+        self.conv_filters_ = ()
+        if image_shape is not None:
+            self.conv_filters_ = (
+                default_conv_filters(image_shape)
+                if self.conv_filters is None
+                else tuple(int(f) for f in self.conv_filters)
+            )
+        return image_shape
+
+    def _new_model(self, n_features: int, layout, image_shape, model_seed: int) -> VAE:
+        """The untrained VAE of this detector's parameters and fitted architecture."""
+        return VAE(
             n_features,
             self.latent_dim_,
             self.hidden_units_,
@@ -613,40 +763,18 @@ or sequence of (family, width), default="gaussian"
             conv_filters=self.conv_filters_,
             seed=model_seed,
         )
-        self.history_ = train(
-            model,
-            train_rows,
-            validation_rows,
-            TrainingSettings(
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                n_iter_no_change=self.n_iter_no_change,
-                kl_warmup_epochs=self.kl_warmup_epochs,
-                beta=self.beta,
-                shuffle_seed=shuffle_seed,
-                verbose=self.verbose,
-            ),
-            feature_names=self._encoded_names(),
+
+    def _training_settings(self, shuffle_seed: int) -> TrainingSettings:
+        return TrainingSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            n_iter_no_change=self.n_iter_no_change,
+            kl_warmup_epochs=self.kl_warmup_epochs,
+            beta=self.beta,
+            shuffle_seed=shuffle_seed,
+            verbose=self.verbose,
         )
-        self.n_epochs_ = len(self.history_["loss"])
-        self.model_ = model
-        self.score_seed_ = score_seed
-        training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
-        self.offset_ = self._threshold(training_scores)
-        if n_calibration:
-            self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
-        elif too_few:
-            # Not certified: the (1 - fpr) quantile of the training anomaly scores.
-            self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
-            self.fpr_ = float(self.fpr)
-            self.calibration_reason_ = too_few
-        else:
-            self.calibration_reason_ = (
-                f"calibration_fraction=0: offset_ is set by contamination="
-                f"{self.contamination!r} on the training scores"
-            )
-        return self
 
     def _likelihood_options(self, layout) -> dict:
         """The head's options, as the head itself declares them."""
@@ -844,7 +972,10 @@ or sequence of (family, width), default="gaussian"
         return self._calibrate(self._validate_input(X_normal, reset=False), fpr)
 
     def _calibrate(self, X: np.ndarray, fpr: float, rows=None):
-        anomaly_scores = -self._log_density(X, rows=rows)
+        return self._set_calibration(-self._log_density(X, rows=rows), fpr)
+
+    def _set_calibration(self, anomaly_scores: np.ndarray, fpr: float):
+        """The split-conformal threshold of held-out rows' anomaly scores."""
         threshold = conformal_threshold(anomaly_scores, fpr)
         self.calibration_scores_ = np.sort(anomaly_scores)
         self.fpr_ = float(fpr)

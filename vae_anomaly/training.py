@@ -21,6 +21,7 @@ import tensorflow as tf
 from .errors import TrainingDivergedError
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .sparse_rows import ScaledRows
+from .streaming import StreamedRows
 from .validation import column_label
 
 # Training steps aimed at when epochs=None; early stopping usually ends sooner.
@@ -109,8 +110,11 @@ def train(
 
 def _batches(rows, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
     """Batches of rows [b, d], reshuffled every epoch when ``shuffle_seed`` is given:
-    slices of an array, or sparse rows made dense one batch at a time (``ScaledRows``)."""
+    slices of an array, sparse rows made dense one batch at a time (``ScaledRows``), or
+    rows read back from disk and shuffled in a buffer (``streaming.StreamedRows``)."""
     if isinstance(rows, ScaledRows):
+        return rows.batches(batch_size, shuffle_seed)
+    if isinstance(rows, StreamedRows):  # rows on disk, read every epoch
         return rows.batches(batch_size, shuffle_seed)
     data = tf.data.Dataset.from_tensor_slices(rows)
     if shuffle_seed is not None:
@@ -121,6 +125,8 @@ def _batches(rows, batch_size: int, shuffle_seed: int | None = None) -> tf.data.
 def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
     """'column 'a' (index 0) (|u| up to 1e+30), ...': the columns of scaled rows U [n, d]
     with the largest magnitudes, most extreme first."""
+    if isinstance(U, StreamedRows):  # rows on disk: those of its sample
+        U = U.sample
     if isinstance(U, ScaledRows):
         extremes = U.column_extremes() if len(U) else None
     elif U.size:

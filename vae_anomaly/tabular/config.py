@@ -4,6 +4,8 @@
     [model]      any VAEAnomalyDetector parameter (random_state, epochs, ...)
     [threshold]  fpr, calibration_fraction
     [score]      chunk_rows, top_columns, format ("csv" or "parquet")
+    [fit]        in_memory_mb: inputs up to this size are fitted in memory, larger ones
+                 are streamed (``fit_stream``); 0 streams every input
 
 Unknown sections or keys are errors that name the file and the key: a typo must not
 be silently ignored. Command-line flags override the file (``with_overrides``).
@@ -31,6 +33,7 @@ class JobConfig(JobSettings):
     chunk_rows: int = setting("score", 20_000, at_least=1)
     top_columns: int = setting("score", 3, at_least=0)
     format: str = setting("score", "csv", choices=FORMATS)
+    in_memory_mb: int = setting("fit", 16, at_least=0)
 
     # Parameters the fit job sets itself from the schema ([columns] roles) and [threshold].
     JOB_OWNED = frozenset({"likelihood", "column_roles", "missing", "calibration_fraction", "fpr"})

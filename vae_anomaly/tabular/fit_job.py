@@ -7,7 +7,10 @@ The model directory holds
     DIR/fit_rejects.csv   training lines that could not be used, with the reason
 
 and is written under a temporary name and renamed, so it is complete or absent.
-Training rows are held in memory (scoring, not training, is the streaming job).
+
+Inputs of at most ``[fit] in_memory_mb`` megabytes (16 by default) are read into memory
+and fitted by ``VAEAnomalyDetector.fit``, the model of the estimator's API exactly.
+Larger inputs are streamed (``fit_stream``): memory does not grow with them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..jobs.paths import check_distinct
 from ..jobs.rejects import RejectWriter
 from ..schema import TabularSchema
 from .config import JobConfig
+from .fit_stream import fit_streamed, plans_of
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .saved import SCHEMA_FILE
 
@@ -48,17 +52,25 @@ def _diverged(error: TrainingDivergedError, paths, schema) -> TrainingDivergedEr
     return TrainingDivergedError(f"{', '.join(map(str, paths))}: {message}")
 
 
-def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
-    """(text cells, then per row: source file, line number, raw line) of every usable line."""
-    frames, files, lines, raw, header = [], [], [], [], None
+def common_header(paths, delimiter: str) -> list[str]:
+    """The column names every input shares; an error names a file whose names differ."""
+    header = None
     for path in paths:
-        names, _ = read_header(path, config.delimiter)
+        names, _ = read_header(path, delimiter)
         if header is None:
             header = names
         elif names != header:
             raise ValueError(
                 f"{path}, line 1: the columns {names} differ from those of {paths[0]} ({header})."
             )
+    return header
+
+
+def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
+    """(text cells, then per row: source file, line number, raw line) of every usable line."""
+    frames, files, lines, raw = [], [], [], []
+    header = common_header(paths, config.delimiter)
+    for path in paths:
         for plan in plan_chunks(path, config.chunk_rows, config.delimiter):
             chunk = read_chunk(plan, config.delimiter)
             rejects.add(path, chunk.rejected)
@@ -75,48 +87,85 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     started = time.perf_counter()
     paths = expand_inputs(inputs)
     check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
+    streamed = sum(path.stat().st_size for path in paths) > config.in_memory_mb * 1e6
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
-        with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
-            frame, files, lines, raw = read_training_cells(paths, config, rejects)
-            if frame.empty:
-                raise ValueError(f"{', '.join(map(str, paths))}: no usable data rows.")
-            schema = TabularSchema.infer(frame, config.roles, config.max_levels)
-            cells = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
-            encoded = schema.encode(cells, len(frame))
-            for position, reason in encoded.rejected:
-                rejects.add_one(files[position], int(lines[position]), reason, raw[position])
-        if len(encoded.X) == 0:
-            raise ValueError("Every training row was rejected; see the reasons in the error above.")
-        params = dict(config.model)
-        detector = VAEAnomalyDetector(
-            likelihood=schema.layout(),
-            missing="mask",
-            calibration_fraction=config.calibration_fraction,
-            fpr=config.fpr,
-            **params,
-        )
-        try:
-            detector.fit(encoded.X)
-        except TrainingDivergedError as error:
-            raise _diverged(error, paths, schema) from None
+        if streamed:
+            detector, schema, X, rejected, split = _fit_streamed(paths, config, staging)
+        else:
+            detector, schema, X, rejected = _fit_in_memory(paths, config, staging)
+            split = {}
         detector.save(staging / DETECTOR_DIR)
         report = fit_report(
             "rows",
             paths,
-            len(encoded.X),
-            rejects.count,
+            sum(split.values()) if streamed else len(X),
+            rejected,
             detector,
             started,
             columns=schema.report(),
             layout=[list(block) for block in schema.layout()],
+            streamed=streamed,
+            **split,
         )
-        write_html_report(
+        write_html_report(  # a streamed fit's figures: its sample of the rows
             staging,
             detector,
-            encoded.X,
+            X,
             report,
             columns=schema.report(),
             feature_names=schema.output_names,
         )
         write_job_document(staging, SCHEMA_FILE, schema.to_dict(), config, report)
     return report
+
+
+def _new_detector(schema: TabularSchema, config: JobConfig) -> VAEAnomalyDetector:
+    return VAEAnomalyDetector(
+        likelihood=schema.layout(),
+        missing="mask",
+        calibration_fraction=config.calibration_fraction,
+        fpr=config.fpr,
+        **dict(config.model),
+    )
+
+
+def _fit_in_memory(paths, config: JobConfig, staging):
+    """(fitted detector, schema, encoded rows, rows rejected): every line held in memory."""
+    with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
+        frame, files, lines, raw = read_training_cells(paths, config, rejects)
+        if frame.empty:
+            raise ValueError(f"{', '.join(map(str, paths))}: no usable data rows.")
+        schema = TabularSchema.infer(frame, config.roles, config.max_levels)
+        cells = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
+        encoded = schema.encode(cells, len(frame))
+        for position, reason in encoded.rejected:
+            rejects.add_one(files[position], int(lines[position]), reason, raw[position])
+    if len(encoded.X) == 0:
+        raise ValueError("Every training row was rejected; see the reasons in the error above.")
+    detector = _new_detector(schema, config)
+    try:
+        detector.fit(encoded.X)
+    except TrainingDivergedError as error:
+        raise _diverged(error, paths, schema) from None
+    return detector, schema, encoded.X, rejects.count
+
+
+def _fit_streamed(paths, config: JobConfig, staging):
+    """(fitted detector, schema, the encoded sample, rows rejected, rows per share): read
+    twice, chunk by chunk (``fit_stream``)."""
+    header = common_header(paths, config.delimiter)
+    files = plans_of(paths, config)
+    schema = None
+
+    def make_detector(inferred):
+        nonlocal schema
+        schema = inferred
+        return _new_detector(inferred, config)
+
+    with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
+        try:
+            detector, schema, sample = fit_streamed(files, header, config, rejects, make_detector)
+        except TrainingDivergedError as error:
+            raise _diverged(error, paths, schema) from None
+    split = {f"rows_{share}": count for share, count in detector._stream_counts.items()}
+    return detector, schema, sample, rejects.count, split
