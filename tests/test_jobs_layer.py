@@ -17,7 +17,7 @@ LAYERS = {
     "math": {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
         "distributions", "latents", "networks", "objectives", "corruption", "model",
-        "scoring", "training",
+        "scoring", "training", "precision",
         "persistence", "manifest", "alerts",
     },
     "estimator": {"detector", "parameters", "__init__"},

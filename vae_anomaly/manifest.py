@@ -19,6 +19,7 @@ from .errors import ModelFileError
 from .layout import normalize_layout
 from .model import VAE
 from .persistence import MANIFEST_FILE
+from .precision import body_policy
 
 
 def detector_manifest(detector) -> dict:
@@ -40,6 +41,7 @@ def detector_manifest(detector) -> dict:
         "hidden_units_": list(detector.hidden_units_),
         "conv_filters_": list(detector.conv_filters_),
         "n_epochs_": int(detector.n_epochs_),
+        "n_replicas_": int(detector.n_replicas_),
         "score_seed_": int(detector.score_seed_),
         "history_": detector.history_,
     }
@@ -76,6 +78,8 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         detector.hidden_units_ = tuple(fitted["hidden_units_"])
         detector.conv_filters_ = tuple(fitted.get("conv_filters_", ()))
         detector.n_epochs_ = int(fitted["n_epochs_"])
+        # Manifests written before issue 17 have no n_replicas_: one replica trained them.
+        detector.n_replicas_ = fitted.get("n_replicas_", 1)
         detector.score_seed_ = int(fitted["score_seed_"])
         detector.history_ = fitted["history_"]
         if "feature_names_in_" in fitted:
@@ -128,6 +132,14 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
             j = int(np.flatnonzero(wrong)[0])
             wanted = "positive and finite" if entry == "scale_" else "finite"
             raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
+    replicas = detector.n_replicas_
+    if isinstance(replicas, bool) or not isinstance(replicas, Integral) or replicas < 1:
+        raise bad("n_replicas_", f"must be a positive integer, got {replicas!r}")
+    if model.body_dtype != body_policy(detector.dtype):
+        raise ModelFileError(
+            f"{manifest_path}: the entry 'params.dtype' ({detector.dtype!r}) does not match "
+            f"the model's dtype policy {model.body_dtype!r}."
+        )
     if not math.isfinite(detector.offset_):
         raise bad("offset_", f"must be finite, got {detector.offset_!r}")
     names = getattr(detector, "feature_names_in_", None)

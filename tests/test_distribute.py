@@ -1,0 +1,179 @@
+"""Training under tf.distribute and in mixed precision (issue 17): ``fit`` inside a
+strategy's scope trains on its replicas (``n_replicas_``), ``dtype`` sets the bodies'
+dtype policy, and either way the fitted model's scores are float64, finite and
+deterministic, also after saving."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vae_anomaly
+from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.errors import ModelFileError
+from vae_anomaly.integrity import seal_directory
+from vae_anomaly.persistence import MANIFEST_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(epochs=3, hidden_units=(8,), n_score_samples=4, random_state=0)
+
+# Logical devices must be configured before TensorFlow initialises its devices, which the
+# test process has long done: the mirrored fit runs in a fresh interpreter.
+MIRRORED_FIT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from vae_anomaly import VAEAnomalyDetector, load
+
+    X = np.random.default_rng(0).normal(size=(300, 4)) * [1.0, 10.0, 0.1, 5.0]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        detector = VAEAnomalyDetector(
+            epochs=3, batch_size=64, hidden_units=(8,), n_score_samples=4, random_state=0
+        ).fit(X)
+    scores = detector.score_samples(X)
+    detector.save(sys.argv[1])
+    loaded = load(sys.argv[1])
+    print(json.dumps({
+        "n_replicas_": detector.n_replicas_,
+        "weights_mirrored": type(detector.model_.trainable_weights[0].value).__name__,
+        "dtype": str(scores.dtype),
+        "finite": bool(np.isfinite(scores).all()),
+        "again": bool(np.array_equal(scores, detector.score_samples(X))),
+        "by_rows": bool(np.array_equal(scores[:7], detector.score_samples(X[:7]))),
+        "loaded": bool(np.array_equal(scores, loaded.score_samples(X))),
+        "loaded_n_replicas_": loaded.n_replicas_,
+        "loss": detector.history_["loss"],
+    }))
+    """
+)
+
+
+def _run(script: str, *args: str, env=None) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_fit_inside_a_mirrored_strategy_trains_on_its_replicas(tmp_path):
+    run = _run(MIRRORED_FIT, str(tmp_path / "model"))
+    assert run["n_replicas_"] == 2
+    assert run["weights_mirrored"] == "MirroredVariable"
+    assert np.all(np.isfinite(run["loss"]))
+    assert run["dtype"] == "float64"
+    assert run["finite"]
+    assert run["again"]  # the same scores on a second call
+    assert run["by_rows"]  # and whatever the rows scored with them
+    assert run["loaded"]  # bit-identical after save and load
+    assert run["loaded_n_replicas_"] == 2
+    manifest = json.loads((tmp_path / "model" / MANIFEST_FILE).read_text())
+    assert manifest["fitted"]["n_replicas_"] == 2
+
+
+def test_fit_without_a_strategy_has_one_replica(fitted):
+    assert fitted.n_replicas_ == 1
+
+
+def test_a_bad_n_replicas_in_the_manifest_is_refused(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    path = tmp_path / "model" / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["fitted"]["n_replicas_"] = 0
+    path.write_text(json.dumps(manifest))
+    seal_directory(tmp_path / "model")
+    with pytest.raises(ModelFileError, match=r"'fitted.n_replicas_' must be a positive integer"):
+        vae_anomaly.load(tmp_path / "model")
+
+
+def test_a_manifest_without_n_replicas_reads_as_one_replica(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    path = tmp_path / "model" / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    del manifest["fitted"]["n_replicas_"]  # written before issue 17
+    path.write_text(json.dumps(manifest))
+    seal_directory(tmp_path / "model")
+    assert vae_anomaly.load(tmp_path / "model").n_replicas_ == 1
+
+
+@pytest.fixture(scope="module")
+def bfloat16_detector():
+    X = np.random.default_rng(0).normal(size=(300, 4)) * [1.0, 10.0, 0.1, 5.0]
+    return VAEAnomalyDetector(dtype="mixed_bfloat16", **SMALL).fit(X), X
+
+
+def test_mixed_bfloat16_bodies_compute_in_bfloat16_and_heads_in_float32(bfloat16_detector):
+    detector, _ = bfloat16_detector
+    model = detector.model_
+    bodies = [
+        layer
+        for body in (model.encoder, model.decoder)
+        for layer in body._flatten_layers()
+        if type(layer).__name__ == "Dense"
+    ]
+    assert bodies
+    assert {(layer.compute_dtype, layer.variable_dtype) for layer in bodies} == {
+        ("bfloat16", "float32")
+    }
+    heads = [
+        layer
+        for head in (model.latent, model.likelihood_head)
+        for layer in head._flatten_layers()
+        if type(layer).__name__ == "Dense"
+    ]
+    assert heads
+    assert {layer.compute_dtype for layer in heads} == {"float32"}
+    loss, reconstruction, kl = model.loss_terms(tf.constant(np.zeros((8, 4), np.float32)))
+    assert {loss.dtype, reconstruction.dtype, kl.dtype} == {tf.float32}
+
+
+def test_mixed_bfloat16_scores_are_float64_finite_and_deterministic(bfloat16_detector, tmp_path):
+    detector, X = bfloat16_detector
+    scores = detector.score_samples(X)
+    assert scores.dtype == np.float64
+    assert np.all(np.isfinite(scores))
+    np.testing.assert_array_equal(scores, detector.score_samples(X))
+    np.testing.assert_array_equal(scores[:5], detector.score_samples(X[:5]))
+    detector.save(tmp_path / "model")
+    loaded = vae_anomaly.load(tmp_path / "model")
+    assert loaded.model_.body_dtype == "mixed_bfloat16"
+    np.testing.assert_array_equal(loaded.score_samples(X), scores)
+
+
+def test_a_model_whose_dtype_disagrees_with_the_manifest_is_refused(bfloat16_detector, tmp_path):
+    detector, _ = bfloat16_detector
+    detector.save(tmp_path / "model")
+    path = tmp_path / "model" / MANIFEST_FILE
+    manifest = json.loads(path.read_text())
+    manifest["params"]["dtype"] = None
+    path.write_text(json.dumps(manifest))
+    seal_directory(tmp_path / "model")
+    with pytest.raises(ModelFileError, match=r"'params.dtype' .* 'mixed_bfloat16'"):
+        vae_anomaly.load(tmp_path / "model")
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU is present")
+def test_mixed_float16_is_refused_without_a_gpu():
+    with pytest.raises(ValueError, match="dtype='mixed_float16' needs a GPU"):
+        VAEAnomalyDetector(dtype="mixed_float16", **SMALL).fit(np.zeros((10, 2)))
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(ValueError, match="'dtype' parameter of VAEAnomalyDetector"):
+        VAEAnomalyDetector(dtype="float16", **SMALL).fit(np.zeros((10, 2)))
