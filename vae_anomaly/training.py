@@ -36,6 +36,17 @@ AUTO_EPOCH_RANGE = (10, 300)
 # dominates small tabular models (benchmarks/speed.py).
 STEPS_PER_EXECUTION = 32
 VALIDATION_BATCH = 1024
+# XLA compilation of the training step: None compiles it where TensorFlow sees a GPU
+# only. On this project's CPU it lost (benchmarks/README.md, "XLA on CPU"); the
+# benchmark sets it to True to measure it again.
+JIT_COMPILE: bool | None = None
+
+
+def jit_compile() -> bool:
+    """Whether ``train`` compiles the training step with XLA (JIT_COMPILE; None: on GPU)."""
+    if JIT_COMPILE is not None:
+        return bool(JIT_COMPILE)
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def default_epochs(steps_per_epoch: int) -> int:
@@ -94,13 +105,18 @@ def train(
             optimizer=loss_scaled(
                 keras.optimizers.Adam(learning_rate=settings.learning_rate), model.body_dtype
             ),
-            jit_compile=bool(tf.config.list_physical_devices("GPU")),
+            jit_compile=jit_compile(),
             steps_per_execution=steps_per_execution(steps_per_epoch, replicas(model)),
         )
+    # Row indices are shuffled and batched, then each batch gathered in one op: the same
+    # batches as shuffling the rows themselves, without passing every row through the
+    # pipeline on its own (per-element costs that rival a small model's step).
+    rows = tf.constant(train_rows)
     train_data = (
-        tf.data.Dataset.from_tensor_slices(train_rows)
+        tf.data.Dataset.range(len(train_rows))
         .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
         .batch(batch_size)
+        .map(lambda index: tf.gather(rows, index))
         .prefetch(tf.data.AUTOTUNE)
     )
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
