@@ -177,3 +177,105 @@ def test_mixed_float16_is_refused_without_a_gpu():
 def test_an_unknown_dtype_is_refused():
     with pytest.raises(ValueError, match="'dtype' parameter of VAEAnomalyDetector"):
         VAEAnomalyDetector(dtype="float16", **SMALL).fit(np.zeros((10, 2)))
+
+
+# ---------------------------------------------------------------- vae-anomaly fit --strategy
+
+TRAIN_CSV = ROOT / "sample_data" / "machines_train.csv"
+
+
+def test_fit_takes_a_strategy_flag_and_a_settings_key(tmp_path):
+    from vae_anomaly.cli import _job_config, parser
+    from vae_anomaly.tabular.config import load_config
+
+    args = parser().parse_args(
+        ["fit", "--input", "a.csv", "--model-dir", "m", "--strategy", "multi-worker"]
+    )
+    assert _job_config(args).strategy == "multi-worker"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["fit", "--input", "a.csv", "--model-dir", "m", "--strategy", "tpu"])
+    settings = tmp_path / "job.toml"
+    settings.write_text('[training]\nstrategy = "mirrored"\n')
+    assert load_config(settings).strategy == "mirrored"
+    settings.write_text('[training]\nstrategy = "gpus"\n')
+    with pytest.raises(ValueError, match=r"job.toml: strategy must be one of .*'gpus'"):
+        load_config(settings)
+
+
+def test_multi_worker_without_tf_config_says_what_it_needs(monkeypatch):
+    from vae_anomaly.jobs.strategy import make_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+        make_strategy("multi-worker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(ValueError, match=r"TF_CONFIG must name the workers"):
+        make_strategy("multi-worker")
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for item in sockets:
+        item.bind(("localhost", 0))
+    ports = [item.getsockname()[1] for item in sockets]
+    for item in sockets:
+        item.close()
+    return ports
+
+
+def _fit_cli(model_dir, strategy: str, tf_config: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    command = [sys.executable, "-m", "vae_anomaly.cli", "fit", "--input", str(TRAIN_CSV)]
+    command += ["--model-dir", str(model_dir), "--epochs", "1", "--strategy", strategy]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _finished(process: subprocess.Popen, model_dir) -> dict:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    report = json.loads((Path(model_dir) / "schema.json").read_text())["fit_report"]
+    manifest = json.loads((Path(model_dir) / "detector" / MANIFEST_FILE).read_text())
+    assert manifest["fitted"]["n_replicas_"] == report["n_replicas"]
+    return {"stdout": stdout, **report, "offset_": manifest["fitted"]["offset_"]}
+
+
+def test_fit_with_the_mirrored_strategy_uses_one_cpu_replica_without_a_gpu(tmp_path):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is present: mirrored uses it")
+    run = _finished(_fit_cli(tmp_path / "model", "mirrored"), tmp_path / "model")
+    assert (run["strategy"], run["n_replicas"]) == ("mirrored", 1)
+    assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
+
+
+def test_fit_with_multi_worker_runs_a_one_worker_cluster_on_localhost(tmp_path):
+    (port,) = _free_ports(1)
+    tf_config = {
+        "cluster": {"worker": [f"localhost:{port}"]},
+        "task": {"type": "worker", "index": 0},
+    }
+    run = _finished(_fit_cli(tmp_path / "model", "multi-worker", tf_config), tmp_path / "model")
+    assert (run["strategy"], run["n_replicas"]) == ("multi-worker", 1)
+
+
+@pytest.mark.slow
+def test_fit_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
+    """Two workers, two processes on this machine: one replica each, one model."""
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    workers = [
+        _fit_cli(
+            tmp_path / f"worker{i}",
+            "multi-worker",
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
+    runs = [_finished(worker, tmp_path / f"worker{i}") for i, worker in enumerate(workers)]
+    assert [run["n_replicas"] for run in runs] == [2, 2]
+    assert runs[0]["offset_"] == runs[1]["offset_"]  # the same weights on both workers

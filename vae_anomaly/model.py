@@ -322,7 +322,13 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {metric.name: metric.result() for metric in self.metrics}
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if _across_workers(self.distribute_strategy):
+            # Keras 3.15 reduces a step's outputs across workers with strategy.reduce(
+            # "MEAN", value, axis=0) (reduce_per_replica in its TensorFlow trainer), which
+            # needs an axis 0 that scalar results lack: give them one, reduced away there.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
@@ -416,6 +422,15 @@ class VAE(keras.Model):
             "seed": self.seed,
             "body_dtype": self.body_dtype,
         }
+
+
+def _across_workers(strategy) -> bool:
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy with more than one worker
+    (the test Keras makes before its cross-worker reduction)."""
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        in_multi_worker_mode and in_multi_worker_mode()
+    )
 
 
 class KLWarmup(keras.callbacks.Callback):

@@ -29,6 +29,7 @@ from ..jobs.model_dir import (
 )
 from ..jobs.paths import check_distinct
 from ..jobs.rejects import RejectWriter
+from ..jobs.strategy import make_strategy
 from .config import JobConfig
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .saved import SCHEMA_FILE
@@ -72,6 +73,7 @@ def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
 def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     """Fit and save; returns the fit report (also stored in schema.json)."""
     started = time.perf_counter()
+    strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     paths = expand_inputs(inputs)
     check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
@@ -95,7 +97,8 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             **params,
         )
         try:
-            detector.fit(encoded.X)
+            with strategy.scope():
+                detector.fit(encoded.X)
         except TrainingDivergedError as error:
             raise _diverged(error, paths, schema) from None
         detector.save(staging / DETECTOR_DIR)
@@ -108,6 +111,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             started,
             columns=schema.report(),
             layout=[list(block) for block in schema.layout()],
+            strategy=config.strategy,
         )
         write_job_document(staging, SCHEMA_FILE, schema.to_dict(), config, report)
     return report
