@@ -152,13 +152,19 @@ def train(
     # batches as shuffling the rows themselves, without passing every row through the
     # pipeline on its own (per-element costs that rival a small model's step).
     rows = tf.constant(train_rows)
-    train_data = (
-        tf.data.Dataset.range(len(train_rows))
-        .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(lambda index: tf.gather(rows, index))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    with warnings.catch_warnings():
+        # Under tf.config.run_functions_eagerly(True) (debugging), tf.data warns that its
+        # map functions still run as graphs: this one is meant to.
+        warnings.filterwarnings(
+            "ignore", "Even though the `tf.config.experimental_run_functions_eagerly`", UserWarning
+        )
+        train_data = (
+            tf.data.Dataset.range(len(train_rows))
+            .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(lambda index: tf.gather(rows, index))
+            .prefetch(tf.data.AUTOTUNE)
+        )
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
     if settings.kl_warmup_epochs:
