@@ -155,16 +155,17 @@ def measure(task: dict) -> dict:
     return run_isolated(__file__, task)
 
 
-def train_plan(with_pyod: bool) -> list[dict]:
-    """Training only: ours, ours with XLA, and PyOD, in each configuration of ``plan``."""
+def train_plan(with_pyod: bool, xla: bool = True) -> list[dict]:
+    """Training only: ours, ours with XLA (``xla``), and PyOD, in each configuration of
+    ``plan``."""
     tasks = []
-    libraries = ["ours", "ours-xla"] + (["pyod"] if with_pyod else [])
+    libraries = ["ours"] + (["ours-xla"] if xla else []) + (["pyod"] if with_pyod else [])
     for n, d in [(20_000, 10), (20_000, 100)]:
         for batch_size in (32, 1024):
             for library in libraries:
                 base = dict(library=library, n=n, d=d, batch_size=batch_size, **PYOD_ARCH)
                 tasks.append(dict(base, phase="train", epochs=timed_epochs(n, batch_size)))
-    for library in ("ours", "ours-xla"):
+    for library in ("ours", "ours-xla") if xla else ("ours",):
         mnist = dict(library=library, n=20_000, d=784, hidden=[512, 256], latent=32)
         tasks.append(dict(mnist, batch_size=1024, phase="train", epochs=timed_epochs(20_000, 1024)))
     return tasks
@@ -231,6 +232,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--train-only", action="store_true", help="training only, with and without XLA"
     )
+    parser.add_argument("--no-xla", action="store_true", help="--train-only without XLA")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure every task this many times, in rounds (each task once per round); "
+        "the tables show the median of the repeats",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -244,7 +253,14 @@ def main(argv=None) -> int:
     peak = matmul_gflops(1024 if args.quick else 2048)
     print(f"dense float32 matmul: {peak:.1f} GFLOP/s", file=sys.stderr, flush=True)
     rows = []
-    tasks = train_plan(with_pyod) if args.train_only else plan(args.quick, with_pyod)
+    tasks = (
+        train_plan(with_pyod, xla=not args.no_xla)
+        if args.train_only
+        else plan(args.quick, with_pyod)
+    )
+    # Rounds: a burst of other work on the shared machine then falls on one repeat of
+    # every task, not on every repeat of one.
+    tasks = [dict(task, repeat=r) for r in range(args.repeats) for task in tasks]
     for i, task in enumerate(tasks, 1):
         row = measure(task)
         flops = vae_flops(row["d"], tuple(row["hidden"]), row["latent"], row.get("k", 1))
@@ -262,10 +278,17 @@ def main(argv=None) -> int:
     runs["hidden"] = runs["hidden"].map(lambda h: "-".join(map(str, h)))
     args.out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out / "runs.csv", index=False)
-    table = _markdown(runs, peak, with_pyod)
+    table = _markdown(_medians(runs), peak, with_pyod)
     (args.out / "table.md").write_text(table)
     print(table)
     return 0
+
+
+def _medians(runs):
+    """One row per task: the medians of its repeats (the runs themselves when once)."""
+    measured = ["rows_per_s", "gflop_per_s", "fraction_of_matmul_peak", "peak_rss_mb"]
+    keys = [c for c in runs.columns if c not in [*measured, "repeat"]]
+    return runs.groupby(keys, dropna=False, sort=False)[measured].median().reset_index()
 
 
 def _markdown(runs, peak: float, with_pyod: bool) -> str:
