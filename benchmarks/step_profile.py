@@ -8,13 +8,12 @@ batch 32) it reports:
 
 - ``steps_per_execution``: microseconds per optimiser step for 1, 32 and 128 steps per
   call into the graph (median of epochs 2 .. 4): what one call costs besides its steps;
-  and at 32 with Keras's own Adam instead of ``training.FusedAdam``;
 - ``compute floor``: the step's dense-layer FLOPs at the matmul rate measured here:
   what the step would cost if only its arithmetic counted;
 - ``graph ops``: the operations TensorFlow runs per step (the traced train step);
 - ``input pipeline``: microseconds per batch to draw one epoch from the training
   dataset alone (consumed inside the runtime, ``Dataset.reduce``), shuffling rows one by
-  one (before) or indices gathered per batch (now);
+  one (what training does) or indices gathered per batch (tried for issue 17: slower);
 - ``cProfile``: a fit's wall time split into the C++ runtime running graphs
   (the self time of ``TFE_Py_Execute``) and everything in Python around it.
 """
@@ -56,10 +55,6 @@ def _steps_per_execution(task: dict) -> dict:
     from vae_anomaly import training
 
     training.STEPS_PER_EXECUTION = task["steps_per_execution"]
-    if task.get("optimizer") == "keras-adam":  # Keras's own Adam, before FusedAdam
-        import keras
-
-        training.FusedAdam = keras.optimizers.Adam
     detector = _detector(1 + TIMED_EPOCHS).fit(_data(N, D))
     steps = -(-N // BATCH)
     seconds = float(np.median(detector.history_["epoch_seconds"][1:]))
@@ -152,9 +147,6 @@ def main(argv=None) -> int:
     flops = vae_flops(D, HIDDEN, LATENT)["train"] * BATCH
     results = {"matmul_gflops": peak, "compute_floor_us_per_step": 1e6 * flops / (peak * 1e9)}
     tasks = [{"kind": "steps_per_execution", "steps_per_execution": s} for s in (1, 32, 128)]
-    tasks.append(
-        {"kind": "steps_per_execution", "steps_per_execution": 32, "optimizer": "keras-adam"}
-    )
     tasks += [{"kind": "pipeline", "pipeline": p} for p in ("rows", "gather")]
     tasks += [{"kind": "graph_ops"}, {"kind": "profile"}]
     tasks = [task for task in tasks if not args.only or task["kind"] in args.only]

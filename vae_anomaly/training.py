@@ -49,46 +49,6 @@ def jit_compile() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-@keras.saving.register_keras_serializable(package="vae_anomaly")
-class FusedAdam(keras.optimizers.Adam):
-    """Keras's Adam, each variable's update one TensorFlow op (``ResourceApplyAdam``).
-
-    Keras 3's Adam updates a variable with about 30 graph ops (reads, casts, the bias
-    corrections' powers, the moment updates); for the 17 variables of a small tabular
-    VAE that is 520 of the training step's 709 ops, and on a CPU each op costs a few
-    microseconds whatever its size (benchmarks/README.md, "Where a small step's time
-    goes"). TensorFlow's fused kernel computes the same update, in the same order:
-
-        alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
-        m += (g - m) * (1 - beta_1);  v += (g^2 - v) * (1 - beta_2)
-        w -= m * alpha / (sqrt(v) + epsilon)
-
-    With ``amsgrad`` it falls back to Keras's own step.
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
-            beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype),
-        )
-        return None
-
-
 def default_epochs(steps_per_epoch: int) -> int:
     """Epochs giving about AUTO_EPOCH_STEPS optimiser steps, within AUTO_EPOCH_RANGE."""
     low, high = AUTO_EPOCH_RANGE
@@ -143,28 +103,17 @@ def train(
     with model.distribute_strategy.scope():  # the optimiser's variables are mirrored too
         model.compile(
             optimizer=loss_scaled(
-                FusedAdam(learning_rate=settings.learning_rate), model.body_dtype
+                keras.optimizers.Adam(learning_rate=settings.learning_rate), model.body_dtype
             ),
             jit_compile=jit_compile(),
             steps_per_execution=steps_per_execution(steps_per_epoch, replicas(model)),
         )
-    # Row indices are shuffled and batched, then each batch gathered in one op: the same
-    # batches as shuffling the rows themselves, without passing every row through the
-    # pipeline on its own (per-element costs that rival a small model's step).
-    rows = tf.constant(train_rows)
-    with warnings.catch_warnings():
-        # Under tf.config.run_functions_eagerly(True) (debugging), tf.data warns that its
-        # map functions still run as graphs: this one is meant to.
-        warnings.filterwarnings(
-            "ignore", "Even though the `tf.config.experimental_run_functions_eagerly`", UserWarning
-        )
-        train_data = (
-            tf.data.Dataset.range(len(train_rows))
-            .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .map(lambda index: tf.gather(rows, index))
-            .prefetch(tf.data.AUTOTUNE)
-        )
+    train_data = (
+        tf.data.Dataset.from_tensor_slices(train_rows)
+        .shuffle(len(train_rows), seed=settings.shuffle_seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
     if settings.kl_warmup_epochs:
