@@ -37,8 +37,8 @@ AUTO_EPOCH_RANGE = (10, 300)
 STEPS_PER_EXECUTION = 32
 VALIDATION_BATCH = 1024
 # XLA compilation of the training step: None compiles it where TensorFlow sees a GPU
-# only. On this project's CPU it won in some configurations and lost in others, by more
-# than the noise of a shared machine (benchmarks/README.md, "XLA on CPU"); the
+# only. On this project's CPU it won in some configurations and lost in others, in one
+# run on a shared machine (benchmarks/README.md, "XLA on CPU"); the
 # benchmark sets it to True to measure it again.
 JIT_COMPILE: bool | None = None
 
