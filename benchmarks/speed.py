@@ -2,6 +2,10 @@
 
     python benchmarks/speed.py --out benchmarks/results/speed          # about 15 minutes
     python benchmarks/speed.py --quick --out /tmp/speed                 # smoke test
+    python benchmarks/speed.py --train-only --out benchmarks/results/speed_train
+
+``--train-only`` measures training alone: ours, ours with the training step compiled
+by XLA (``training.JIT_COMPILE = True``, "ours-xla"), and PyOD, in every configuration.
 
 Each measurement runs in a fresh subprocess, so its peak resident memory (VmHWM) is
 its own. Training throughput excludes a warm-up epoch (tracing, first allocations):
@@ -97,6 +101,10 @@ def _ours(task: dict) -> dict:
         random_state=0,
     )
     if task["phase"] == "train":
+        if task["library"] == "ours-xla":
+            from vae_anomaly import training
+
+            training.JIT_COMPILE = True
         detector = VAEAnomalyDetector(epochs=1 + task["epochs"], **params).fit(X)
         return {"rows_per_s": _median_rate(task["n"], detector.history_["epoch_seconds"][1:])}
     detector = VAEAnomalyDetector(epochs=1, n_score_samples=task["k"], **params).fit(X[:2000])
@@ -147,6 +155,25 @@ def measure(task: dict) -> dict:
     return run_isolated(__file__, task)
 
 
+def train_plan(with_pyod: bool, xla: bool = True) -> list[dict]:
+    """Training only: ours, ours with XLA (``xla``), and PyOD, in each configuration of
+    ``plan``."""
+    tasks = []
+    libraries = ["ours"] + (["ours-xla"] if xla else []) + (["pyod"] if with_pyod else [])
+    for n, d in [(20_000, 10), (20_000, 100)]:
+        for batch_size in (32, 1024):
+            for library in libraries:
+                base = dict(library=library, n=n, d=d, batch_size=batch_size, **PYOD_ARCH)
+                tasks.append(dict(base, phase="train", epochs=timed_epochs(n, batch_size)))
+    for library in ("ours", "ours-xla") if xla else ("ours",):
+        mnist = dict(library=library, n=20_000, d=784, hidden=[512, 256], latent=32)
+        tasks.append(dict(mnist, batch_size=1024, phase="train", epochs=timed_epochs(20_000, 1024)))
+    return tasks
+
+
+PYOD_ARCH = dict(hidden=[128, 64, 32], latent=2)  # PyOD VAE's default layers
+
+
 def plan(quick: bool, with_pyod: bool) -> list[dict]:
     if quick:  # smoke test: the code paths, not meaningful figures
         base = dict(n=2000, d=10, hidden=[32, 16], latent=2, batch_size=256)
@@ -158,7 +185,7 @@ def plan(quick: bool, with_pyod: bool) -> list[dict]:
             tasks.append(dict(base, library="pyod", phase="train", epochs=2))
         return tasks
     tasks = []
-    pyod_arch = dict(hidden=[128, 64, 32], latent=2)  # PyOD VAE's default layers
+    pyod_arch = PYOD_ARCH
     sizes = [(20_000, 10), (20_000, 100)]
     for n, d in sizes:
         for batch_size in (32, 1024):
@@ -202,6 +229,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/speed"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for smoke tests")
     parser.add_argument("--no-pyod", action="store_true", help="skip the PyOD peer")
+    parser.add_argument(
+        "--train-only", action="store_true", help="training only, with and without XLA"
+    )
+    parser.add_argument("--no-xla", action="store_true", help="--train-only without XLA")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure every task this many times, in rounds (each task once per round); "
+        "the tables show the median of the repeats",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -215,7 +253,14 @@ def main(argv=None) -> int:
     peak = matmul_gflops(1024 if args.quick else 2048)
     print(f"dense float32 matmul: {peak:.1f} GFLOP/s", file=sys.stderr, flush=True)
     rows = []
-    tasks = plan(args.quick, with_pyod)
+    tasks = (
+        train_plan(with_pyod, xla=not args.no_xla)
+        if args.train_only
+        else plan(args.quick, with_pyod)
+    )
+    # Rounds: a burst of other work on the shared machine then falls on one repeat of
+    # every task, not on every repeat of one.
+    tasks = [dict(task, repeat=r) for r in range(args.repeats) for task in tasks]
     for i, task in enumerate(tasks, 1):
         row = measure(task)
         flops = vae_flops(row["d"], tuple(row["hidden"]), row["latent"], row.get("k", 1))
@@ -233,13 +278,22 @@ def main(argv=None) -> int:
     runs["hidden"] = runs["hidden"].map(lambda h: "-".join(map(str, h)))
     args.out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(args.out / "runs.csv", index=False)
-    table = _markdown(runs, peak, with_pyod)
+    table = _markdown(_medians(runs), peak, with_pyod)
     (args.out / "table.md").write_text(table)
     print(table)
     return 0
 
 
+def _medians(runs):
+    """One row per task: the medians of its repeats (the runs themselves when once)."""
+    measured = ["rows_per_s", "gflop_per_s", "fraction_of_matmul_peak", "peak_rss_mb"]
+    keys = [c for c in runs.columns if c not in [*measured, "repeat"]]
+    return runs.groupby(keys, dropna=False, sort=False)[measured].median().reset_index()
+
+
 def _markdown(runs, peak: float, with_pyod: bool) -> str:
+    import pandas as pd
+
     lines = [f"Dense float32 matmul on this machine: {peak:.1f} GFLOP/s.\n"]
     columns = [
         "library",
@@ -260,14 +314,19 @@ def _markdown(runs, peak: float, with_pyod: bool) -> str:
     lines.append(shown.to_markdown(index=False) + "\n")
     if with_pyod:
         keys = ["phase", "n", "d", "batch_size"]
-        mine = runs[runs.library == "ours"].set_index(keys)["rows_per_s"]
         theirs = runs[runs.library == "pyod"].set_index(keys)["rows_per_s"]
-        ratio = (mine.groupby(level=keys).first() / theirs).dropna().rename("ours / pyod")
+        ratios = []
+        for library in ("ours", "ours-xla"):
+            mine = runs[runs.library == library].set_index(keys)["rows_per_s"]
+            if len(mine):
+                ratio = mine.groupby(level=keys).first() / theirs
+                ratios.append(ratio.dropna().rename(f"{library} / pyod"))
         lines.append(
             "Throughput ratio, vae-anomaly / PyOD VAE (same layers, batch size, "
             "epochs; k = 1 for scoring):\n"
         )
-        lines.append(ratio.round(2).reset_index().to_markdown(index=False) + "\n")
+        table = pd.concat(ratios, axis=1).round(2).reset_index()
+        lines.append(table.to_markdown(index=False) + "\n")
     return "\n".join(lines)
 
 

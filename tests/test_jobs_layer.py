@@ -17,7 +17,7 @@ LAYERS = {
     "math": {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
         "distributions", "latents", "networks", "objectives", "corruption", "model",
-        "scoring", "training", "streaming",
+        "scoring", "training", "streaming", "precision",
         "persistence", "manifest", "alerts", "schema", "frames", "sparse_rows",
     },
     "estimator": {"detector", "parameters", "report", "__init__"},

@@ -2,8 +2,10 @@
 
     vae-anomaly fit --input TRAIN.csv [--input MORE.csv ...] --model-dir DIR
                     [--config pipelines/tabular.toml] [--epochs N] [--seed S] [--fpr F]
+                    [--strategy default|mirrored|multi-worker]
         Infer column roles, fit and calibrate a mixed-type detector, save it to DIR
         (with DIR/report.html when matplotlib is installed).
+        --strategy trains under tf.distribute: all local GPUs, or the workers of TF_CONFIG.
     vae-anomaly score --model-dir DIR --input NEW.csv (or a glob) --output OUT.csv
                       --rejects REJECTS.csv --report REPORT.json [--alerts ALERTS.jsonl]
                       [--resume] [--engine local|dask] [--scheduler ADDRESS]
@@ -51,6 +53,7 @@ import sys
 from pathlib import Path
 
 from .exit_status import ExitStatus
+from .jobs.strategy import STRATEGIES
 
 
 def _tensorflow(args: argparse.Namespace) -> None:
@@ -215,7 +218,7 @@ def score_images(args: argparse.Namespace) -> int:
 def _job_config(args: argparse.Namespace, base=None):
     from .tabular.config import load_config
 
-    return _settings(args, load_config, base, "chunk_rows", "format")
+    return _settings(args, load_config, base, "chunk_rows", "format", "strategy")
 
 
 def fit(args: argparse.Namespace) -> int:
@@ -230,6 +233,10 @@ def fit(args: argparse.Namespace) -> int:
         details.append(
             f"streamed: {report['rows_train']} rows trained on, {report['rows_validation']} "
             f"for early stopping, {report['rows_calibration']} for the threshold"
+        )
+    if report["strategy"] != "default":
+        details.append(
+            f"trained with --strategy {report['strategy']} on {report['n_replicas']} replica(s)"
         )
     _print_fit("fit", report, "rows", args.model_dir, details=details)
     return ExitStatus.OK
@@ -281,8 +288,9 @@ def score(args: argparse.Namespace) -> int:
     return status
 
 
-def _fit_command(commands, name: str, run, what: str, inputs: str, config: str) -> None:
-    """A fit command (``fit``, ``fit-images``): inputs, a model directory, settings."""
+def _fit_command(commands, name: str, run, what: str, inputs: str, config: str):
+    """A fit command (``fit``, ``fit-images``): inputs, a model directory, settings;
+    returned for its own arguments."""
     command = commands.add_parser(name, help=f"fit a detector on {what}")
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--model-dir", required=True, help="directory to save the model in")
@@ -291,6 +299,7 @@ def _fit_command(commands, name: str, run, what: str, inputs: str, config: str) 
     command.add_argument("--seed", type=int, help="overrides [model] random_state")
     command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
     command.set_defaults(run=run)
+    return command
 
 
 def _score_command(commands, name: str, run, what: str, inputs: str, output: str, items: str):
@@ -332,8 +341,14 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
-    _fit_command(
+    fitting = _fit_command(
         commands, "fit", fit, "training CSV(s)", "CSV (repeatable)", "pipelines/tabular.toml"
+    )
+    fitting.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="overrides [training] strategy: mirrored = all local GPUs (one CPU replica "
+        "without a GPU), multi-worker = the cluster in TF_CONFIG (default: default)",
     )
     scoring = _score_command(
         commands, "score", score, "CSV(s)", "CSV or glob", "scored rows (.csv or .parquet)", "lines"

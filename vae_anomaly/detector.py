@@ -37,6 +37,7 @@ from .persistence import (
     read_bundle,
     write_bundle,
 )
+from .precision import body_policy, check_trainable_here
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
 from .sparse_rows import ScaledRows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
@@ -46,7 +47,7 @@ from .thresholds import (
     conformal_threshold,
     too_few_to_calibrate,
 )
-from .training import TrainingSettings, train
+from .training import TrainingSettings, replicas, train
 from .validation import (
     check_finite,
     check_in_range,
@@ -163,7 +164,9 @@ or sequence of (family, width), default="gaussian"
     epochs : int or None, default=None
         Maximum epochs. None: about 3000 optimiser steps (``default_epochs``).
     batch_size : int, default=128
-        Training batch size (capped at the number of training rows).
+        Training batch size (capped at the number of training rows). Under a
+        ``tf.distribute`` strategy it is the global batch, split over the replicas, as
+        in Keras.
     learning_rate : float, default=1e-3
         Adam learning rate.
     validation_fraction : float, default=0.1
@@ -205,6 +208,12 @@ or sequence of (family, width), default="gaussian"
         ``fpr`` quantile of the training scores, not certified: ``calibrated_`` is False.
     fpr : float in (0, 1), default=0.01
         Target false-positive rate on normal rows when ``fit`` calibrates.
+    dtype : {None, "mixed_bfloat16", "mixed_float16"}, default=None
+        Mixed precision (``precision``): the dtype policy of the encoder and decoder
+        bodies, which then compute in bfloat16 or float16 with float32 weights. None:
+        float32 throughout. The latent and likelihood heads, every density, KL and loss
+        stay float32, and scores float64. ``"mixed_float16"`` needs a GPU (``fit``
+        refuses it on a machine without one) and trains with dynamic loss scaling.
     random_state : int, RandomState instance or None, default=None
         Seeds weights, training noise, shuffling, the validation split and the scoring
         noise. An int makes fit reproducible on CPU.
@@ -226,6 +235,10 @@ or sequence of (family, width), default="gaussian"
         The architecture used.
     n_epochs_ : int
         Epochs run.
+    n_replicas_ : int
+        Replicas that trained in sync: 1, or the ``num_replicas_in_sync`` of the
+        ``tf.distribute`` strategy whose scope ``fit`` was called in (summed over
+        workers for ``MultiWorkerMirroredStrategy``).
     score_seed_ : int
         Seed of the scoring noise, shared by every row scored.
     calibration_scores_ : ndarray of shape (n_calibration,)
@@ -317,6 +330,7 @@ or sequence of (family, width), default="gaussian"
         contamination=0.01,
         calibration_fraction=0.0,
         fpr=0.01,
+        dtype=None,
         random_state=None,
         verbose=0,
     ):
@@ -352,6 +366,7 @@ or sequence of (family, width), default="gaussian"
         self.contamination = contamination
         self.calibration_fraction = calibration_fraction
         self.fpr = fpr
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
 
@@ -542,11 +557,15 @@ or sequence of (family, width), default="gaussian"
     def fit(self, X, y=None):
         """Fit the VAE on X (n_samples, n_features); ``y`` is ignored.
 
+        Called inside a ``tf.distribute`` strategy's scope, the model is built and
+        trained under that strategy (``n_replicas_``), as Keras models are.
+
         Returns
         -------
         self : VAEAnomalyDetector
         """
         self._check_params()
+        check_trainable_here(self.dtype)
         X = self._validate_input(X, reset=True)
         n_samples, n_features = X.shape
         if n_samples < MIN_TRAINING_ROWS:
@@ -590,6 +609,7 @@ or sequence of (family, width), default="gaussian"
             feature_names=self._encoded_names(),
         )
         self.n_epochs_ = len(self.history_["loss"])
+        self.n_replicas_ = replicas(model)
         self.model_ = model
         self.score_seed_ = score_seed
         training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
@@ -700,6 +720,7 @@ or sequence of (family, width), default="gaussian"
                 self._training_settings(shuffle_seed),
             )
             self.n_epochs_ = len(self.history_["loss"])
+            self.n_replicas_ = replicas(model)
             self.model_ = model
             self.score_seed_ = score_seed
             if calibration_store.n_rows:
@@ -762,6 +783,7 @@ or sequence of (family, width), default="gaussian"
             image_shape=image_shape,
             conv_filters=self.conv_filters_,
             seed=model_seed,
+            body_dtype=body_policy(self.dtype),
         )
 
     def _training_settings(self, shuffle_seed: int) -> TrainingSettings:

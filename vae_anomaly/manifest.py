@@ -20,6 +20,7 @@ from .frames import check_roles, schema_from_roles
 from .layout import layout_width, normalize_layout
 from .model import VAE
 from .persistence import MANIFEST_FILE
+from .precision import body_policy
 
 
 def detector_manifest(detector) -> dict:
@@ -41,6 +42,7 @@ def detector_manifest(detector) -> dict:
         "hidden_units_": list(detector.hidden_units_),
         "conv_filters_": list(detector.conv_filters_),
         "n_epochs_": int(detector.n_epochs_),
+        "n_replicas_": int(detector.n_replicas_),
         "score_seed_": int(detector.score_seed_),
         "history_": detector.history_,
     }
@@ -80,6 +82,8 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         detector.hidden_units_ = tuple(fitted["hidden_units_"])
         detector.conv_filters_ = tuple(fitted.get("conv_filters_", ()))
         detector.n_epochs_ = int(fitted["n_epochs_"])
+        # Manifests written before issue 17 have no n_replicas_: one replica trained them.
+        detector.n_replicas_ = fitted.get("n_replicas_", 1)
         detector.score_seed_ = int(fitted["score_seed_"])
         detector.history_ = fitted["history_"]
         if "feature_names_in_" in fitted:
@@ -157,6 +161,14 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
             j = int(np.flatnonzero(wrong)[0])
             wanted = "positive and finite" if entry == "scale_" else "finite"
             raise bad(entry, f"must be {wanted}, but holds {float(values[j])!r} at index {j}")
+    replicas = detector.n_replicas_
+    if isinstance(replicas, bool) or not isinstance(replicas, Integral) or replicas < 1:
+        raise bad("n_replicas_", f"must be a positive integer, got {replicas!r}")
+    if model.body_dtype != body_policy(detector.dtype):
+        raise ModelFileError(
+            f"{manifest_path}: the entry 'params.dtype' ({detector.dtype!r}) does not match "
+            f"the model's dtype policy {model.body_dtype!r}."
+        )
     if not math.isfinite(detector.offset_):
         raise bad("offset_", f"must be finite, got {detector.offset_!r}")
     if hasattr(detector, "calibration_scores_"):

@@ -36,6 +36,7 @@ from .distributions import likelihood_head
 from .latents import make_latent
 from .networks import ConvDecoder, ConvEncoder, decoder_body, encoder_body
 from .objectives import RowLosses, make_objective, trimmed_means
+from .precision import FLOAT32, policy_scope
 
 _PACKAGE = "vae_anomaly"
 
@@ -93,6 +94,17 @@ class VAE(keras.Model):
         Filters of the stride-2 convolution stages (images only).
     seed : int
         Seeds the initializers and the training noise.
+    body_dtype : str
+        Keras dtype policy of the encoder and decoder bodies: "float32", or
+        "mixed_bfloat16" / "mixed_float16" (``precision``). The latent component and
+        the likelihood head stay float32, so every density and loss is float32.
+
+    Notes
+    -----
+    Under a ``tf.distribute`` strategy (the model created in its scope), each replica
+    computes the loss of its share of the global batch, divided by the number of
+    replicas, so the gradients summed across replicas are those of the mean loss.
+    Trimming (``trim_fraction``) ranks the rows of each replica's share.
     """
 
     def __init__(
@@ -118,6 +130,7 @@ class VAE(keras.Model):
         image_shape=None,
         conv_filters=(),
         seed: int = 0,
+        body_dtype: str = FLOAT32,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -144,21 +157,24 @@ class VAE(keras.Model):
         self.seed = int(seed)
         self.image_shape = tuple(int(s) for s in image_shape) if image_shape else None
         self.conv_filters = tuple(int(f) for f in conv_filters)
+        self.body_dtype = str(body_dtype)
 
         head_options = dict(self.likelihood_options)
-        if self.image_shape is None:
-            self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
-            self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
-        else:
-            self._check_image_shape()
-            image = dict(
-                image_shape=self.image_shape,
-                filters=self.conv_filters,
-                units=self.hidden_units,
-                activation=activation,
-            )
-            self.encoder = ConvEncoder(**image, seed=self.seed, name="encoder")
-            self.decoder = ConvDecoder(**image, seed=self.seed + 2000, name="decoder")
+        with policy_scope(self.body_dtype):  # the bodies only; heads stay float32
+            if self.image_shape is None:
+                self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
+                self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
+            else:
+                self._check_image_shape()
+                image = dict(
+                    image_shape=self.image_shape,
+                    filters=self.conv_filters,
+                    units=self.hidden_units,
+                    activation=activation,
+                )
+                self.encoder = ConvEncoder(**image, seed=self.seed, name="encoder")
+                self.decoder = ConvDecoder(**image, seed=self.seed + 2000, name="decoder")
+        if self.image_shape is not None:
             head_options["pixel_channels"] = self.image_shape[2]
         self.latent = make_latent(
             latent,
@@ -306,13 +322,24 @@ class VAE(keras.Model):
         self.loss_tracker.update_state(loss)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {metric.name: metric.result() for metric in self.metrics}
+        results = {metric.name: metric.result() for metric in self.metrics}
+        if _across_workers(self.distribute_strategy):
+            # Keras 3.15 reduces a step's outputs across workers with strategy.reduce(
+            # "MEAN", value, axis=0) (reduce_per_replica in its TensorFlow trainer), which
+            # needs an axis 0 that scalar results lack: give them one, reduced away there.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
         with tf.GradientTape() as tape:
             loss, reconstruction, kl = self.loss_terms(x, training=True)
-        gradients = tape.gradient(loss, self.trainable_weights)
+            # The optimiser sums the replicas' gradients: each contributes 1/replicas of
+            # the mean (Keras's scale_loss_for_distribution); then loss scaling under
+            # mixed_float16 (identity for other optimisers), undone by optimizer.apply.
+            replica_loss = loss / self.distribute_strategy.num_replicas_in_sync
+            replica_loss = self.optimizer.scale_loss(replica_loss)
+        gradients = tape.gradient(replica_loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._track(loss, reconstruction, kl)
 
@@ -393,7 +420,17 @@ class VAE(keras.Model):
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "conv_filters": list(self.conv_filters),
             "seed": self.seed,
+            "body_dtype": self.body_dtype,
         }
+
+
+def _across_workers(strategy) -> bool:
+    """Whether ``strategy`` is a MultiWorkerMirroredStrategy with more than one worker
+    (the test Keras makes before its cross-worker reduction)."""
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        in_multi_worker_mode and in_multi_worker_mode()
+    )
 
 
 class KLWarmup(keras.callbacks.Callback):

@@ -28,6 +28,8 @@ LIKELIHOOD_SCALES = ("feature", "sample")
 OBJECTIVES = ("elbo", "iwae")
 CORRUPTIONS = ("gaussian", "mask", None)
 LATENTS = ("gaussian", "categorical")
+# Mixed-precision policies of the bodies (``precision``); None is float32.
+DTYPES = ("mixed_bfloat16", "mixed_float16", None)
 
 
 def _at_least(kind, low):
@@ -73,6 +75,8 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "contamination": [Interval(Real, 0, 0.5, closed="right"), StrOptions({"auto"})],
     "calibration_fraction": [Interval(Real, 0, 1, closed="left")],
     "fpr": [Interval(Real, 0, 1, closed="neither")],
+    # "mixed_float16" needs a GPU: checked by fit (``precision.check_trainable_here``).
+    "dtype": [StrOptions({t for t in DTYPES if t is not None}), None],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }

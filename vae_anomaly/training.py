@@ -6,6 +6,13 @@ reshuffled every epoch, optional KL warm-up, the latent's own callbacks (the tem
 schedule of a categorical latent), and early stopping on the validation rows' loss
 (the mean negative training objective) with the best weights restored. It knows
 nothing of the estimator: ``VAEAnomalyDetector.fit`` calls it with its parameters.
+
+Distribution is TensorFlow's own: a model created inside a ``tf.distribute`` strategy's
+scope (``VAEAnomalyDetector.fit`` called inside ``strategy.scope()``, or the CLI's
+``--strategy``) is compiled and trained under that strategy, which Keras's fit loop
+runs: each batch of ``batch_size`` rows is the global batch, split evenly over the
+``replicas(model)`` replicas, and the replicas' gradients are summed into one update of
+the mirrored weights (``VAE.train_step`` divides each replica's loss by their number).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import tensorflow as tf
 
 from .errors import TrainingDivergedError
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
+from .precision import loss_scaled
 from .sparse_rows import ScaledRows
 from .streaming import StreamedRows
 from .validation import column_label
@@ -31,6 +39,18 @@ AUTO_EPOCH_RANGE = (10, 300)
 # dominates small tabular models (benchmarks/speed.py).
 STEPS_PER_EXECUTION = 32
 VALIDATION_BATCH = 1024
+# XLA compilation of the training step: None compiles it where TensorFlow sees a GPU
+# only. On this project's CPU it won in some configurations and lost in others, in one
+# run on a shared machine (benchmarks/README.md, "XLA on CPU"); the
+# benchmark sets it to True to measure it again.
+JIT_COMPILE: bool | None = None
+
+
+def jit_compile() -> bool:
+    """Whether ``train`` compiles the training step with XLA (JIT_COMPILE; None: on GPU)."""
+    if JIT_COMPILE is not None:
+        return bool(JIT_COMPILE)
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def default_epochs(steps_per_epoch: int) -> int:
@@ -53,6 +73,22 @@ class TrainingSettings:
     verbose: int = 0
 
 
+def steps_per_execution(steps_per_epoch: int, n_replicas: int) -> int:
+    """Optimiser steps per call into the graph: STEPS_PER_EXECUTION, at most an epoch's;
+    1 with several replicas, where Keras 3's multi-step loop fails inside
+    ``strategy.run`` ("You must feed a value for placeholder tensor 'while/cond/...'",
+    keras-team/keras#19246, still open with Keras 3.15 and TensorFlow 2.21)."""
+    if n_replicas > 1:
+        return 1
+    return min(STEPS_PER_EXECUTION, steps_per_epoch)
+
+
+def replicas(model: VAE) -> int:
+    """Replicas that train ``model`` in sync: those of the strategy it was created under
+    (1 without one); across all workers for a multi-worker strategy."""
+    return int(model.distribute_strategy.num_replicas_in_sync)
+
+
 def train(
     model: VAE,
     train_rows: np.ndarray,
@@ -68,11 +104,14 @@ def train(
     batch_size = min(settings.batch_size, len(train_rows))
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
     epochs = settings.epochs or default_epochs(steps_per_epoch)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate),
-        jit_compile=bool(tf.config.list_physical_devices("GPU")),
-        steps_per_execution=min(STEPS_PER_EXECUTION, steps_per_epoch),
-    )
+    with model.distribute_strategy.scope():  # the optimiser's variables are mirrored too
+        model.compile(
+            optimizer=loss_scaled(
+                keras.optimizers.Adam(learning_rate=settings.learning_rate), model.body_dtype
+            ),
+            jit_compile=jit_compile(),
+            steps_per_execution=steps_per_execution(steps_per_epoch, replicas(model)),
+        )
     train_data = _batches(train_rows, batch_size, settings.shuffle_seed).prefetch(tf.data.AUTOTUNE)
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]

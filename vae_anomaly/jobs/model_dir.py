@@ -81,8 +81,8 @@ def threshold_info(detector) -> dict:
 
 def fit_report(unit: str, inputs, used: int, rejected: int, detector, started: float, **details):
     """The report of a fit job: ``{unit}_read = {unit}_used + {unit}_rejected``, the job's
-    ``details``, the epochs, the threshold and the seconds since ``started``
-    (``time.perf_counter``)."""
+    ``details``, the epochs, the replicas that trained (``n_replicas_``), the threshold and
+    the seconds since ``started`` (``time.perf_counter``)."""
     return {
         "inputs": [str(item) for item in inputs],
         f"{unit}_read": used + rejected,
@@ -90,6 +90,7 @@ def fit_report(unit: str, inputs, used: int, rejected: int, detector, started: f
         f"{unit}_rejected": rejected,
         **details,
         "n_epochs": int(detector.n_epochs_),
+        "n_replicas": int(detector.n_replicas_),
         "threshold": threshold_info(detector),
         "seconds": round(time.perf_counter() - started, 3),
     }

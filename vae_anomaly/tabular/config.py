@@ -3,6 +3,7 @@
     [columns]    roles = {name = role, ...}, max_levels, id_column, delimiter
     [model]      any VAEAnomalyDetector parameter (random_state, epochs, ...)
     [threshold]  fpr, calibration_fraction
+    [training]   strategy ("default", "mirrored" or "multi-worker": ``jobs.strategy``)
     [score]      chunk_rows, top_columns, format ("csv" or "parquet")
     [fit]        in_memory_mb: inputs up to this size are fitted in memory, larger ones
                  are streamed (``fit_stream``); 0 streams every input
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
+from ..jobs.strategy import STRATEGIES
 from ..schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
@@ -30,6 +32,7 @@ class JobConfig(JobSettings):
     model: dict = setting("model", factory=lambda: {"random_state": 0})
     fpr: float = setting("threshold", 0.01)
     calibration_fraction: float = setting("threshold", 0.2)
+    strategy: str = setting("training", "default", choices=STRATEGIES)
     chunk_rows: int = setting("score", 20_000, at_least=1)
     top_columns: int = setting("score", 3, at_least=0)
     format: str = setting("score", "csv", choices=FORMATS)

@@ -33,6 +33,7 @@ from ..jobs.model_dir import (
 )
 from ..jobs.paths import check_distinct
 from ..jobs.rejects import RejectWriter
+from ..jobs.strategy import make_strategy
 from ..schema import TabularSchema
 from .config import JobConfig
 from .fit_stream import fit_streamed, plans_of
@@ -85,14 +86,15 @@ def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
 def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     """Fit and save; returns the fit report (also stored in schema.json)."""
     started = time.perf_counter()
+    strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     paths = expand_inputs(inputs)
     check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
     streamed = sum(path.stat().st_size for path in paths) > config.in_memory_mb * 1e6
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
         if streamed:
-            detector, schema, X, rejected, split = _fit_streamed(paths, config, staging)
+            detector, schema, X, rejected, split = _fit_streamed(paths, config, staging, strategy)
         else:
-            detector, schema, X, rejected = _fit_in_memory(paths, config, staging)
+            detector, schema, X, rejected = _fit_in_memory(paths, config, staging, strategy)
             split = {}
         detector.save(staging / DETECTOR_DIR)
         report = fit_report(
@@ -105,6 +107,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
             columns=schema.report(),
             layout=[list(block) for block in schema.layout()],
             streamed=streamed,
+            strategy=config.strategy,
             **split,
         )
         write_html_report(  # a streamed fit's figures: its sample of the rows
@@ -129,7 +132,7 @@ def _new_detector(schema: TabularSchema, config: JobConfig) -> VAEAnomalyDetecto
     )
 
 
-def _fit_in_memory(paths, config: JobConfig, staging):
+def _fit_in_memory(paths, config: JobConfig, staging, strategy):
     """(fitted detector, schema, encoded rows, rows rejected): every line held in memory."""
     with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
         frame, files, lines, raw = read_training_cells(paths, config, rejects)
@@ -144,13 +147,14 @@ def _fit_in_memory(paths, config: JobConfig, staging):
         raise ValueError("Every training row was rejected; see the reasons in the error above.")
     detector = _new_detector(schema, config)
     try:
-        detector.fit(encoded.X)
+        with strategy.scope():
+            detector.fit(encoded.X)
     except TrainingDivergedError as error:
         raise _diverged(error, paths, schema) from None
     return detector, schema, encoded.X, rejects.count
 
 
-def _fit_streamed(paths, config: JobConfig, staging):
+def _fit_streamed(paths, config: JobConfig, staging, strategy):
     """(fitted detector, schema, the encoded sample, rows rejected, rows per share): read
     twice, chunk by chunk (``fit_stream``)."""
     header = common_header(paths, config.delimiter)
@@ -164,7 +168,10 @@ def _fit_streamed(paths, config: JobConfig, staging):
 
     with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
         try:
-            detector, schema, sample = fit_streamed(files, header, config, rejects, make_detector)
+            with strategy.scope():
+                detector, schema, sample = fit_streamed(
+                    files, header, config, rejects, make_detector
+                )
         except TrainingDivergedError as error:
             raise _diverged(error, paths, schema) from None
     split = {f"rows_{share}": count for share, count in detector._stream_counts.items()}
