@@ -107,7 +107,7 @@ def _looks_like_time(values: np.ndarray) -> bool:
 _PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _as_text(values):
+def as_text(values):
     """Text cells as an Arrow string array (a NumPy array of str is converted)."""
     import pyarrow as pa
 
@@ -154,7 +154,7 @@ def _arrow_numbers(text) -> np.ndarray:
 
 def _encode_numeric(values):
     """([n, 1] floats, NaN where missing or bad; [(problem, rows)])."""
-    text = _as_text(values)
+    text = as_text(values)
     numbers = _arrow_numbers(text)
     failed = np.flatnonzero(np.isnan(numbers))  # missing or bad: tell them apart (few cells)
     bad = np.zeros(len(text), dtype=bool)
@@ -176,7 +176,7 @@ def _boolean_code(cell: str) -> float:
 
 def _encode_boolean(values):
     """([n, 1] 0/1, NaN where missing or bad; [(problem, rows)])."""
-    flags = _by_unique(_as_text(values), _boolean_code, np.float64)
+    flags = _by_unique(as_text(values), _boolean_code, np.float64)
     bad = flags == -1.0
     flags[bad] = np.nan
     return flags[:, None], [("not a boolean (true/false, yes/no, 1/0)", bad)]
@@ -194,7 +194,7 @@ def _encode_categorical(values, levels):
             return index[cell]
         return missing_code if cell.strip().lower() in MISSING_TOKENS else other
 
-    codes = _by_unique(_as_text(values), code, np.int64)
+    codes = _by_unique(as_text(values), code, np.int64)
     missing = codes == missing_code
     codes[missing] = other
     one_hot = np.eye(len(levels) + 1)[codes]
