@@ -37,7 +37,7 @@ from ..jobs.report import reason_kind
 from ..thresholds import verdicts
 from .config import JobConfig
 from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
-from .engines import run_tasks
+from .engines import run_pipeline, run_tasks
 from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import model_fingerprint, read_model_dir
 from .schema import as_text
@@ -336,7 +336,11 @@ def score_job(
         ]
         meter = Progress(sum(p.n_lines for _, p in plans), unit="rows", enabled=progress)
         meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
-        for stats in run_tasks(score_chunk, tasks, engine, scheduler):
+        if engine == "local":
+            done_chunks = run_pipeline(tasks, prepare_chunk, score_prepared, commit_chunk)
+        else:
+            done_chunks = run_tasks(score_chunk, tasks, engine, scheduler)
+        for stats in done_chunks:
             meter.advance(stats["rows_read"])
         meter.close()
 
