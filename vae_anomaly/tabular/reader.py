@@ -254,12 +254,13 @@ def read_chunk_columns(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
 
     A scan of the chunk's bytes (NumPy) finds each line's start, end and what it holds.
     Lines that are plain (valid UTF-8, no quote, no carriage return inside, some
-    non-space character) and have the header's field count are parsed by Arrow, without
-    quoting, exactly as ``str.split`` would split them; a plain line with another field
-    count is rejected from the scan. Every other line (not UTF-8, maybe blank, quoted,
-    with a carriage return inside) goes through ``read_chunk``'s own per-line code, so
-    its reason is the line reader's. If Arrow reports a bad row anyway
-    (``invalid_row_handler``) or fails, the whole chunk is read by ``read_chunk``.
+    non-space character, no leading byte-order mark) and have the header's field count
+    are parsed by Arrow, without quoting, exactly as ``str.split`` would split them; a
+    plain line with another field count is rejected from the scan. Every other line (not
+    UTF-8, maybe blank, quoted, with a carriage return inside) goes through
+    ``read_chunk``'s own per-line code, so its reason is the line reader's. If Arrow
+    reports a bad row anyway (``invalid_row_handler``) or fails, the whole chunk is read
+    by ``read_chunk``.
     """
     header, _ = read_header(plan.path, delimiter)
     data = _read_bytes(plan)
@@ -311,6 +312,8 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
         | (_counts(raw_bytes == ord('"'), starts, content_end) > 0)
         | (_counts(raw_bytes == 13, starts, content_end) > 0)
         | (_counts(_SOLID[raw_bytes], starts, content_end) == 0)
+        # Arrow drops a byte-order mark that starts its input; the line reader keeps it.
+        | (raw_bytes[np.minimum(starts, max(len(data) - 1, 0))] == 0xEF)
     )
     fields = _counts(raw_bytes == ord(delimiter), starts, content_end) + 1
     arrow_rows = ~python_path & (fields == len(header))
