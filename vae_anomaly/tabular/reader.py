@@ -202,8 +202,8 @@ def read_chunk(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
 
 # ----------------------------------------------------------------------------- columnar
 
-# Bytes that Python's str.strip() removes (ASCII): a line made only of these, or of these
-# and non-ASCII bytes, may be blank and is judged in Python.
+# Bytes that Python's str.strip() does not remove, and that are ASCII: a line that
+# starts or ends with one is not blank.
 _ASCII_SPACE = np.zeros(256, dtype=bool)
 _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
 _SOLID = ~_ASCII_SPACE
@@ -272,10 +272,11 @@ def read_chunk_columns(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
         return read_chunk(plan, delimiter)
 
 
-def _counts(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per line: how many of ``flags`` (one per byte) are set in [start, end)."""
-    total = np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
-    return total[ends] - total[starts]
+def _per_line(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per line: how many of the byte ``positions`` lie in its [start, end)."""
+    line = np.searchsorted(starts, positions, side="right") - 1
+    inside = positions < ends[line]
+    return np.bincount(line[inside], minlength=len(starts))
 
 
 def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str) -> Chunk:
@@ -293,9 +294,8 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
     # A line without its break and one trailing carriage return (rstrip("\r\n") may take
     # more: such a line has a carriage return inside and goes to Python).
     content_end = ends - ((ends > starts) & (raw_bytes[np.maximum(ends - 1, 0)] == 13))
-    non_ascii = _counts(raw_bytes >= 128, starts, ends)
     bad_utf8 = np.zeros(len(starts), dtype=bool)
-    if non_ascii.any():
+    if not data.isascii():
         position = 0
         while True:
             try:
@@ -307,25 +307,27 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
                 if line + 1 >= len(starts):
                     break
                 position = int(starts[line + 1])
+
+    def has(byte: bytes) -> np.ndarray:
+        if byte not in data:
+            return np.zeros(len(starts), dtype=bool)
+        positions = np.flatnonzero(raw_bytes == ord(byte))
+        return _per_line(positions, starts, content_end) > 0
+
+    last = raw_bytes[np.maximum(content_end - 1, 0)]
+    first = raw_bytes[np.minimum(starts, max(len(data) - 1, 0))]
     python_path = (
         bad_utf8
-        | (_counts(raw_bytes == ord('"'), starts, content_end) > 0)
-        | (_counts(raw_bytes == 13, starts, content_end) > 0)
-        | (_counts(_SOLID[raw_bytes], starts, content_end) == 0)
+        | has(b'"')
+        | has(b"\r")
+        # Maybe blank (neither end is a non-space ASCII character): judged in Python.
+        | (content_end == starts)
+        | ~(_SOLID[first] | _SOLID[last])
         # Arrow drops a byte-order mark that starts its input; the line reader keeps it.
-        | (raw_bytes[np.minimum(starts, max(len(data) - 1, 0))] == 0xEF)
+        | (first == 0xEF)
     )
-    fields = _counts(raw_bytes == ord(delimiter), starts, content_end) + 1
-    arrow_rows = ~python_path & (fields == len(header))
     numbers = plan.first_line + np.arange(len(starts))
-    rejected = [
-        (
-            int(numbers[i]),
-            f"wrong field count: {int(fields[i])} fields, header has {len(header)}",
-            data[starts[i] : content_end[i]].decode("utf-8"),
-        )
-        for i in np.flatnonzero(~python_path & ~arrow_rows)
-    ]
+    rejected = []
     python_rows, python_lines = [], []
     for i in np.flatnonzero(python_path):
         row, reject = _line_fields(
@@ -339,18 +341,21 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
     rejected.sort()
 
     names = [f"f{j}" for j in range(len(header))]
-    bad_rows = []
+    candidates = np.flatnonzero(~python_path)  # the lines given to Arrow, in order
+    wrong_count = []  # (line index, fields) of the rows Arrow reports
 
     def invalid_row(row) -> str:
-        bad_rows.append(row)
+        index = candidates[row.number - 1] if 0 < row.number <= len(candidates) else -1
+        if index < 0 or data[starts[index] : content_end[index]].decode("utf-8") != row.text:
+            raise _ArrowFailed  # not the line it should be: read the chunk line by line
+        wrong_count.append((int(index), row.actual_columns))
         return "skip"
 
-    if arrow_rows.all():
+    if candidates.size == len(starts):
         text = data
     else:
-        keep = np.repeat(arrow_rows, np.diff(np.concatenate([starts, [len(data)]])))
+        keep = np.repeat(~python_path, np.diff(np.concatenate([starts, [len(data)]])))
         text = raw_bytes[keep].tobytes()
-    n_arrow = int(arrow_rows.sum())
     try:
         table = (
             pacsv.read_csv(
@@ -370,12 +375,20 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
                     column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
                 ),
             )
-            if n_arrow
+            if candidates.size
             else None
         )
     except (pa.ArrowException, ValueError) as error:
         raise _ArrowFailed from error
-    if bad_rows or (table is not None and table.num_rows != n_arrow):
+    arrow_rows = ~python_path
+    for index, fields in wrong_count:
+        arrow_rows[index] = False
+        reason = f"wrong field count: {fields} fields, header has {len(header)}"
+        rejected.append(
+            (int(numbers[index]), reason, data[starts[index] : content_end[index]].decode("utf-8"))
+        )
+    rejected.sort()
+    if table is not None and table.num_rows != int(arrow_rows.sum()):
         raise _ArrowFailed
 
     positions = np.concatenate([np.flatnonzero(arrow_rows), np.array(python_lines, dtype=np.int64)])
