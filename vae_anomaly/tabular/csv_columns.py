@@ -71,6 +71,10 @@ def quoted(text) -> pa.Array:
     they hold a delimiter, quote or line break (``QUOTED_CHARACTERS``), else as they are."""
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
+    data = text.buffers()[2]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8)
+    if not any((data == ord(c)).any() for c in QUOTED_CHARACTERS):
+        return text  # no cell needs quotes (the buffer holds every cell's bytes)
     needs = None
     for character in QUOTED_CHARACTERS:
         found = pc.match_substring(text, character)
