@@ -88,6 +88,15 @@ def cells(chunk, name) -> list:
     return column.to_pylist() if isinstance(column, pa.Array) else list(column)
 
 
+def latin1_file(path: Path) -> Path:
+    """Every third line in Latin-1 (not UTF-8), the others in UTF-8 with accents."""
+    _, new, _ = make_machine_records(n_train=10, n_new=60, n_per_kind=0, seed=7)
+    lines = new.replace("north", "nörth").splitlines()
+    encoded = [line.encode("latin-1" if i % 3 == 2 else "utf-8") for i, line in enumerate(lines)]
+    path.write_bytes(b"\n".join(encoded) + b"\n")
+    return path
+
+
 def assert_same_chunk(line_by_line, columnar):
     assert columnar.header == line_by_line.header
     assert columnar.rejected == line_by_line.rejected
@@ -98,7 +107,7 @@ def assert_same_chunk(line_by_line, columnar):
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 7, 1000])
-@pytest.mark.parametrize("make", [odd_lines_file, crlf_file])
+@pytest.mark.parametrize("make", [odd_lines_file, crlf_file, latin1_file])
 def test_the_arrow_reader_gives_the_line_readers_cells_rows_and_rejects(
     tmp_path, monkeypatch, make, chunk_rows
 ):

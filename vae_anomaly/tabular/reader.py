@@ -253,14 +253,14 @@ def read_chunk_columns(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
     rows, raw lines and rejects, with their reasons.
 
     A scan of the chunk's bytes (NumPy) finds each line's start, end and what it holds.
-    Lines that are plain (valid UTF-8, no quote, no carriage return inside, some
-    non-space character, no leading byte-order mark) and have the header's field count
-    are parsed by Arrow, without quoting, exactly as ``str.split`` would split them; a
-    plain line with another field count is rejected from the scan. Every other line (not
-    UTF-8, maybe blank, quoted, with a carriage return inside) goes through
-    ``read_chunk``'s own per-line code, so its reason is the line reader's. If Arrow
-    reports a bad row anyway (``invalid_row_handler``) or fails, the whole chunk is read
-    by ``read_chunk``.
+    Plain lines (valid UTF-8, no quote, no carriage return inside, some non-space
+    character, no leading byte-order mark) are parsed by Arrow without quoting, exactly
+    as ``str.split`` splits them; Arrow's ``invalid_row_handler`` reports those with
+    another field count, which are rejected (each reported row is checked to be the line
+    it stands for). Every other line (not UTF-8, maybe blank, quoted, with a carriage
+    return inside) goes through ``read_chunk``'s own per-line code, so its reason is the
+    line reader's. If Arrow fails, or reports a row that is not the line it should be,
+    the whole chunk is read by ``read_chunk``.
     """
     header, _ = read_header(plan.path, delimiter)
     data = _read_bytes(plan)
@@ -295,18 +295,13 @@ def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str
     # more: such a line has a carriage return inside and goes to Python).
     content_end = ends - ((ends > starts) & (raw_bytes[np.maximum(ends - 1, 0)] == 13))
     bad_utf8 = np.zeros(len(starts), dtype=bool)
-    if not data.isascii():
-        position = 0
-        while True:
+    if not data.isascii():  # decode only the lines with a byte above 127, one at a time
+        wide = _per_line(np.flatnonzero(raw_bytes >= 128), starts, ends) > 0
+        for i in np.flatnonzero(wide):
             try:
-                data[position:].decode("utf-8")
-                break
-            except UnicodeDecodeError as error:
-                line = int(np.searchsorted(starts, position + error.start, side="right")) - 1
-                bad_utf8[line] = True
-                if line + 1 >= len(starts):
-                    break
-                position = int(starts[line + 1])
+                data[starts[i] : ends[i]].decode("utf-8")
+            except UnicodeDecodeError:
+                bad_utf8[i] = True
 
     def has(byte: bytes) -> np.ndarray:
         if byte not in data:
