@@ -210,10 +210,13 @@ def test_csv_text_built_by_column_is_what_pandas_writes():
     texts = rng.choice(["a", "b,c", 'd"e', "f\ng", "h\ri", "", " j ", "é", "x;y", '"'], n)
     texts = np.array(texts, dtype=object)
     ints, flags = rng.integers(0, 10**12, n), rng.random(n) < 0.5
+    p_values = rng.integers(1, 602, n) / 602  # few distinct values: written once each
+    p_values[::5], p_values[1], p_values[2] = np.nan, -0.0, 0.0
     frame = pd.DataFrame({"t": texts, "f": "/a,b/c.csv", "i": ints, "x": floats, "b": flags})
+    frame["p"] = p_values
     path = quoted(pa.array(["/a,b/c.csv"])).to_pylist()[0]
     columns = [quoted(pa.array(texts, pa.string())), path, int_text(ints)]
-    columns += [float_text(floats), bool_text(flags)]
+    columns += [float_text(floats), bool_text(flags), float_text(p_values)]
     assert csv_lines(columns) == frame.to_csv(index=False, header=False).encode()
 
 

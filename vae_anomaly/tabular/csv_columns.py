@@ -38,6 +38,10 @@ QUOTED_CHARACTERS = tuple(c for c in (",", '"', "\n", "\r") if _csv_quotes(c))
 def float_text(values: np.ndarray) -> pa.Array:
     """Each float as ``str(value)`` (= ``repr``), NaN as an empty cell: [n] strings."""
     values = np.asarray(values, dtype=np.float64)
+    if len(values) > 64:  # few distinct values (p-values): each is written once
+        bits, inverse = np.unique(values.view(np.int64), return_inverse=True)
+        if len(bits) * 4 < len(values):
+            return float_text(bits.view(np.float64)).take(pa.array(inverse.ravel()))
     magnitude = np.abs(values)
     low, high = _ARROW_FLOAT_RANGE
     with np.errstate(invalid="ignore"):
