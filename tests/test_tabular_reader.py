@@ -1,6 +1,7 @@
 """The scoring job's columnar path: the Arrow chunk reader, whole-column encoding, CSV
 text built by column and the overlapped local engine, each against what it replaces."""
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -323,3 +324,10 @@ def test_an_error_in_any_step_of_the_pipeline_is_raised_and_stops_its_threads(st
             )
         )
     assert threading.active_count() == before
+
+
+def test_a_plan_without_its_byte_length_reads_up_to_its_last_line_break(tmp_path):
+    path = crlf_file(tmp_path / "in.csv")
+    for plan in plan_chunks(path, 7):
+        unsized = dataclasses.replace(plan, n_bytes=-1)
+        assert_same_chunk(read_chunk(plan), read_chunk_columns(unsized))
