@@ -103,8 +103,12 @@ def test_mnist_benchmark_runs_on_tiny_generated_digits(tmp_path):
 def test_stream_benchmark_runs_on_tiny_files(tmp_path):
     run_script("stream.py", "--quick", "--out", tmp_path / "out")
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
-    assert set(runs["kind"]) == {"ours", "pandas.read_csv"}
+    assert set(runs["kind"]) == {"ours", "score_samples (in memory)", "pandas.read_csv"}
     assert (runs["peak_rss_mb"] > 0).all() and (tmp_path / "out" / "table.md").is_file()
+    ours = runs[runs["kind"] == "ours"]
+    peer = runs[runs["kind"] == "score_samples (in memory)"]
+    ratio = ours["rows_per_s"].to_numpy() / peer["rows_per_s"].to_numpy()
+    assert np.allclose(ours["vs_score_samples"], ratio)  # the job's rate over the model's
 
 
 def test_image_stream_benchmark_runs_on_small_folders(tmp_path):

@@ -149,7 +149,7 @@ def test_an_output_naming_a_directory_is_refused_before_the_first_chunk(
 ):
     (tmp_path / "scored.csv").mkdir()
     scored = []
-    monkeypatch.setattr(score_job_module, "score_chunk", lambda task: scored.append(task))
+    monkeypatch.setattr(score_job_module, "prepare_chunk", lambda task: scored.append(task))
     status = main(score_args(model_dir, data, tmp_path))
     assert status == ExitStatus.USAGE
     assert f"--output {tmp_path / 'scored.csv'} is a directory" in capsys.readouterr().err
@@ -351,19 +351,19 @@ def test_resume_refuses_an_input_edited_in_place_with_size_and_mtime_kept(
     source = write_table(tmp_path / "new.csv", n=200, seed=3)
     out = tmp_path / "out"
     calls = []
-    real = score_job_module.score_chunk
+    real = score_job_module.commit_chunk
 
-    def dies_after_two(task):
+    def dies_after_two(scored):
         if len(calls) == 2:
             raise KeyboardInterrupt  # the job is killed after committing two chunks
-        calls.append(task)
-        return real(task)
+        calls.append(scored)
+        return real(scored)
 
-    monkeypatch.setattr(score_job_module, "score_chunk", dies_after_two)
+    monkeypatch.setattr(score_job_module, "commit_chunk", dies_after_two)
     args = (model_dir, [source], out / "o.csv", out / "r.csv", out / "r.json")
     with pytest.raises(KeyboardInterrupt):
         score_job(*args, config=CONFIG, progress=False)
-    monkeypatch.setattr(score_job_module, "score_chunk", real)
+    monkeypatch.setattr(score_job_module, "commit_chunk", real)
 
     status = source.stat()
     text = source.read_text()

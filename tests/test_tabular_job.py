@@ -198,15 +198,15 @@ def test_parquet_output_holds_the_same_rows_as_csv(model_dir, tmp_path):
 
 def test_a_failed_job_leaves_no_output_behind(model_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = score_job_module.score_chunk
+    real = score_job_module.commit_chunk
 
-    def failing(task):
+    def failing(scored):  # the third chunk's parts cannot be written
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("disk on fire")
-        return real(task)
+        return real(scored)
 
-    monkeypatch.setattr(score_job_module, "score_chunk", failing)
+    monkeypatch.setattr(score_job_module, "commit_chunk", failing)
     settings = saved_settings(model_dir)
     with pytest.raises(OSError, match="disk on fire"):
         run_score(

@@ -103,25 +103,82 @@ def _looks_like_time(values: np.ndarray) -> bool:
     return bool(parsed.notna().mean() >= NUMERIC_SHARE)
 
 
+# A plain decimal number: Arrow's cast parses these to the same float as pandas.
+_PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def as_text(values):
+    """Text cells as an Arrow string array (a NumPy array of str is converted)."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.string()) if values.type != pa.string() else values
+    return pa.array(np.asarray(values, dtype=object), type=pa.string())
+
+
+def _objects(text, rows: np.ndarray) -> np.ndarray:
+    """The cells at ``rows`` of an Arrow string array, as a NumPy array of str."""
+    return np.array(text.take(rows).to_pylist(), dtype=object)
+
+
+def _by_unique(text, function, dtype) -> np.ndarray:
+    """``function`` (str -> value) of each cell, called once per distinct cell."""
+    encoded = text.dictionary_encode()
+    per_unique = np.array([function(u) for u in encoded.dictionary.to_pylist()], dtype=dtype)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return per_unique[indices] if len(indices) else np.empty(0, dtype=dtype)
+
+
+def _arrow_numbers(text) -> np.ndarray:
+    """Floats as ``_parse_numbers`` gives them: Arrow's cast of the column where it
+    parses every cell (the same floats as pandas), else of its plain decimal numbers,
+    with pandas for the other cells."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False).copy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    plain = pc.match_substring_regex(text, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    numbers = np.empty(len(text))
+    numbers[plain] = pc.cast(text.filter(pa.array(plain)), pa.float64()).to_numpy(
+        zero_copy_only=False
+    )
+    other = np.flatnonzero(~plain)
+    numbers[other] = _parse_numbers(_objects(text, other))
+    return numbers
+
+
 def _encode_numeric(values):
     """([n, 1] floats, NaN where missing or bad; [(problem, rows)])."""
-    numbers = _parse_numbers(values)
+    text = as_text(values)
+    numbers = _arrow_numbers(text)
     failed = np.flatnonzero(np.isnan(numbers))  # missing or bad: tell them apart (few cells)
-    bad = np.zeros(len(values), dtype=bool)
-    bad[failed] = ~_missing(values[failed])
+    bad = np.zeros(len(text), dtype=bool)
+    bad[failed] = ~_missing(_objects(text, failed))
     infinite = np.isinf(numbers)
     numbers[bad | infinite] = np.nan
     return numbers[:, None], [("not a number", bad), ("infinite value", infinite)]
 
 
+def _boolean_code(cell: str) -> float:
+    """1 or 0 for a boolean token, NaN for a missing cell, -1 for anything else."""
+    token = cell.strip().lower()
+    if token in TRUE_TOKENS:
+        return 1.0
+    if token in FALSE_TOKENS:
+        return 0.0
+    return np.nan if token in MISSING_TOKENS else -1.0
+
+
 def _encode_boolean(values):
     """([n, 1] 0/1, NaN where missing or bad; [(problem, rows)])."""
-    tokens = _normalised(values)
-    true, false = np.isin(tokens, list(TRUE_TOKENS)), np.isin(tokens, list(FALSE_TOKENS))
-    missing = np.isin(tokens, list(MISSING_TOKENS))
-    bad = ~missing & ~true & ~false
-    flags = np.where(true, 1.0, 0.0)
-    flags[missing | bad] = np.nan
+    flags = _by_unique(as_text(values), _boolean_code, np.float64)
+    bad = flags == -1.0
+    flags[bad] = np.nan
     return flags[:, None], [("not a boolean (true/false, yes/no, 1/0)", bad)]
 
 
@@ -129,15 +186,26 @@ def _encode_categorical(values, levels):
     """([n, levels + 1] one-hot, NaN rows where missing; [], number of unseen cells).
 
     The last level stands for every value not seen in training."""
-    codes = pd.Index(levels, dtype=object).get_indexer(pd.Series(values, dtype=object).astype(str))
-    codes = codes.astype(np.int64)  # -1: not a level
-    other = np.flatnonzero(codes < 0)  # unseen or missing (missing tokens are not levels)
-    missing = np.zeros(len(values), dtype=bool)
-    missing[other] = _missing(values[other])
-    codes[other] = len(levels)
+    index = {level: code for code, level in enumerate(levels)}
+    other, missing_code = len(levels), len(levels) + 1
+
+    def code(cell: str) -> int:
+        if cell in index:
+            return index[cell]
+        return missing_code if cell.strip().lower() in MISSING_TOKENS else other
+
+    codes = _by_unique(as_text(values), code, np.int64)
+    missing = codes == missing_code
+    codes[missing] = other
     one_hot = np.eye(len(levels) + 1)[codes]
     one_hot[missing] = np.nan
-    return one_hot, [], int(len(other) - missing.sum())
+    return one_hot, [], int(np.count_nonzero(codes == other) - missing.sum())
+
+
+def _cell(values, row: int) -> str:
+    """One text cell of a NumPy or Arrow column."""
+    cell = values[int(row)]
+    return cell.as_py() if hasattr(cell, "as_py") else cell
 
 
 def _column_from_dict(index: int, entry) -> Column:
@@ -252,7 +320,10 @@ class TabularSchema:
     # ------------------------------------------------------------------ encoding
 
     def encode(self, cells: dict[str, np.ndarray], n_rows: int, scaling=None) -> Encoded:
-        """Encode text cells (column name -> [n_rows] str); bad rows are rejected, not fixed.
+        """Encode text cells (column name -> [n_rows] str, a NumPy array or an Arrow string
+        array); bad rows are rejected, not fixed. Whole columns are converted at once (Arrow
+        compute and NumPy); a text is looked at in Python once per distinct cell, or for
+        the few cells that are not plain numbers.
 
         A numeric value whose scaled form u = (x - center) / scale the model cannot
         score (``validation.SCALED_LIMIT``: it would overflow float32) is rejected too.
@@ -274,7 +345,7 @@ class TabularSchema:
             for kind, rows in problems:
                 for row in np.flatnonzero(rows):
                     reasons.setdefault(
-                        int(row), f"{kind}: column {column.name!r} = {values[row]!r}"
+                        int(row), f"{kind}: column {column.name!r} = {_cell(values, row)!r}"
                     )
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
@@ -299,7 +370,7 @@ class TabularSchema:
             name = numeric[j].name
             reasons.setdefault(
                 int(row),
-                f"value out of range: column {name!r} = {cells[name][row]!r} overflows "
+                f"value out of range: column {name!r} = {_cell(cells[name], row)!r} overflows "
                 "float32 after scaling",
             )
 

@@ -5,6 +5,11 @@
 process or by a Dask worker. ``read_chunk`` returns the chunk's text cells by column,
 and the lines it could not split (wrong field count, not UTF-8, blank) with the reason.
 
+``read_chunk_columns`` reads the same chunk into Arrow string columns with
+``pyarrow.csv`` and gives the same cells, rows and rejects (the scoring job's reader);
+``read_chunk`` reads it line by line in Python, and is the fallback for a chunk that
+Arrow cannot parse.
+
 One record is one physical line: a quoted field may hold the delimiter but not a line
 break (such a record is rejected with its line number rather than silently merged).
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +39,16 @@ class ChunkPlan:
     first_line: int
     n_lines: int
     sha256: str = ""
+    n_bytes: int = -1  # length of the chunk's bytes (-1: unknown, read up to n_lines breaks)
 
 
 @dataclass
 class Chunk:
     plan: ChunkPlan
     header: list[str]
-    cells: dict[str, np.ndarray]  # column -> text cells of the rows that split correctly
+    cells: dict  # column -> text cells of the rows that split correctly (NumPy or Arrow)
     lines: np.ndarray  # line number of each of those rows
-    raw: list[str]  # raw text of those rows
+    raw: Sequence[str]  # raw text of those rows
     rejected: list[tuple[int, str, str]]  # (line number, reason, raw line)
 
 
@@ -118,6 +125,7 @@ def scan_file(path, chunk_rows: int, delimiter: str = ",") -> tuple[list[ChunkPl
                         start_line,
                         chunk_rows,
                         chunk_digest.hexdigest(),
+                        offset + int(end) + 1 - start,
                     )
                 )
                 chunk_digest = hashlib.sha256()
@@ -128,9 +136,44 @@ def scan_file(path, chunk_rows: int, delimiter: str = ",") -> tuple[list[ChunkPl
     if start < offset:  # the lines after the last full chunk; the very last may lack a break
         n_lines = in_chunk + (0 if last == b"\n" else 1)
         plans.append(
-            ChunkPlan(str(path), len(plans), start, start_line, n_lines, chunk_digest.hexdigest())
+            ChunkPlan(
+                str(path),
+                len(plans),
+                start,
+                start_line,
+                n_lines,
+                chunk_digest.hexdigest(),
+                offset - start,
+            )
         )
     return plans, whole.hexdigest()
+
+
+def _line_fields(number: int, data: bytes, n_columns: int, delimiter: str):
+    """(fields, None) for a line that splits into ``n_columns`` fields, else (None, (line
+    number, reason, raw text)); ``data`` is the line's bytes with or without its break."""
+    try:
+        line = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None, (number, "not valid UTF-8", data.decode("utf-8", "replace").rstrip("\r\n"))
+    if not line.strip():
+        return None, (number, "blank line", line)
+    try:
+        fields = _split(line, delimiter)
+    except csv.Error as error:
+        return None, (number, f"cannot split: {error}", line)
+    if len(fields) != n_columns:
+        reason = f"wrong field count: {len(fields)} fields, header has {n_columns}"
+        return None, (number, reason, line)
+    return fields, None
+
+
+def _changed(plan: ChunkPlan) -> ValueError:
+    return ValueError(
+        f"{plan.path}, lines {plan.first_line}-{plan.first_line + plan.n_lines - 1}: the "
+        "file changed while the job was running (its bytes no longer match the plan); "
+        "run the job again."
+    )
 
 
 def read_chunk(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
@@ -143,38 +186,219 @@ def read_chunk(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
         for number in range(plan.first_line, plan.first_line + plan.n_lines):
             data = handle.readline()
             digest.update(data)
-            text = data.decode("utf-8", errors="replace").rstrip("\r\n")
-            try:
-                line = data.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                rejected.append((number, "not valid UTF-8", text))
-                continue
-            if not line.strip():
-                rejected.append((number, "blank line", line))
-                continue
-            try:
-                fields = _split(line, delimiter)
-            except csv.Error as error:
-                rejected.append((number, f"cannot split: {error}", line))
-                continue
-            if len(fields) != len(header):
-                rejected.append(
-                    (
-                        number,
-                        f"wrong field count: {len(fields)} fields, header has {len(header)}",
-                        line,
-                    )
-                )
+            fields, reject = _line_fields(number, data, len(header), delimiter)
+            if reject:
+                rejected.append(reject)
                 continue
             rows.append(fields)
             lines.append(number)
-            raw.append(line)
+            raw.append(data.decode("utf-8").rstrip("\r\n"))
     if plan.sha256 and digest.hexdigest() != plan.sha256:
-        raise ValueError(
-            f"{plan.path}, lines {plan.first_line}-{plan.first_line + plan.n_lines - 1}: the "
-            "file changed while the job was running (its bytes no longer match the plan); "
-            "run the job again."
-        )
+        raise _changed(plan)
     table = np.array(rows, dtype=object).reshape(len(rows), len(header))
     cells = {name: table[:, j] for j, name in enumerate(header)}
     return Chunk(plan, header, cells, np.array(lines, dtype=np.int64), raw, rejected)
+
+
+# ----------------------------------------------------------------------------- columnar
+
+# Bytes that Python's str.strip() does not remove, and that are ASCII: a line that
+# starts or ends with one is not blank.
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_SOLID = ~_ASCII_SPACE
+_SOLID[128:] = False
+
+
+class _RawLines(Sequence):
+    """The raw text of a chunk's rows, decoded from the chunk's bytes when asked for."""
+
+    def __init__(self, data: bytes, starts: np.ndarray, ends: np.ndarray):
+        self._data, self._starts, self._ends = data, starts, ends
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self._data[self._starts[i] : self._ends[i]].decode("utf-8")
+
+
+class _ArrowFailed(Exception):
+    """Arrow could not parse the chunk as the line reader would: read it line by line."""
+
+
+def _read_bytes(plan: ChunkPlan) -> bytes:
+    """The chunk's bytes, checked against the plan's SHA-256."""
+    with open(plan.path, "rb") as handle:
+        handle.seek(plan.offset)
+        if plan.n_bytes >= 0:
+            data = handle.read(plan.n_bytes)
+        else:  # a plan without its length: up to its last line break
+            data, found = b"", 0
+            while found < plan.n_lines and (block := handle.read(_BLOCK)):
+                data += block
+                found = data.count(b"\n")
+            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n"))
+            if ends.size >= plan.n_lines:
+                data = data[: int(ends[plan.n_lines - 1]) + 1]
+    if plan.sha256 and hashlib.sha256(data).hexdigest() != plan.sha256:
+        raise _changed(plan)
+    return data
+
+
+def read_chunk_columns(plan: ChunkPlan, delimiter: str = ",") -> Chunk:
+    """``read_chunk`` through ``pyarrow.csv``: the same cells (as Arrow string arrays),
+    rows, raw lines and rejects, with their reasons.
+
+    A scan of the chunk's bytes (NumPy) finds each line's start, end and what it holds.
+    Plain lines (valid UTF-8, no quote, no carriage return inside, some non-space
+    character, no leading byte-order mark) are parsed by Arrow without quoting, exactly
+    as ``str.split`` splits them; Arrow's ``invalid_row_handler`` reports those with
+    another field count, which are rejected (each reported row is checked to be the line
+    it stands for). Every other line (not UTF-8, maybe blank, quoted, with a carriage
+    return inside) goes through ``read_chunk``'s own per-line code, so its reason is the
+    line reader's. If Arrow fails, or reports a row that is not the line it should be,
+    the whole chunk is read by ``read_chunk``.
+    """
+    header, _ = read_header(plan.path, delimiter)
+    data = _read_bytes(plan)
+    if len(delimiter) != 1 or delimiter in '"\r\n' or ord(delimiter) > 127:
+        return read_chunk(plan, delimiter)
+    try:
+        return _arrow_chunk(plan, header, data, delimiter)
+    except _ArrowFailed:
+        return read_chunk(plan, delimiter)
+
+
+def _per_line(positions: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per line: how many of the byte ``positions`` lie in its [start, end)."""
+    line = np.searchsorted(starts, positions, side="right") - 1
+    inside = positions < ends[line]
+    return np.bincount(line[inside], minlength=len(starts))
+
+
+def _arrow_chunk(plan: ChunkPlan, header: list[str], data: bytes, delimiter: str) -> Chunk:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    raw_bytes = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw_bytes == ord("\n"))
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [len(data)]])
+    if len(data) == 0 or data.endswith(b"\n"):
+        starts, ends = starts[:-1], ends[:-1]  # no line after the last break
+    if len(starts) != plan.n_lines:
+        raise _ArrowFailed
+    # A line without its break and one trailing carriage return (rstrip("\r\n") may take
+    # more: such a line has a carriage return inside and goes to Python).
+    content_end = ends - ((ends > starts) & (raw_bytes[np.maximum(ends - 1, 0)] == 13))
+    bad_utf8 = np.zeros(len(starts), dtype=bool)
+    if not data.isascii():  # decode only the lines with a byte above 127, one at a time
+        wide = _per_line(np.flatnonzero(raw_bytes >= 128), starts, ends) > 0
+        for i in np.flatnonzero(wide):
+            try:
+                data[starts[i] : ends[i]].decode("utf-8")
+            except UnicodeDecodeError:
+                bad_utf8[i] = True
+
+    def has(byte: bytes) -> np.ndarray:
+        if byte not in data:
+            return np.zeros(len(starts), dtype=bool)
+        positions = np.flatnonzero(raw_bytes == ord(byte))
+        return _per_line(positions, starts, content_end) > 0
+
+    last = raw_bytes[np.maximum(content_end - 1, 0)]
+    first = raw_bytes[np.minimum(starts, max(len(data) - 1, 0))]
+    python_path = (
+        bad_utf8
+        | has(b'"')
+        | has(b"\r")
+        # Maybe blank (neither end is a non-space ASCII character): judged in Python.
+        | (content_end == starts)
+        | ~(_SOLID[first] | _SOLID[last])
+        # Arrow drops a byte-order mark that starts its input; the line reader keeps it.
+        | (first == 0xEF)
+    )
+    numbers = plan.first_line + np.arange(len(starts))
+    rejected = []
+    python_rows, python_lines = [], []
+    for i in np.flatnonzero(python_path):
+        row, reject = _line_fields(
+            int(numbers[i]), data[starts[i] : ends[i]], len(header), delimiter
+        )
+        if reject:
+            rejected.append(reject)
+        else:
+            python_rows.append(row)
+            python_lines.append(i)
+    rejected.sort()
+
+    names = [f"f{j}" for j in range(len(header))]
+    candidates = np.flatnonzero(~python_path)  # the lines given to Arrow, in order
+    wrong_count = []  # (line index, fields) of the rows Arrow reports
+
+    def invalid_row(row) -> str:
+        index = candidates[row.number - 1] if 0 < row.number <= len(candidates) else -1
+        if index < 0 or data[starts[index] : content_end[index]].decode("utf-8") != row.text:
+            raise _ArrowFailed  # not the line it should be: read the chunk line by line
+        wrong_count.append((int(index), row.actual_columns))
+        return "skip"
+
+    if candidates.size == len(starts):
+        text = data
+    else:
+        keep = np.repeat(~python_path, np.diff(np.concatenate([starts, [len(data)]])))
+        text = raw_bytes[keep].tobytes()
+    try:
+        table = (
+            pacsv.read_csv(
+                pa.py_buffer(text),
+                read_options=pacsv.ReadOptions(
+                    column_names=names, use_threads=False, block_size=max(1 << 20, len(text) + 1)
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=delimiter,
+                    quote_char=False,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=True,
+                    invalid_row_handler=invalid_row,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                ),
+            )
+            if candidates.size
+            else None
+        )
+    except (pa.ArrowException, ValueError) as error:
+        raise _ArrowFailed from error
+    arrow_rows = ~python_path
+    for index, fields in wrong_count:
+        arrow_rows[index] = False
+        reason = f"wrong field count: {fields} fields, header has {len(header)}"
+        rejected.append(
+            (int(numbers[index]), reason, data[starts[index] : content_end[index]].decode("utf-8"))
+        )
+    rejected.sort()
+    if table is not None and table.num_rows != int(arrow_rows.sum()):
+        raise _ArrowFailed
+
+    positions = np.concatenate([np.flatnonzero(arrow_rows), np.array(python_lines, dtype=np.int64)])
+    order = np.argsort(positions, kind="stable")
+    in_order = None if not python_rows else pa.array(order)
+    cells = {}
+    for j, name in enumerate(header):
+        parts = [] if table is None else table.column(j).chunks
+        if python_rows:
+            parts = [*parts, pa.array([row[j] for row in python_rows], type=pa.string())]
+        column = pa.concat_arrays(parts) if parts else pa.array([], type=pa.string())
+        cells[name] = column if in_order is None else column.take(in_order)
+    rows = positions[order]
+    raw_end = content_end.copy()
+    for i in python_lines:  # rstrip("\r\n") of a Python-path line may take more than one \r
+        raw_end[i] = starts[i] + len(data[starts[i] : ends[i]].rstrip(b"\r\n"))
+    raw = _RawLines(data, starts[rows], raw_end[rows])
+    return Chunk(plan, header, cells, numbers[rows].astype(np.int64), raw, rejected)

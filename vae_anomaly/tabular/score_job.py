@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
@@ -35,9 +37,11 @@ from ..jobs.report import reason_kind
 from ..report import ScoreSummary, require_matplotlib
 from ..thresholds import verdicts
 from .config import JobConfig
-from .engines import run_tasks
-from .reader import ChunkPlan, expand_inputs, read_chunk, scan_file
+from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
+from .engines import run_pipeline, run_tasks
+from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import model_fingerprint, read_model_dir
+from .schema import as_text
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")
@@ -58,13 +62,17 @@ def _part_stem(plan: ChunkPlan, file_index: int) -> str:
 
 
 def score_chunk(task: dict) -> dict:
-    """Score one chunk and commit its part files; returns the chunk's stats."""
+    """Score one chunk and commit its part files; returns the chunk's stats (what a Dask
+    worker runs: ``prepare_chunk``, ``score_prepared`` and ``commit_chunk`` in turn)."""
+    return commit_chunk(score_prepared(prepare_chunk(task)))
+
+
+def prepare_chunk(task: dict) -> dict:
+    """Read and encode one chunk (``reader.read_chunk_columns``, ``schema.encode``)."""
     plan = ChunkPlan(**task["plan"])
     settings = JobConfig(**task["settings"])
     detector, schema, _ = cached_model(task["model_dir"], task["fingerprint"])
-    parts = Path(task["parts_dir"])
-    stem = _part_stem(plan, task["file_index"])
-    chunk = read_chunk(plan, settings.delimiter)
+    chunk = read_chunk_columns(plan, settings.delimiter)
     rejected = [(line, reason, raw) for line, reason, raw in chunk.rejected]
     absent = [name for name in schema.required if name not in chunk.header]
     n = len(chunk.lines)
@@ -77,17 +85,51 @@ def score_chunk(task: dict) -> dict:
         rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i, reason in encoded.rejected]
         encoded_rows, X, unknown = encoded.kept, encoded.X, encoded.unknown
     rejected.sort()
+    return {
+        "task": task,
+        "plan": plan,
+        "settings": settings,
+        "chunk": chunk,
+        "rejected": rejected,
+        "rows": encoded_rows,
+        "X": X,
+        "unknown": unknown,
+    }
 
-    scored, feature_terms = _scored_frame(detector, schema, settings, chunk, plan, encoded_rows, X)
-    alerts = _alerts(detector, schema, settings, scored, feature_terms)
+
+def score_prepared(prepared: dict) -> dict:
+    """The model's terms for the chunk's encoded rows (None when there are none)."""
+    task = prepared["task"]
+    detector, _, _ = cached_model(task["model_dir"], task["fingerprint"])
+    rows = prepared["rows"]
+    terms = detector.score_terms(prepared["X"]) if len(rows) else None
+    return prepared | {"terms": terms}
+
+
+def commit_chunk(scored: dict) -> dict:
+    """Write the chunk's part files (the stats file last: the commit); its stats."""
+    task, plan, settings = scored["task"], scored["plan"], scored["settings"]
+    rejected, unknown = scored["rejected"], scored["unknown"]
+    detector, schema, _ = cached_model(task["model_dir"], task["fingerprint"])
+    parts = Path(task["parts_dir"])
+    stem = _part_stem(plan, task["file_index"])
+    columns = _scored_columns(detector, schema, settings, scored)
+    flagged = np.flatnonzero(columns["is_anomaly"]) if columns else np.empty(0, int)
+    alerts = []
+    if len(flagged):
+        alerts = _alerts(
+            detector,
+            schema,
+            settings,
+            _scored_frame(schema, plan, columns, flagged),
+            columns["feature_terms"][flagged],
+        )
 
     if settings.format == "parquet":
         with atomic_path(parts / f"{stem}.scored.parquet") as temporary:
-            scored.to_parquet(temporary, index=False)
+            _scored_frame(schema, plan, columns).to_parquet(temporary, index=False)
     else:
-        write_bytes_atomically(
-            parts / f"{stem}.scored.csv", scored.to_csv(index=False, header=False).encode()
-        )
+        write_bytes_atomically(parts / f"{stem}.scored.csv", _scored_csv(schema, plan, columns))
     reject_frame = pd.DataFrame(
         [reject_row(plan.path, line, reason, raw) for line, reason, raw in rejected],
         columns=REJECT_FIELDS,
@@ -111,9 +153,9 @@ def score_chunk(task: dict) -> dict:
         "chunk": plan.index,
         "sha256": plan.sha256,
         "rows_read": plan.n_lines,
-        "rows_scored": len(scored),
+        "rows_scored": len(scored["rows"]),
         "rows_rejected": len(rejected),
-        "rows_flagged": int(scored["is_anomaly"].sum()) if len(scored) else 0,
+        "rows_flagged": len(flagged),
         "unknown_categories": unknown,
         "reject_reasons": dict(Counter(reason_kind(reason) for _, reason, _ in rejected)),
     }
@@ -125,37 +167,93 @@ def score_chunk(task: dict) -> dict:
     return stats
 
 
-def _scored_frame(detector, schema, settings, chunk, plan, rows, X):
-    """(output rows of the chunk, their per-column log-likelihood terms)."""
-    passthrough = [c.name for c in schema.by_role("passthrough")]
-    frame = pd.DataFrame(
-        {name: chunk.cells[name][rows] for name in passthrough}, index=range(len(rows))
-    )
-    frame["source_file"] = plan.path
-    frame["source_line"] = chunk.lines[rows]
+def _scored_columns(detector, schema, settings, scored) -> dict | None:
+    """Per output column of the chunk's scored rows: passthrough cells (Arrow), source
+    lines, anomaly scores, p-values, flags, top-column indices; their per-column
+    log-likelihood terms. None when no row was scored."""
+    rows, terms, chunk = scored["rows"], scored["terms"], scored["chunk"]
     if len(rows) == 0:
-        for name in SCORE_COLUMNS:
-            frame[name] = pd.Series(dtype=object)
-        return frame, None
-    terms = detector.score_terms(X)
-    frame["anomaly_score"], frame["p_value"], frame["is_anomaly"] = verdicts(
+        return None
+    take = pa.array(rows)
+    columns = {
+        c.name: as_text(chunk.cells[c.name]).take(take) for c in schema.by_role("passthrough")
+    }
+    columns["source_line"] = chunk.lines[rows]
+    columns["anomaly_score"], columns["p_value"], columns["is_anomaly"] = verdicts(
         terms.estimate(detector.score_method),
         detector.offset_,
         getattr(detector, "calibration_scores_", None),
     )
-    names = np.array(schema.output_names, dtype=object)
-    order = np.argsort(terms.feature_log_likelihood, axis=1, kind="stable")[
+    columns["top_order"] = np.argsort(terms.feature_log_likelihood, axis=1, kind="stable")[
         :, : settings.top_columns
     ]
-    frame["top_columns"] = [";".join(names[o]) for o in order]
-    return frame, terms.feature_log_likelihood
+    columns["feature_terms"] = terms.feature_log_likelihood
+    return columns
 
 
-def _alerts(detector, schema, settings, scored, feature_terms) -> list[dict]:
-    if len(scored) == 0 or not scored["is_anomaly"].any():
+def _top_columns_text(schema, order: np.ndarray, n: int):
+    """The ``top_columns`` cell of each row: the columns of ``order`` joined by ";"."""
+    if order.shape[1] == 0:
+        return pa.array([""] * n, type=pa.string())
+    names = pa.array(schema.output_names, type=pa.string())
+    return pc.binary_join_element_wise(*[names.take(pa.array(j)) for j in order.T], ";")
+
+
+def _scored_csv(schema, plan, columns) -> bytes:
+    """The chunk's output rows as CSV, as ``DataFrame.to_csv`` writes them (``csv_columns``)."""
+    if columns is None:
+        return b""
+    n = len(columns["source_line"])
+    passthrough = [quoted(columns[c.name]) for c in schema.by_role("passthrough")]
+    source = quoted(pa.array([plan.path], type=pa.string()))[0].as_py()
+    return csv_lines(
+        [
+            *passthrough,
+            source,
+            int_text(columns["source_line"]),
+            float_text(columns["anomaly_score"]),
+            float_text(columns["p_value"]),
+            bool_text(columns["is_anomaly"]),
+            quoted(_top_columns_text(schema, columns["top_order"], n)),
+        ]
+    )
+
+
+def _scored_frame(schema, plan, columns, positions=None) -> pd.DataFrame:
+    """The chunk's output rows (those at ``positions``, or all) as a DataFrame: for
+    Parquet, and for the alert records of the flagged rows."""
+    passthrough = [c.name for c in schema.by_role("passthrough")]
+    if columns is None:
+        frame = pd.DataFrame({name: np.empty(0, dtype=object) for name in passthrough})
+        frame["source_file"] = plan.path
+        frame["source_line"] = np.empty(0, dtype=np.int64)
+        for name in SCORE_COLUMNS:
+            frame[name] = pd.Series(dtype=object)
+        return frame
+    if positions is None:
+        positions = np.arange(len(columns["source_line"]))
+    take = pa.array(positions, type=pa.int64())
+    frame = pd.DataFrame(
+        {
+            name: np.array(columns[name].take(take).to_pylist(), dtype=object)
+            for name in passthrough
+        },
+        index=range(len(positions)),
+    )
+    frame["source_file"] = plan.path
+    frame["source_line"] = columns["source_line"][positions]
+    for name in ("anomaly_score", "p_value", "is_anomaly"):
+        frame[name] = columns[name][positions]
+    top = _top_columns_text(schema, columns["top_order"][positions], len(positions))
+    frame["top_columns"] = np.array(top.to_pylist(), dtype=object)
+    return frame
+
+
+def _alerts(detector, schema, settings, flagged, feature_terms) -> list[dict]:
+    """Alert records of the flagged rows (``flagged``: their output rows; ``feature_terms``:
+    their per-column log-likelihood terms)."""
+    if len(flagged) == 0:
         return []
-    positions = np.flatnonzero(scored["is_anomaly"].to_numpy())
-    flagged = scored.iloc[positions]
     if settings.id_column and settings.id_column in flagged:
         row_ids = flagged[settings.id_column].to_numpy()
     else:
@@ -174,7 +272,7 @@ def _alerts(detector, schema, settings, scored, feature_terms) -> list[dict]:
         flagged["anomaly_score"].to_numpy(),
         -detector.offset_,
         p_values,
-        feature_terms[positions],
+        feature_terms,
         schema.output_names,
         settings.top_columns,
     )
@@ -254,7 +352,11 @@ def score_job(
         ]
         meter = Progress(sum(p.n_lines for _, p in plans), unit="rows", enabled=progress)
         meter.advance(sum(p.n_lines for i, p in plans if _part_stem(p, i) in done))
-        for stats in run_tasks(score_chunk, tasks, engine, scheduler):
+        if engine == "local":
+            done_chunks = run_pipeline(tasks, prepare_chunk, score_prepared, commit_chunk)
+        else:
+            done_chunks = run_tasks(score_chunk, tasks, engine, scheduler)
+        for stats in done_chunks:
             meter.advance(stats["rows_read"])
         meter.close()
 
