@@ -14,6 +14,7 @@ import pytest
 from conftest import eagerly
 
 from vae_anomaly.machine_records import make_machine_records
+from vae_anomaly.schema import _encode_numeric, _missing, _parse_numbers
 from vae_anomaly.tabular import reader as reader_module
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig
@@ -21,7 +22,6 @@ from vae_anomaly.tabular.csv_columns import bool_text, csv_lines, float_text, in
 from vae_anomaly.tabular.engines import run_pipeline
 from vae_anomaly.tabular.fit_job import fit_job
 from vae_anomaly.tabular.reader import plan_chunks, read_chunk, read_chunk_columns
-from vae_anomaly.tabular.schema import _encode_numeric, _missing, _parse_numbers
 from vae_anomaly.tabular.score_job import score_job
 
 

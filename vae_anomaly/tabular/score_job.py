@@ -35,13 +35,13 @@ from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..jobs.report import reason_kind
 from ..report import ScoreSummary, require_matplotlib
+from ..schema import as_text
 from ..thresholds import verdicts
 from .config import JobConfig
 from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from .engines import run_pipeline, run_tasks
 from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import model_fingerprint, read_model_dir
-from .schema import as_text
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")
@@ -142,9 +142,12 @@ def commit_chunk(scored: dict) -> dict:
         "".join(json.dumps(a, allow_nan=False) + "\n" for a in alerts).encode(),
     )
     summary = ScoreSummary()  # for --html: this chunk's scores, p-values and top alerts
-    if len(scored):
-        scores = scored[["anomaly_score", "p_value"]].to_numpy(dtype=np.float64)
-        summary.add(scores[:, 0], scores[:, 1], alerts)
+    if columns:
+        summary.add(
+            np.asarray(columns["anomaly_score"], dtype=np.float64),
+            np.asarray(columns["p_value"], dtype=np.float64),
+            alerts,
+        )
     write_bytes_atomically(
         parts / f"{stem}.summary.json", json.dumps(summary.to_dict(), allow_nan=False).encode()
     )
