@@ -13,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .distributions import LIKELIHOODS, is_scaled, scaled_columns
+from .distributions import LIKELIHOODS, is_scaled, resolution_floors, scaled_columns
 from .errors import CalibrationWarning
 from .latents import MAX_EXACT_CONFIGURATIONS
 from .layout import layout_width, normalize_layout, observed_outputs, output_spans
@@ -114,15 +114,24 @@ or sequence of (family, width), default="gaussian"
         columns are scaled, and ``score_features`` has one column per original column.
     likelihood_scale : {"feature", "sample"}, default="feature"
         Gaussian only: one learned scale per feature, or one per feature and row.
-    min_scale : float, default=0.1
+    min_scale : float or "auto", default=0.1
         Gaussian only: floor on the likelihood scale, in scaled units. It keeps the
-        density from spiking on repeated or discretised values.
+        density from spiking on repeated or discretised values. ``"auto"``: one floor per
+        column from its resolution, max(1e-3, g_j / sqrt(12)) with g_j the smallest gap
+        between two distinct training values of column j (the spread of dequantisation
+        noise over one step; ``distributions.resolution_floors``).
     beta : float, default=1.0
         Weight of the KL term during training (scoring always uses the true bound).
     trim_fraction : float in [0, 1), default=0.2
         Share of each training batch's worst-fitting rows left out of the loss (a
         trimmed likelihood). Training data in practice holds some anomalies; fitting
         them too would make them look normal. Scoring is unaffected (the full bound).
+    trim_rule : {"fraction", "fence"}, default="fraction"
+        Which rows ``trim_fraction`` leaves out (``objectives.trimmed_means``):
+        ``"fraction"``, always that share of each batch, the worst-fitting; ``"fence"``,
+        only the rows whose loss is beyond Tukey's far-out fence Q3 + 3 IQR of the
+        batch's losses, at most that share. The fence leaves clean batches whole, so
+        rows that carry a dependency not yet learned are not dropped for fitting worst.
     objective : {"elbo", "iwae"}, default="elbo"
         The per-row training loss (``objectives``): ``"elbo"``, the negative ELBO
         -log p(x|z) + beta * KL(q(z|x) || p(z)) from one sample z ~ q(z|x); ``"iwae"``,
@@ -265,6 +274,7 @@ or sequence of (family, width), default="gaussian"
         min_scale=0.1,
         beta=1.0,
         trim_fraction=0.2,
+        trim_rule="fraction",
         objective="elbo",
         n_train_samples=8,
         corruption=None,
@@ -299,6 +309,7 @@ or sequence of (family, width), default="gaussian"
         self.min_scale = min_scale
         self.beta = beta
         self.trim_fraction = trim_fraction
+        self.trim_rule = trim_rule
         self.objective = objective
         self.n_train_samples = n_train_samples
         self.corruption = corruption
@@ -504,12 +515,13 @@ or sequence of (family, width), default="gaussian"
             self.hidden_units_,
             activation=self.activation,
             likelihood=self._family(),
-            likelihood_options=self._likelihood_options(layout),
+            likelihood_options=self._likelihood_options(layout, U),
             latent=self.latent,
             latent_categories=int(self.latent_categories),
             temperature=float(self.temperature),
             beta=self.beta,
             trim_fraction=float(self.trim_fraction),
+            trim_rule=self.trim_rule,
             objective=self.objective,
             n_train_samples=int(self.n_train_samples),
             corruption=self.corruption,
@@ -555,9 +567,14 @@ or sequence of (family, width), default="gaussian"
             )
         return self
 
-    def _likelihood_options(self, layout) -> dict:
-        """The head's options, as the head itself declares them."""
-        return LIKELIHOODS[self._family()].options(self.get_params(), layout)
+    def _likelihood_options(self, layout, U: np.ndarray) -> dict:
+        """The head's options, as the head itself declares them; ``min_scale="auto"``
+        becomes one floor per scaled column of the scaled rows U (``resolution_floors``)."""
+        options = LIKELIHOODS[self._family()].options(self.get_params(), layout)
+        if options.get("min_scale") == "auto":
+            floors = resolution_floors(U[:, scaled_columns(layout)])
+            options["min_scale"] = [float(f) for f in floors]
+        return options
 
     def _threshold(self, training_scores: np.ndarray) -> float:
         if isinstance(self.contamination, str):

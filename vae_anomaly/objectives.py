@@ -7,7 +7,9 @@ An objective turns one batch into three per-row terms, each [batch]:
     kl               KL(q(z|x) || p(z)), in closed form (for the history)
 
 ``trimmed_means`` then averages them over the rows that fit best, whatever the objective
-(a trimmed likelihood, ``trim_fraction``). Each objective draws its own reparameterised
+(a trimmed likelihood, ``trim_fraction``): the worst-fitting share of every batch
+(``rule="fraction"``), or only the rows beyond a robust fence of the batch's losses, at
+most that share (``rule="fence"``). Each objective draws its own reparameterised
 noise (``sample_noise``, through the model's latent component, ``latents``) from the
 generator the model passes, so that a test can give two objectives the same noise.
 
@@ -20,6 +22,11 @@ import math
 from typing import ClassVar, NamedTuple
 
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+# rule="fence" of ``trimmed_means``: Tukey's far-out fence, Q3 + 3 IQR of a batch's losses.
+TRIM_FENCE_IQRS = 3.0
+TRIM_RULES = ("fraction", "fence")
 
 
 class RowLosses(NamedTuple):
@@ -184,19 +191,35 @@ def make_objective(name: str, beta: float = 1.0, n_samples: int = 8) -> Objectiv
     return OBJECTIVES[name](beta=beta)
 
 
-def trimmed_means(terms: RowLosses, trim_fraction: float) -> RowLosses:
-    """Batch means of the per-row terms over the rows with the smallest loss.
+def trimmed_means(terms: RowLosses, trim_fraction: float, rule: str = "fraction") -> RowLosses:
+    """Batch means of the per-row terms over the rows that fit best.
 
     Notes
     -----
-    With q = ``trim_fraction`` and B rows, the ceil(q * B) rows of largest loss are left
-    out (at least one row is kept); q = 0 averages every row. Anomalies in the training
-    data fit worst, so they do not pull the model towards them (a trimmed likelihood).
+    With q = ``trim_fraction`` and B rows, m = ceil(q * B) (at least one row is kept):
+
+    - ``rule="fraction"``: the m rows of largest loss are left out, always;
+    - ``rule="fence"``: only rows whose loss lies beyond Tukey's far-out fence of the
+      batch, Q3 + 3 (Q3 - Q1) of its losses, are left out, the largest first and at most
+      m of them.
+
+    q = 0 averages every row. Anomalies in the training data fit worst, so they do not
+    pull the model towards them (a trimmed likelihood). The fence leaves a batch whole
+    when nothing in it stands out: early in training, the rows that carry a dependency
+    the model has not yet learned fit worst without being anomalies, and dropping a fixed
+    share of every batch would drop exactly them. An anomaly stands out once the
+    structure around it is learned, and from then on the fence drops it.
     """
+    if rule not in TRIM_RULES:
+        raise ValueError(f"rule must be one of {TRIM_RULES}, got {rule!r}.")
     loss, reconstruction, kl = terms
     if trim_fraction > 0.0:
         batch = tf.shape(loss)[0]
         dropped = tf.cast(tf.math.ceil(trim_fraction * tf.cast(batch, tf.float32)), tf.int32)
+        if rule == "fence":
+            q1, q3 = tf.unstack(tfp.stats.percentile(loss, [25.0, 75.0], interpolation="linear"))
+            fence = q3 + TRIM_FENCE_IQRS * (q3 - q1)
+            dropped = tf.minimum(dropped, tf.reduce_sum(tf.cast(loss > fence, tf.int32)))
         kept = tf.math.top_k(-loss, k=tf.maximum(1, batch - dropped)).indices
         loss, reconstruction, kl = (tf.gather(t, kept) for t in (loss, reconstruction, kl))
     return RowLosses(tf.reduce_mean(loss), tf.reduce_mean(reconstruction), tf.reduce_mean(kl))

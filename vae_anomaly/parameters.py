@@ -26,6 +26,7 @@ SCALINGS = ("auto", "standard", "robust", None)
 MISSING = ("error", "mask")
 LIKELIHOOD_SCALES = ("feature", "sample")
 OBJECTIVES = ("elbo", "iwae")
+TRIM_RULES = ("fraction", "fence")
 CORRUPTIONS = ("gaussian", "mask", None)
 LATENTS = ("gaussian", "categorical")
 
@@ -47,9 +48,11 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     # of likelihood heads (``distributions.LIKELIHOODS``) by _check_params.
     "likelihood": [str, list, tuple],
     "likelihood_scale": [StrOptions(set(LIKELIHOOD_SCALES))],
-    "min_scale": [Interval(Real, 0, None, closed="neither")],
+    # "auto": one floor per scaled column from its resolution (resolution_floors).
+    "min_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     "beta": [_at_least(Real, 0)],
     "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+    "trim_rule": [StrOptions(set(TRIM_RULES))],
     "objective": [StrOptions(set(OBJECTIVES))],
     "n_train_samples": [_at_least(Integral, 1)],
     "corruption": [StrOptions({c for c in CORRUPTIONS if c is not None}), None],
