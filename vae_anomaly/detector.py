@@ -143,6 +143,13 @@ or sequence of (family, width), default="gaussian"
     n_train_samples : int, default=8
         k, the samples per row and training step of ``objective="iwae"``; ignored by
         ``"elbo"``.
+    free_bits : float >= 0, default=0.0
+        lambda, a KL floor per latent dimension in nats for ``objective="elbo"``
+        (ignored by ``"iwae"``): training minimises -log p(x|z) + beta * sum_l
+        max(lambda, KL_l), so a dimension carrying less than lambda nats costs nothing
+        more to use and the posterior does not collapse onto the prior before the
+        decoder has learned the structure (free bits, Kingma et al., 2016). Scoring
+        always uses the true bound.
     corruption : {None, "gaussian", "mask"}, default=None
         Denoising (``corruption``): during training the encoder sees a corrupted row,
         the likelihood scores the clean one; scoring and ``transform`` never corrupt.
@@ -277,6 +284,7 @@ or sequence of (family, width), default="gaussian"
         trim_rule="fraction",
         objective="elbo",
         n_train_samples=8,
+        free_bits=0.0,
         corruption=None,
         corruption_level=0.1,
         kl_warmup_epochs=0,
@@ -312,6 +320,7 @@ or sequence of (family, width), default="gaussian"
         self.trim_rule = trim_rule
         self.objective = objective
         self.n_train_samples = n_train_samples
+        self.free_bits = free_bits
         self.corruption = corruption
         self.corruption_level = corruption_level
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -524,6 +533,7 @@ or sequence of (family, width), default="gaussian"
             trim_rule=self.trim_rule,
             objective=self.objective,
             n_train_samples=int(self.n_train_samples),
+            free_bits=float(self.free_bits),
             corruption=self.corruption,
             corruption_level=float(self.corruption_level),
             missing=self.missing == "mask",

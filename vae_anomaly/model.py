@@ -86,6 +86,8 @@ class VAE(keras.Model):
         The per-row training loss (``objectives.make_objective``).
     n_train_samples : int
         k of the IWAE objective during training (ignored by "elbo").
+    free_bits : float
+        KL floor per latent dimension of the "elbo" objective, in nats (ignored by "iwae").
     corruption : {None, "gaussian", "mask"}
         Corruption of the encoder's input during training (``corruption.make_corruption``).
     corruption_level : float
@@ -119,6 +121,7 @@ class VAE(keras.Model):
         missing_indicator: bool = False,
         objective: str = "elbo",
         n_train_samples: int = 8,
+        free_bits: float = 0.0,
         corruption: str | None = None,
         corruption_level: float = 0.0,
         image_shape=None,
@@ -146,7 +149,10 @@ class VAE(keras.Model):
         self.trim_rule = trim_rule
         self.missing = bool(missing)
         self.missing_indicator = bool(missing_indicator) and self.missing
-        self.objective = make_objective(objective, beta=self.beta, n_samples=n_train_samples)
+        self.free_bits = float(free_bits)
+        self.objective = make_objective(
+            objective, beta=self.beta, n_samples=n_train_samples, free_bits=self.free_bits
+        )
         self.n_train_samples = int(n_train_samples)
         self.corruption_level = float(corruption_level)
         self.corruption_kind = corruption
@@ -400,6 +406,7 @@ class VAE(keras.Model):
             "missing_indicator": self.missing_indicator,
             "objective": self.objective.name,
             "n_train_samples": self.n_train_samples,
+            "free_bits": self.free_bits,
             "corruption": self.corruption_kind,
             "corruption_level": self.corruption_level,
             "image_shape": list(self.image_shape) if self.image_shape else None,

@@ -72,6 +72,8 @@ class NegativeELBO(Objective):
     beta : float, default=1.0
         Weight of the KL term (the beta-VAE). The model passes its current KL weight
         (``kl_weight``, which ``KLWarmup`` raises towards beta) when it has one.
+    free_bits : float, default=0.0
+        lambda, a KL floor per latent dimension in nats (0: none).
 
     Notes
     -----
@@ -79,23 +81,32 @@ class NegativeELBO(Objective):
     eps ~ N(0, I) of shape [batch, L], for the Gaussian; the Gumbel-softmax sample for
     the categorical):
 
-        loss(x) = -log p(x|z) + beta * KL(q(z|x) || p(z))
+        loss(x) = -log p(x|z) + beta * sum_l max(lambda, KL(q(z_l|x) || p(z_l)))
 
-    with the KL in closed form (``latent.kl``). Its expectation over eps is -ELBO(x)
-    when beta = 1 (for the categorical latent, of the relaxed model).
+    with the KL in closed form (``latent.kl``, per dimension ``latent.kl_per_dimension``).
+    With lambda = 0 its expectation over eps is -ELBO(x) when beta = 1 (for the
+    categorical latent, of the relaxed model). With lambda > 0 (free bits, Kingma et al.,
+    2016, here per row and dimension), a dimension carrying less than lambda nats about
+    the row costs nothing more to use: the encoder is not pushed to switch it off, which
+    keeps the posterior from collapsing onto the prior while the decoder is still poor.
+    The loss then lies above -ELBO by the shortfall of each dimension below lambda;
+    scoring uses the true bound, whatever lambda.
 
     Examples
     --------
     >>> NegativeELBO(beta=0.5)
-    NegativeELBO(beta=0.5)
+    NegativeELBO(beta=0.5, free_bits=0.0)
     """
 
     name = "elbo"
 
-    def __init__(self, beta: float = 1.0):
+    def __init__(self, beta: float = 1.0, free_bits: float = 0.0):
         self.beta = float(beta)
         if not self.beta >= 0.0 or not math.isfinite(self.beta):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
+        self.free_bits = float(free_bits)
+        if not self.free_bits >= 0.0 or not math.isfinite(self.free_bits):
+            raise ValueError(f"free_bits must be a finite float >= 0, got {free_bits!r}.")
 
     def sample_noise(self, latent, params, seed):
         """One sample's noise per row: eps [batch, L] (Gaussian latent)."""
@@ -106,12 +117,16 @@ class NegativeELBO(Objective):
         z = model.latent.reparameterise(params, eps)  # reparameterisation trick, [batch, code]
         reconstruction = -tf.reduce_sum(model.feature_log_likelihood(x, z, observed), axis=-1)
         kl = model.latent.kl(params)  # [batch]
+        penalty = kl
+        if self.free_bits > 0.0:
+            per_dimension = model.latent.kl_per_dimension(params)  # [batch, L]
+            penalty = tf.reduce_sum(tf.maximum(per_dimension, self.free_bits), axis=-1)
         weight = self.beta if kl_weight is None else kl_weight
-        loss = reconstruction + tf.cast(weight, kl.dtype) * kl
+        loss = reconstruction + tf.cast(weight, kl.dtype) * penalty
         return RowLosses(loss, reconstruction, kl)
 
     def get_config(self):
-        return {"beta": self.beta}
+        return {"beta": self.beta, "free_bits": self.free_bits}
 
 
 class NegativeIWAE(Objective):
@@ -182,13 +197,16 @@ class NegativeIWAE(Objective):
 OBJECTIVES: dict[str, type[Objective]] = {"elbo": NegativeELBO, "iwae": NegativeIWAE}
 
 
-def make_objective(name: str, beta: float = 1.0, n_samples: int = 8) -> Objective:
-    """The objective named ``name`` ("elbo" or "iwae"); ``n_samples`` is IWAE's k."""
+def make_objective(
+    name: str, beta: float = 1.0, n_samples: int = 8, free_bits: float = 0.0
+) -> Objective:
+    """The objective named ``name`` ("elbo" or "iwae"); ``n_samples`` is IWAE's k and
+    ``free_bits`` the ELBO's KL floor per latent dimension (IWAE has none)."""
     if name not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}.")
     if name == "iwae":
         return NegativeIWAE(n_samples=n_samples, beta=beta)
-    return OBJECTIVES[name](beta=beta)
+    return OBJECTIVES[name](beta=beta, free_bits=free_bits)
 
 
 def trimmed_means(terms: RowLosses, trim_fraction: float, rule: str = "fraction") -> RowLosses:

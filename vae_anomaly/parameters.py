@@ -55,6 +55,7 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "trim_rule": [StrOptions(set(TRIM_RULES))],
     "objective": [StrOptions(set(OBJECTIVES))],
     "n_train_samples": [_at_least(Integral, 1)],
+    "free_bits": [_at_least(Real, 0)],
     "corruption": [StrOptions({c for c in CORRUPTIONS if c is not None}), None],
     # "mask" takes a probability in [0, 1): _check_params.
     "corruption_level": [_at_least(Real, 0)],
