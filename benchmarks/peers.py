@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from vae_anomaly import VAEAnomalyDetector
@@ -38,6 +39,15 @@ def isolation_forest(X_train, X_test, seed) -> dict[str, np.ndarray]:
     return {"iforest": -forest.score_samples(X_test)}
 
 
+def knn(X_train, X_test, seed, n_neighbors: int = 5) -> dict[str, np.ndarray]:
+    """Mean distance to the ``n_neighbors`` nearest training rows, on standardised features
+    (scikit-learn ``NearestNeighbors``; deterministic, so ``seed`` is unused)."""
+    X_train, X_test = _standardised(X_train, X_test)
+    neighbours = NearestNeighbors(n_neighbors=min(n_neighbors, len(X_train))).fit(X_train)
+    distances, _ = neighbours.kneighbors(X_test)
+    return {"knn": distances.mean(axis=1)}
+
+
 def _pyod(name: str, module: str, cls: str, seeded: bool = True) -> FitScore:
     """A PyOD detector at its defaults (progress output off; seeded where it takes a seed)."""
 
@@ -52,7 +62,7 @@ def _pyod(name: str, module: str, cls: str, seeded: bool = True) -> FitScore:
     return fit_score
 
 
-PEERS: dict[str, FitScore] = {"vae": vae, "iforest": isolation_forest}
+PEERS: dict[str, FitScore] = {"vae": vae, "iforest": isolation_forest, "knn": knn}
 if importlib.util.find_spec("pyod") is not None:
     PEERS["pyod-vae"] = _pyod("pyod-vae", "pyod.models.vae", "VAE")
     PEERS["pyod-ae"] = _pyod("pyod-ae", "pyod.models.auto_encoder", "AutoEncoder")

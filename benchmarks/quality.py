@@ -1,10 +1,17 @@
 """Detection quality on ADBench-format data: AUROC and average precision per detector.
 
 Protocol (shared/data/README.md): for each seed, a stratified 70/30 split; fit on the
-training part without labels (anomalies included); AUROC and average precision on the
-test part; the tables average over seeds.
+training part without labels (``--setting unsupervised``: anomalies included), or on the
+normal rows of the training part only (``--setting normal-only``: a detector fitted on a
+known-good period); AUROC and average precision on the test part, which is the same in
+both settings; the tables average over seeds.
 
     python benchmarks/quality.py --data ../shared/data/adbench --out benchmarks/results/quality
+    python benchmarks/quality.py --data ../shared/data/adbench --setting normal-only \
+        --out benchmarks/results/quality_normal_only
+
+``--vae-params '{"trim_fraction": 0.0}'`` passes parameters to VAEAnomalyDetector (for
+experiments; the published figures use its defaults).
 
 Writes OUT/runs.csv (one row per dataset, seed and detector) and OUT/table.md.
 """
@@ -12,6 +19,8 @@ Writes OUT/runs.csv (one row per dataset, seed and detector) and OUT/table.md.
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -42,8 +51,29 @@ def dataset_files(data_dir: Path, datasets=None) -> list[Path]:
     return files
 
 
-def run(data_dir: Path, seeds, detectors, datasets=None, max_rows=None) -> pd.DataFrame:
+SETTINGS = ("unsupervised", "normal-only")
+
+
+def training_rows(X_train, y_train, setting: str):
+    """The rows a detector is fitted on: all of the training part, or its normal rows."""
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS}, got {setting!r}.")
+    return X_train if setting == "unsupervised" else X_train[y_train == 0]
+
+
+def run(
+    data_dir: Path,
+    seeds,
+    detectors,
+    datasets=None,
+    max_rows=None,
+    setting="unsupervised",
+    vae_params=None,
+) -> pd.DataFrame:
     files = dataset_files(data_dir, datasets)
+    peers = dict(PEERS)
+    if vae_params:
+        peers["vae"] = functools.partial(PEERS["vae"], **vae_params)
     runs, total, done = [], len(files) * len(seeds) * len(detectors), 0
     for path in files:
         X, y = load_dataset(path)
@@ -51,24 +81,26 @@ def run(data_dir: Path, seeds, detectors, datasets=None, max_rows=None) -> pd.Da
             keep = np.random.default_rng(0).choice(len(X), max_rows, replace=False)
             X, y = X[keep], y[keep]
         for seed in seeds:
-            X_train, X_test, _, y_test = train_test_split(
+            X_train, X_test, y_train, y_test = train_test_split(
                 X, y, test_size=0.3, stratify=y, random_state=seed
             )
+            X_fit = training_rows(X_train, y_train, setting)
             for name in detectors:
                 started = time.perf_counter()
-                scores = PEERS[name](X_train, X_test, seed)
+                scores = peers[name](X_fit, X_test, seed)
                 seconds = time.perf_counter() - started
                 done += 1
                 for detector, score in scores.items():
                     runs.append(
                         {
                             "dataset": path.stem,
+                            "setting": setting,
                             "seed": seed,
                             "detector": detector,
                             "auroc": roc_auc_score(y_test, score),
                             "average_precision": average_precision_score(y_test, score),
                             "seconds": seconds,
-                            "n_train": len(X_train),
+                            "n_train": len(X_fit),
                             "n_features": X.shape[1],
                         }
                     )
@@ -88,9 +120,10 @@ def markdown_tables(runs: pd.DataFrame) -> str:
         table = runs.pivot_table(index="dataset", columns="detector", values=metric)
         table = table.loc[sorted(table.index, key=lambda s: int(s.split("_")[0]))]
         table.loc["mean"] = table.mean()
+        settings = ", ".join(sorted(runs["setting"].unique()))
         parts.append(
             f"Mean test {metric.replace('_', ' ')} over seeds "
-            f"{sorted(runs['seed'].unique().tolist())}:\n"
+            f"{sorted(runs['seed'].unique().tolist())} ({settings}):\n"
         )
         parts.append(table.round(3).to_markdown() + "\n")
     seconds = runs.groupby("detector")["seconds"].sum().round(1)
@@ -110,8 +143,25 @@ def main(argv=None) -> int:
     parser.add_argument("--detectors", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--datasets", nargs="+", help="dataset stems, e.g. 6_cardio")
     parser.add_argument("--max-rows", type=int, help="subsample each dataset (smoke tests)")
+    parser.add_argument(
+        "--setting",
+        choices=SETTINGS,
+        default="unsupervised",
+        help="fit on the whole training part, or on its normal rows only",
+    )
+    parser.add_argument(
+        "--vae-params", type=json.loads, default={}, help="JSON of VAEAnomalyDetector parameters"
+    )
     args = parser.parse_args(argv)
-    runs = run(args.data, args.seeds, args.detectors, args.datasets, args.max_rows)
+    runs = run(
+        args.data,
+        args.seeds,
+        args.detectors,
+        args.datasets,
+        args.max_rows,
+        args.setting,
+        args.vae_params,
+    )
     write_tables(runs, markdown_tables(runs), args.out)
     return 0
 

@@ -166,3 +166,28 @@ def test_fit_stream_quality_benchmark_runs_on_a_tiny_adbench_folder(tmp_path):
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs["mode"]) == {"memory", "stream", "stream, sample 1000"}
     assert set(runs["dataset"]) == {"sample_data machines", "1_tiny"}
+
+
+def test_quality_benchmark_fits_on_normal_rows_only_with_knn(tmp_path):
+    tiny_adbench_folder(tmp_path / "data")
+    run_script(
+        "quality.py", "--data", tmp_path / "data", "--out", tmp_path / "out", "--seeds", "0",
+        "--detectors", "knn", "iforest", "--setting", "normal-only",
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs["detector"]) == {"knn", "iforest"}
+    assert (runs["setting"] == "normal-only").all()
+    assert (runs["n_train"] == 84).all()  # the 84 normal rows of the 70% training part
+    assert runs["auroc"].between(0.9, 1.0).all()
+
+
+def test_structure_benchmark_runs_in_quick_mode(tmp_path):
+    run_script(
+        "structure.py", "--quick", "--generators", "ring", "category",
+        "--detectors", "vae", "knn", "--out", tmp_path / "out",
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert len(runs) == 2 * 2 * 2  # generators x (clean, contaminated) x detectors
+    assert set(runs["training"]) == {"clean", "contaminated"}
+    assert runs["auroc"].between(0, 1).all() and (runs["top_hits"] <= 10).all()
+    assert "| category (contaminated)" in (tmp_path / "out" / "table.md").read_text()

@@ -318,3 +318,31 @@ def test_transform_of_an_image_body_does_not_depend_on_the_batch():
     Z = detector.transform(images)
     for row in (0, 1, 150):
         np.testing.assert_array_equal(detector.transform(images[row : row + 1]), Z[row : row + 1])
+
+
+@pytest.mark.parametrize("latent", ["gaussian", "categorical"])
+def test_kl_per_dimension_adds_up_to_the_kl(latent):
+    model = VAE(3, 2, (8,), latent=latent, latent_categories=4, seed=0)
+    _, _, params = _posterior(model, correlated_gaussian(16, seed=1)[:, :3])
+    per_dimension = model.latent.kl_per_dimension(params).numpy()
+    assert per_dimension.shape == (16, 2) and np.all(per_dimension >= -1e-6)
+    np.testing.assert_allclose(per_dimension.sum(axis=1), model.latent.kl(params), rtol=1e-5)
+
+
+def test_free_bits_floor_each_dimensions_kl_in_the_loss_only(untrained):
+    """loss = reconstruction + beta * sum_l max(lambda, KL_l); the reported KL is the true one."""
+    model, x = untrained
+    clean, observed, params = _posterior(model, x)
+    eps = NegativeELBO().sample_noise(model.latent, params, keras.random.SeedGenerator(5))
+    plain = NegativeELBO().row_losses(model, clean, observed, params, eps)
+    per_dimension = model.latent.kl_per_dimension(params).numpy()
+    lam = float(np.median(per_dimension))  # some dimensions below it, some above
+    floored = NegativeELBO(free_bits=lam).row_losses(model, clean, observed, params, eps)
+    np.testing.assert_allclose(floored.reconstruction, plain.reconstruction)
+    np.testing.assert_allclose(floored.kl, plain.kl)
+    expected = plain.reconstruction.numpy() + np.maximum(per_dimension, lam).sum(axis=1)
+    np.testing.assert_allclose(floored.loss, expected, rtol=1e-5)
+    assert np.all(floored.loss.numpy() >= plain.loss.numpy() - 1e-4)
+    assert np.any(floored.loss.numpy() > plain.loss.numpy() + 1e-3)
+    with pytest.raises(ValueError, match="free_bits must be a finite float >= 0"):
+        NegativeELBO(free_bits=-1.0)

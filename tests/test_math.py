@@ -6,8 +6,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from scipy import stats
 
-from vae_anomaly import VAEAnomalyDetector
-from vae_anomaly.distributions import LIKELIHOODS, GaussianHead
+from vae_anomaly import VAEAnomalyDetector, load
+from vae_anomaly.distributions import LIKELIHOODS, GaussianHead, resolution_floors
 from vae_anomaly.latents import GaussianLatent
 from vae_anomaly.latents import gaussian_noise as scoring_noise
 from vae_anomaly.model import VAE
@@ -188,3 +188,58 @@ def test_trimmed_training_loss_leaves_out_the_worst_fitting_rows():
         losses[q] = float(model.loss_terms(tf.constant(x)).loss)
     assert losses[0.0] > 1000.0  # the outlier dominates the untrimmed mean
     assert losses[0.05] < 50.0  # drop ceil(0.05 * 20) = 1 row: the outlier is gone
+
+
+def test_fence_trimming_keeps_a_clean_batch_whole_and_drops_a_gross_outlier():
+    """trim_rule="fence": only rows beyond Q3 + 3 IQR of the batch's losses are left out
+    (at most ceil(q * B)); the "fraction" rule always leaves out ceil(q * B) rows."""
+    clean = tf.constant(np.random.default_rng(0).uniform(-1, 1, size=(40, 3)), tf.float32)
+
+    def model(rule="fraction", q=0.0):  # same seed: same weights and same training noise
+        return VAE(3, 2, (8,), trim_fraction=q, trim_rule=rule, seed=0)
+
+    row_losses = model().row_losses(clean).loss.numpy()
+    q1, q3 = np.percentile(row_losses, [25, 75])
+    assert np.all(row_losses <= q3 + 3 * (q3 - q1))  # nothing stands out in this batch
+    whole = float(model().loss_terms(clean).loss)
+    assert float(model("fence", 0.2).loss_terms(clean).loss) == pytest.approx(whole, rel=1e-6)
+    assert float(model("fraction", 0.2).loss_terms(clean).loss) < whole
+    dirty = clean.numpy()
+    dirty[7] = 1000.0
+    assert float(model("fence", 0.05).loss_terms(tf.constant(dirty)).loss) < 50.0  # dropped
+    with pytest.raises(ValueError, match="trim_rule must be one of"):
+        model("median")
+
+
+def test_resolution_floors_follow_each_columns_smallest_step():
+    """max(1e-3, g / sqrt(12)), g the smallest gap between distinct values (NaN ignored)."""
+    U = np.array(
+        [
+            [0.0, 0.1234567, 5.0, np.nan],
+            [2.0, 0.5, 5.0, 1.0],
+            [4.0, 0.9, 5.0, 1.5],
+            [0.0, 0.2, 5.0, 3.0],
+        ]
+    )
+    floors = resolution_floors(U)
+    assert floors == pytest.approx(
+        [2 / np.sqrt(12), 0.0765433 / np.sqrt(12), 1 / np.sqrt(12), 0.5 / np.sqrt(12)]
+    )
+    assert resolution_floors(np.array([[0.0], [1e-9]]))[0] == 1e-3  # never below the minimum
+
+
+def test_min_scale_auto_gives_each_gaussian_column_its_own_floor_and_survives_saving(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.normal(size=300), rng.integers(0, 10, 300).astype(float)]
+    detector = VAEAnomalyDetector(min_scale="auto", epochs=2, random_state=0).fit(X)
+    head = detector.model_.likelihood_head
+    step = 1.0 / detector.scale_[1]  # the integer column's step, in scaled units
+    assert head.min_scale[1] == pytest.approx(step / np.sqrt(12), rel=1e-5)
+    assert head.min_scale[0] < 0.01  # a continuous column keeps a free scale
+    _, scale = head(detector.model_.decoder(tf.zeros((1, detector.latent_dim_))))
+    softplus = np.logaddexp(0.0, head.raw_scale.numpy())
+    assert scale.numpy()[0] == pytest.approx(softplus + head.min_scale, rel=1e-5)  # per column
+    detector.save(tmp_path / "model")
+    loaded = load(tmp_path / "model")
+    assert loaded.model_.likelihood_head.min_scale == head.min_scale
+    assert np.array_equal(loaded.score_samples(X[:20]), detector.score_samples(X[:20]))

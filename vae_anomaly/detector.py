@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from .distributions import LIKELIHOODS, is_scaled, scaled_columns
+from .distributions import LIKELIHOODS, is_scaled, resolution_floors, scaled_columns
 from .errors import CalibrationWarning
 from .frames import encode_frame, frame_schema, output_order, schema_from_roles
 from .latents import MAX_EXACT_CONFIGURATIONS
@@ -130,15 +130,24 @@ or sequence of (family, width), default="gaussian"
         ``likelihood="gaussian"``. See "Input" below.
     likelihood_scale : {"feature", "sample"}, default="feature"
         Gaussian only: one learned scale per feature, or one per feature and row.
-    min_scale : float, default=0.1
+    min_scale : float or "auto", default=0.1
         Gaussian only: floor on the likelihood scale, in scaled units. It keeps the
-        density from spiking on repeated or discretised values.
+        density from spiking on repeated or discretised values. ``"auto"``: one floor per
+        column from its resolution, max(1e-3, g_j / sqrt(12)) with g_j the smallest gap
+        between two distinct training values of column j (the spread of dequantisation
+        noise over one step; ``distributions.resolution_floors``).
     beta : float, default=1.0
         Weight of the KL term during training (scoring always uses the true bound).
     trim_fraction : float in [0, 1), default=0.2
         Share of each training batch's worst-fitting rows left out of the loss (a
         trimmed likelihood). Training data in practice holds some anomalies; fitting
         them too would make them look normal. Scoring is unaffected (the full bound).
+    trim_rule : {"fraction", "fence"}, default="fraction"
+        Which rows ``trim_fraction`` leaves out (``objectives.trimmed_means``):
+        ``"fraction"``, always that share of each batch, the worst-fitting; ``"fence"``,
+        only the rows whose loss is beyond Tukey's far-out fence Q3 + 3 IQR of the
+        batch's losses, at most that share. The fence leaves clean batches whole, so
+        rows that carry a dependency not yet learned are not dropped for fitting worst.
     objective : {"elbo", "iwae"}, default="elbo"
         The per-row training loss (``objectives``): ``"elbo"``, the negative ELBO
         -log p(x|z) + beta * KL(q(z|x) || p(z)) from one sample z ~ q(z|x); ``"iwae"``,
@@ -150,6 +159,13 @@ or sequence of (family, width), default="gaussian"
     n_train_samples : int, default=8
         k, the samples per row and training step of ``objective="iwae"``; ignored by
         ``"elbo"``.
+    free_bits : float >= 0, default=0.0
+        lambda, a KL floor per latent dimension in nats for ``objective="elbo"``
+        (ignored by ``"iwae"``): training minimises -log p(x|z) + beta * sum_l
+        max(lambda, KL_l), so a dimension carrying less than lambda nats costs nothing
+        more to use and the posterior does not collapse onto the prior before the
+        decoder has learned the structure (free bits, Kingma et al., 2016). Scoring
+        always uses the true bound.
     corruption : {None, "gaussian", "mask"}, default=None
         Denoising (``corruption``): during training the encoder sees a corrupted row,
         the likelihood scores the clean one; scoring and ``transform`` never corrupt.
@@ -312,8 +328,10 @@ or sequence of (family, width), default="gaussian"
         min_scale=0.1,
         beta=1.0,
         trim_fraction=0.2,
+        trim_rule="fraction",
         objective="elbo",
         n_train_samples=8,
+        free_bits=0.0,
         corruption=None,
         corruption_level=0.1,
         kl_warmup_epochs=0,
@@ -348,8 +366,10 @@ or sequence of (family, width), default="gaussian"
         self.min_scale = min_scale
         self.beta = beta
         self.trim_fraction = trim_fraction
+        self.trim_rule = trim_rule
         self.objective = objective
         self.n_train_samples = n_train_samples
+        self.free_bits = free_bits
         self.corruption = corruption
         self.corruption_level = corruption_level
         self.kl_warmup_epochs = kl_warmup_epochs
@@ -600,7 +620,7 @@ or sequence of (family, width), default="gaussian"
             n_validation = 0
         train_rows = U[fitting_rows[n_validation:]]
         validation_rows = U[fitting_rows[:n_validation]]
-        model = self._new_model(n_features, layout, image_shape, model_seed)
+        model = self._new_model(n_features, layout, image_shape, model_seed, U)
         self.history_ = train(
             model,
             train_rows,
@@ -712,7 +732,9 @@ or sequence of (family, width), default="gaussian"
                 "validation": len(validation_rows),
                 "calibration": calibration_store.n_rows,
             }
-            model = self._new_model(n_features, layout, image_shape, model_seed)
+            model = self._new_model(
+                n_features, layout, image_shape, model_seed, self._scaled(sample)
+            )
             self.history_ = train(
                 model,
                 StreamedRows(train_store, self._scaled(sample)),
@@ -760,22 +782,25 @@ or sequence of (family, width), default="gaussian"
             )
         return image_shape
 
-    def _new_model(self, n_features: int, layout, image_shape, model_seed: int) -> VAE:
-        """The untrained VAE of this detector's parameters and fitted architecture."""
+    def _new_model(self, n_features: int, layout, image_shape, model_seed: int, U) -> VAE:
+        """The untrained VAE of this detector's parameters and fitted architecture (U: the
+        scaled training rows, for ``min_scale="auto"``)."""
         return VAE(
             n_features,
             self.latent_dim_,
             self.hidden_units_,
             activation=self.activation,
             likelihood=self._family(),
-            likelihood_options=self._likelihood_options(layout),
+            likelihood_options=self._likelihood_options(layout, U),
             latent=self.latent,
             latent_categories=int(self.latent_categories),
             temperature=float(self.temperature),
             beta=self.beta,
             trim_fraction=float(self.trim_fraction),
+            trim_rule=self.trim_rule,
             objective=self.objective,
             n_train_samples=int(self.n_train_samples),
+            free_bits=float(self.free_bits),
             corruption=self.corruption,
             corruption_level=float(self.corruption_level),
             missing=self.missing == "mask",
@@ -798,9 +823,19 @@ or sequence of (family, width), default="gaussian"
             verbose=self.verbose,
         )
 
-    def _likelihood_options(self, layout) -> dict:
-        """The head's options, as the head itself declares them."""
-        return LIKELIHOODS[self._family()].options(self.get_params(), layout)
+    def _likelihood_options(self, layout, U: np.ndarray) -> dict:
+        """The head's options, as the head itself declares them; ``min_scale="auto"``
+        becomes one floor per scaled column of the scaled rows U (``resolution_floors``)."""
+        options = LIKELIHOODS[self._family()].options(self.get_params(), layout)
+        if options.get("min_scale") == "auto":
+            if not isinstance(U, np.ndarray):
+                raise ValueError(
+                    "min_scale='auto' reads the columns' steps from dense rows; give X as "
+                    "a dense array or a float min_scale."
+                )
+            floors = resolution_floors(U[:, scaled_columns(layout)])
+            options["min_scale"] = [float(f) for f in floors]
+        return options
 
     def _threshold(self, training_scores: np.ndarray) -> float:
         if isinstance(self.contamination, str):

@@ -35,11 +35,47 @@ def _positive_scale(raw: tf.Tensor, floor: float) -> tf.Tensor:
     return tf.math.softplus(raw) + floor
 
 
-def _check_floor(name: str, value: float) -> float:
+def _check_floor(name: str, value):
+    """A positive finite float, or a list of them (one floor per column)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        floors = [_check_floor(f"each of {name}", v) for v in value]
+        if not floors:
+            raise ValueError(f"{name} must hold at least one floor, got {value!r}.")
+        return floors
     value = float(value)
     if not value > 0.0 or not math.isfinite(value):
         raise ValueError(f"{name} must be a positive finite float, got {value!r}.")
     return value
+
+
+# resolution_floors: never below this (scaled units), whatever the column's resolution.
+MIN_RESOLUTION_FLOOR = 1e-3
+
+
+def resolution_floors(U: np.ndarray, minimum: float = MIN_RESOLUTION_FLOOR) -> np.ndarray:
+    """A floor on the likelihood scale of each column of U [n, d], from its resolution.
+
+    Notes
+    -----
+    With g_j the smallest gap between two distinct values of column j (NaN ignored; 1
+    when the column holds fewer than two), the floor is max(minimum, g_j / sqrt(12)):
+    the standard deviation of uniform dequantisation noise over one gap. A column
+    recorded to a resolution g cannot be known more finely than that, so a Gaussian
+    narrower than it would be a density spiking on the recorded values: integer counts,
+    flags and repeated values get a floor of their step, while finely measured columns
+    keep a scale free to follow thin structure.
+    """
+    floors = np.empty(U.shape[1])
+    for j in range(U.shape[1]):
+        values = np.unique(U[:, j][np.isfinite(U[:, j])])
+        gap = np.min(np.diff(values)) if len(values) > 1 else 1.0
+        floors[j] = max(minimum, gap / math.sqrt(12.0))
+    return floors
+
+
+def _floor_tensor(floor, dtype):
+    """A float floor as it is; a list of per-column floors as a constant [d]."""
+    return floor if isinstance(floor, float) else tf.constant(floor, dtype=dtype)
 
 
 def _dense(units: int, seed: int, name: str) -> keras.layers.Dense:
@@ -138,8 +174,9 @@ class GaussianHead(LikelihoodHead):
     scale_mode : {"feature", "sample"}
         ``"feature"``: one learned scale per feature, shared by all rows.
         ``"sample"``: the decoder outputs a scale per feature and row (heteroscedastic).
-    min_scale : float
-        Floor on the scale, so the density cannot collapse onto the training points.
+    min_scale : float or list of float
+        Floor on the scale, so the density cannot collapse onto the training points: one
+        for every feature, or one per feature (``resolution_floors``).
     """
 
     family = "gaussian"
@@ -150,7 +187,7 @@ class GaussianHead(LikelihoodHead):
 
     @classmethod
     def options(cls, params: dict, layout) -> dict:
-        return {"scale_mode": params["likelihood_scale"], "min_scale": float(params["min_scale"])}
+        return {"scale_mode": params["likelihood_scale"], "min_scale": _floor_option(params)}
 
     def __init__(self, n_features, scale_mode="feature", min_scale=1e-2, seed=0, **kwargs):
         super().__init__(n_features, seed=seed, **kwargs)
@@ -158,6 +195,10 @@ class GaussianHead(LikelihoodHead):
             raise ValueError(f"scale_mode must be one of {self.SCALE_MODES}, got {scale_mode!r}.")
         self.scale_mode = scale_mode
         self.min_scale = _check_floor("min_scale", min_scale)
+        if isinstance(self.min_scale, list) and len(self.min_scale) != self.n_features:
+            raise ValueError(
+                f"min_scale holds {len(self.min_scale)} floors for {self.n_features} features."
+            )
         self.loc_layer = self._parameter_layer(self.seed, "loc")
         if scale_mode == "sample":
             self.raw_scale_layer = self._parameter_layer(self.seed + 1, "raw_scale")
@@ -179,7 +220,7 @@ class GaussianHead(LikelihoodHead):
             raw_scale = self._parameters(self.raw_scale_layer, features)
         else:
             raw_scale = tf.broadcast_to(tf.convert_to_tensor(self.raw_scale), tf.shape(loc))
-        return loc, _positive_scale(raw_scale, self.min_scale)
+        return loc, _positive_scale(raw_scale, _floor_tensor(self.min_scale, loc.dtype))
 
     def distribution(self, params):
         loc, scale = params
@@ -298,7 +339,7 @@ class MixedHead(LikelihoodHead):
     def options(cls, params: dict, layout) -> dict:
         return {
             "blocks": [list(block) for block in layout],
-            "min_scale": float(params["min_scale"]),
+            "min_scale": _floor_option(params),
         }
 
     def __init__(self, n_features, blocks=(), min_scale=1e-2, seed=0, **kwargs):
@@ -311,6 +352,11 @@ class MixedHead(LikelihoodHead):
         self.min_scale = _check_floor("min_scale", min_scale)
         self.spans = output_spans(self.blocks)
         self.n_gaussian = sum(width for family, width in self.blocks if family == "gaussian")
+        if isinstance(self.min_scale, list) and len(self.min_scale) != self.n_gaussian:
+            raise ValueError(
+                f"min_scale holds {len(self.min_scale)} floors for {self.n_gaussian} "
+                "gaussian columns."
+            )
         self.raw_layer = _dense(self.n_features, self.seed, "locs_and_logits")
         self.raw_scale = self.add_weight(
             shape=(max(self.n_gaussian, 1),),
@@ -326,7 +372,8 @@ class MixedHead(LikelihoodHead):
         self.raw_layer.build(input_shape)
 
     def call(self, features):
-        return self.raw_layer(features), _positive_scale(self.raw_scale, self.min_scale)
+        floor = _floor_tensor(self.min_scale, self.raw_scale.dtype)
+        return self.raw_layer(features), _positive_scale(self.raw_scale, floor)
 
     def log_likelihood(self, params, x):
         raw, scale = params
@@ -368,6 +415,13 @@ LIKELIHOODS: dict[str, type[LikelihoodHead]] = {
         MixedHead,
     )
 }
+
+
+def _floor_option(params: dict):
+    """``min_scale`` as a head takes it: a float, or "auto" for the estimator to resolve
+    into per-column floors from the data (``resolution_floors``)."""
+    floor = params["min_scale"]
+    return floor if isinstance(floor, str) else float(floor)
 
 
 def is_scaled(family: str) -> bool:

@@ -103,6 +103,12 @@ class Latent(keras.layers.Layer):
         """Keras callbacks this latent needs while training (none by default)."""
         return []
 
+    def kl_per_dimension(self, params) -> tf.Tensor:
+        """KL(q(z_l|x) || p(z_l)) of each latent dimension (or variable) l, [batch, L]:
+        the posterior and the prior factorise over l, so these add up to ``kl``."""
+        posterior, prior = self.posterior(params), self.prior()
+        return tfd.kl_divergence(posterior.distribution, prior.distribution)
+
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, seed=self.seed)
@@ -180,6 +186,12 @@ class GaussianLatent(Latent):
         quadratic = 0.5 * tf.reduce_sum(tf.square(loc) + tf.square(scale) - 1.0, axis=-1)
         log_determinant = tf.reduce_sum(tf.math.log(scale), axis=-1)
         return quadratic - log_determinant
+
+    def kl_per_dimension(self, params) -> tf.Tensor:
+        """KL(q(z_l|x) || N(0, 1)) per dimension in closed form, [batch, L]:
+        (loc_l^2 + scale_l^2 - 1) / 2 - log scale_l."""
+        loc, scale = params
+        return 0.5 * (tf.square(loc) + tf.square(scale) - 1.0) - tf.math.log(scale)
 
     def sample_noise(self, params, seed, n_samples=None):
         """eps ~ N(0, I): [batch, L], or [k, batch, L] with ``n_samples`` = k."""

@@ -8,8 +8,9 @@ with one reparameterised sample z of the latent component (``latents``: z = loc 
 * eps, eps ~ N(0, I), for the Gaussian; the Gumbel-softmax sample for the categorical)
 and its closed-form KL (``NegativeELBO``); or the negative IWAE-k bound
 (``NegativeIWAE``). The per-row losses are averaged over the batch; with ``trim_fraction
-= q``, over the (1 - q) * B rows of the batch that fit best
-(``objectives.trimmed_means``: anomalies in the training data, which fit worst, do not
+= q``, over the (1 - q) * B rows of the batch that fit best, or with ``trim_rule="fence"``
+over the rows within a robust fence of the batch's losses (at most q * B left out;
+``objectives.trimmed_means``: anomalies in the training data, which fit worst, do not
 pull the model towards them). With a ``corruption`` (``corruption``), the encoder sees a
 corrupted x during training and the likelihood scores the clean x.
 For scoring, ``log_weight_terms`` gives the pieces of the importance weights
@@ -35,7 +36,7 @@ from .corruption import make_corruption
 from .distributions import likelihood_head
 from .latents import make_latent
 from .networks import ConvDecoder, ConvEncoder, decoder_body, encoder_body
-from .objectives import RowLosses, make_objective, trimmed_means
+from .objectives import TRIM_RULES, RowLosses, make_objective, trimmed_means
 from .precision import FLOAT32, policy_scope
 
 _PACKAGE = "vae_anomaly"
@@ -73,7 +74,11 @@ class VAE(keras.Model):
     beta : float
         Weight of the KL term in the training loss (the beta-VAE); scoring ignores it.
     trim_fraction : float in [0, 1)
-        Share of each batch's worst-fitting rows left out of the training loss.
+        Share of each batch's worst-fitting rows left out of the training loss (at most,
+        with ``trim_rule="fence"``).
+    trim_rule : {"fraction", "fence"}
+        ``objectives.trimmed_means``: always leave out that share, or only the rows whose
+        loss is beyond Tukey's far-out fence of the batch's losses.
     missing : bool
         Treat NaN entries as missing (masked out of the likelihood).
     missing_indicator : bool
@@ -82,6 +87,8 @@ class VAE(keras.Model):
         The per-row training loss (``objectives.make_objective``).
     n_train_samples : int
         k of the IWAE objective during training (ignored by "elbo").
+    free_bits : float
+        KL floor per latent dimension of the "elbo" objective, in nats (ignored by "iwae").
     corruption : {None, "gaussian", "mask"}
         Corruption of the encoder's input during training (``corruption.make_corruption``).
     corruption_level : float
@@ -121,10 +128,12 @@ class VAE(keras.Model):
         posterior_min_scale: float = 1e-3,
         beta: float = 1.0,
         trim_fraction: float = 0.0,
+        trim_rule: str = "fraction",
         missing: bool = False,
         missing_indicator: bool = False,
         objective: str = "elbo",
         n_train_samples: int = 8,
+        free_bits: float = 0.0,
         corruption: str | None = None,
         corruption_level: float = 0.0,
         image_shape=None,
@@ -148,9 +157,15 @@ class VAE(keras.Model):
         self.trim_fraction = float(trim_fraction)
         if not 0.0 <= self.trim_fraction < 1.0:
             raise ValueError(f"trim_fraction must be in [0, 1), got {trim_fraction!r}.")
+        if trim_rule not in TRIM_RULES:
+            raise ValueError(f"trim_rule must be one of {TRIM_RULES}, got {trim_rule!r}.")
+        self.trim_rule = trim_rule
         self.missing = bool(missing)
         self.missing_indicator = bool(missing_indicator) and self.missing
-        self.objective = make_objective(objective, beta=self.beta, n_samples=n_train_samples)
+        self.free_bits = float(free_bits)
+        self.objective = make_objective(
+            objective, beta=self.beta, n_samples=n_train_samples, free_bits=self.free_bits
+        )
         self.n_train_samples = int(n_train_samples)
         self.corruption_level = float(corruption_level)
         self.corruption_kind = corruption
@@ -311,8 +326,10 @@ class VAE(keras.Model):
 
     def loss_terms(self, x, training=False) -> RowLosses:
         """Means of ``row_losses`` over the batch; with ``trim_fraction``, over the rows
-        with the smallest loss only (``objectives.trimmed_means``)."""
-        return trimmed_means(self.row_losses(x, training=training), self.trim_fraction)
+        with the smallest loss only (``objectives.trimmed_means`` by ``trim_rule``)."""
+        return trimmed_means(
+            self.row_losses(x, training=training), self.trim_fraction, rule=self.trim_rule
+        )
 
     @property
     def metrics(self):
@@ -411,10 +428,12 @@ class VAE(keras.Model):
             "posterior_min_scale": self.posterior_min_scale,
             "beta": self.beta,
             "trim_fraction": self.trim_fraction,
+            "trim_rule": self.trim_rule,
             "missing": self.missing,
             "missing_indicator": self.missing_indicator,
             "objective": self.objective.name,
             "n_train_samples": self.n_train_samples,
+            "free_bits": self.free_bits,
             "corruption": self.corruption_kind,
             "corruption_level": self.corruption_level,
             "image_shape": list(self.image_shape) if self.image_shape else None,

@@ -7,7 +7,9 @@ An objective turns one batch into three per-row terms, each [batch]:
     kl               KL(q(z|x) || p(z)), in closed form (for the history)
 
 ``trimmed_means`` then averages them over the rows that fit best, whatever the objective
-(a trimmed likelihood, ``trim_fraction``). Each objective draws its own reparameterised
+(a trimmed likelihood, ``trim_fraction``): the worst-fitting share of every batch
+(``rule="fraction"``), or only the rows beyond a robust fence of the batch's losses, at
+most that share (``rule="fence"``). Each objective draws its own reparameterised
 noise (``sample_noise``, through the model's latent component, ``latents``) from the
 generator the model passes, so that a test can give two objectives the same noise.
 
@@ -20,6 +22,11 @@ import math
 from typing import ClassVar, NamedTuple
 
 import tensorflow as tf
+import tensorflow_probability as tfp
+
+# rule="fence" of ``trimmed_means``: Tukey's far-out fence, Q3 + 3 IQR of a batch's losses.
+TRIM_FENCE_IQRS = 3.0
+TRIM_RULES = ("fraction", "fence")
 
 
 class RowLosses(NamedTuple):
@@ -65,6 +72,8 @@ class NegativeELBO(Objective):
     beta : float, default=1.0
         Weight of the KL term (the beta-VAE). The model passes its current KL weight
         (``kl_weight``, which ``KLWarmup`` raises towards beta) when it has one.
+    free_bits : float, default=0.0
+        lambda, a KL floor per latent dimension in nats (0: none).
 
     Notes
     -----
@@ -72,23 +81,32 @@ class NegativeELBO(Objective):
     eps ~ N(0, I) of shape [batch, L], for the Gaussian; the Gumbel-softmax sample for
     the categorical):
 
-        loss(x) = -log p(x|z) + beta * KL(q(z|x) || p(z))
+        loss(x) = -log p(x|z) + beta * sum_l max(lambda, KL(q(z_l|x) || p(z_l)))
 
-    with the KL in closed form (``latent.kl``). Its expectation over eps is -ELBO(x)
-    when beta = 1 (for the categorical latent, of the relaxed model).
+    with the KL in closed form (``latent.kl``, per dimension ``latent.kl_per_dimension``).
+    With lambda = 0 its expectation over eps is -ELBO(x) when beta = 1 (for the
+    categorical latent, of the relaxed model). With lambda > 0 (free bits, Kingma et al.,
+    2016, here per row and dimension), a dimension carrying less than lambda nats about
+    the row costs nothing more to use: the encoder is not pushed to switch it off, which
+    keeps the posterior from collapsing onto the prior while the decoder is still poor.
+    The loss then lies above -ELBO by the shortfall of each dimension below lambda;
+    scoring uses the true bound, whatever lambda.
 
     Examples
     --------
     >>> NegativeELBO(beta=0.5)
-    NegativeELBO(beta=0.5)
+    NegativeELBO(beta=0.5, free_bits=0.0)
     """
 
     name = "elbo"
 
-    def __init__(self, beta: float = 1.0):
+    def __init__(self, beta: float = 1.0, free_bits: float = 0.0):
         self.beta = float(beta)
         if not self.beta >= 0.0 or not math.isfinite(self.beta):
             raise ValueError(f"beta must be a finite float >= 0, got {beta!r}.")
+        self.free_bits = float(free_bits)
+        if not self.free_bits >= 0.0 or not math.isfinite(self.free_bits):
+            raise ValueError(f"free_bits must be a finite float >= 0, got {free_bits!r}.")
 
     def sample_noise(self, latent, params, seed):
         """One sample's noise per row: eps [batch, L] (Gaussian latent)."""
@@ -99,12 +117,16 @@ class NegativeELBO(Objective):
         z = model.latent.reparameterise(params, eps)  # reparameterisation trick, [batch, code]
         reconstruction = -tf.reduce_sum(model.feature_log_likelihood(x, z, observed), axis=-1)
         kl = model.latent.kl(params)  # [batch]
+        penalty = kl
+        if self.free_bits > 0.0:
+            per_dimension = model.latent.kl_per_dimension(params)  # [batch, L]
+            penalty = tf.reduce_sum(tf.maximum(per_dimension, self.free_bits), axis=-1)
         weight = self.beta if kl_weight is None else kl_weight
-        loss = reconstruction + tf.cast(weight, kl.dtype) * kl
+        loss = reconstruction + tf.cast(weight, kl.dtype) * penalty
         return RowLosses(loss, reconstruction, kl)
 
     def get_config(self):
-        return {"beta": self.beta}
+        return {"beta": self.beta, "free_bits": self.free_bits}
 
 
 class NegativeIWAE(Objective):
@@ -175,28 +197,47 @@ class NegativeIWAE(Objective):
 OBJECTIVES: dict[str, type[Objective]] = {"elbo": NegativeELBO, "iwae": NegativeIWAE}
 
 
-def make_objective(name: str, beta: float = 1.0, n_samples: int = 8) -> Objective:
-    """The objective named ``name`` ("elbo" or "iwae"); ``n_samples`` is IWAE's k."""
+def make_objective(
+    name: str, beta: float = 1.0, n_samples: int = 8, free_bits: float = 0.0
+) -> Objective:
+    """The objective named ``name`` ("elbo" or "iwae"); ``n_samples`` is IWAE's k and
+    ``free_bits`` the ELBO's KL floor per latent dimension (IWAE has none)."""
     if name not in OBJECTIVES:
         raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {name!r}.")
     if name == "iwae":
         return NegativeIWAE(n_samples=n_samples, beta=beta)
-    return OBJECTIVES[name](beta=beta)
+    return OBJECTIVES[name](beta=beta, free_bits=free_bits)
 
 
-def trimmed_means(terms: RowLosses, trim_fraction: float) -> RowLosses:
-    """Batch means of the per-row terms over the rows with the smallest loss.
+def trimmed_means(terms: RowLosses, trim_fraction: float, rule: str = "fraction") -> RowLosses:
+    """Batch means of the per-row terms over the rows that fit best.
 
     Notes
     -----
-    With q = ``trim_fraction`` and B rows, the ceil(q * B) rows of largest loss are left
-    out (at least one row is kept); q = 0 averages every row. Anomalies in the training
-    data fit worst, so they do not pull the model towards them (a trimmed likelihood).
+    With q = ``trim_fraction`` and B rows, m = ceil(q * B) (at least one row is kept):
+
+    - ``rule="fraction"``: the m rows of largest loss are left out, always;
+    - ``rule="fence"``: only rows whose loss lies beyond Tukey's far-out fence of the
+      batch, Q3 + 3 (Q3 - Q1) of its losses, are left out, the largest first and at most
+      m of them.
+
+    q = 0 averages every row. Anomalies in the training data fit worst, so they do not
+    pull the model towards them (a trimmed likelihood). The fence leaves a batch whole
+    when nothing in it stands out: early in training, the rows that carry a dependency
+    the model has not yet learned fit worst without being anomalies, and dropping a fixed
+    share of every batch would drop exactly them. An anomaly stands out once the
+    structure around it is learned, and from then on the fence drops it.
     """
+    if rule not in TRIM_RULES:
+        raise ValueError(f"rule must be one of {TRIM_RULES}, got {rule!r}.")
     loss, reconstruction, kl = terms
     if trim_fraction > 0.0:
         batch = tf.shape(loss)[0]
         dropped = tf.cast(tf.math.ceil(trim_fraction * tf.cast(batch, tf.float32)), tf.int32)
+        if rule == "fence":
+            q1, q3 = tf.unstack(tfp.stats.percentile(loss, [25.0, 75.0], interpolation="linear"))
+            fence = q3 + TRIM_FENCE_IQRS * (q3 - q1)
+            dropped = tf.minimum(dropped, tf.reduce_sum(tf.cast(loss > fence, tf.int32)))
         kept = tf.math.top_k(-loss, k=tf.maximum(1, batch - dropped)).indices
         loss, reconstruction, kl = (tf.gather(t, kept) for t in (loss, reconstruction, kl))
     return RowLosses(tf.reduce_mean(loss), tf.reduce_mean(reconstruction), tf.reduce_mean(kl))

@@ -26,6 +26,7 @@ SCALINGS = ("auto", "standard", "robust", None)
 MISSING = ("error", "mask")
 LIKELIHOOD_SCALES = ("feature", "sample")
 OBJECTIVES = ("elbo", "iwae")
+TRIM_RULES = ("fraction", "fence")
 CORRUPTIONS = ("gaussian", "mask", None)
 LATENTS = ("gaussian", "categorical")
 # Mixed-precision policies of the bodies (``precision``); None is float32.
@@ -52,11 +53,14 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     # for DataFrames: checked against X's columns by fit.
     "column_roles": [dict, None],
     "likelihood_scale": [StrOptions(set(LIKELIHOOD_SCALES))],
-    "min_scale": [Interval(Real, 0, None, closed="neither")],
+    # "auto": one floor per scaled column from its resolution (resolution_floors).
+    "min_scale": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
     "beta": [_at_least(Real, 0)],
     "trim_fraction": [Interval(Real, 0, 1, closed="left")],
+    "trim_rule": [StrOptions(set(TRIM_RULES))],
     "objective": [StrOptions(set(OBJECTIVES))],
     "n_train_samples": [_at_least(Integral, 1)],
+    "free_bits": [_at_least(Real, 0)],
     "corruption": [StrOptions({c for c in CORRUPTIONS if c is not None}), None],
     # "mask" takes a probability in [0, 1): _check_params.
     "corruption_level": [_at_least(Real, 0)],

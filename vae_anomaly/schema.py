@@ -108,14 +108,26 @@ _PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def as_text(values):
-    """Text cells as an Arrow string array (a NumPy array of str is converted)."""
+    """Text cells as an Arrow string array (a NumPy array of str or of objects is
+    converted); a null or None is a missing cell, the empty text of a CSV."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
-        return values.cast(pa.string()) if values.type != pa.string() else values
-    return pa.array(np.asarray(values, dtype=object), type=pa.string())
+        text = values.cast(pa.string()) if values.type != pa.string() else values
+    else:
+        values = np.asarray(values, dtype=object)
+        try:
+            text = pa.array(values, type=pa.string())
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            # Cells that are not text (a DataFrame's numbers and booleans, see
+            # ``frames.cells``): the text a CSV would hold, str(v), which parses back to
+            # the same float.
+            strings = [None if v is None else str(v) for v in values]
+            text = pa.array(np.array(strings, dtype=object), type=pa.string())
+    return pc.fill_null(text, "") if text.null_count else text
 
 
 def _objects(text, rows: np.ndarray) -> np.ndarray:
