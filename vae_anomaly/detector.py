@@ -633,20 +633,25 @@ or sequence of (family, width), default="gaussian"
         self.model_ = model
         self.score_seed_ = score_seed
         training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
-        self.offset_ = self._threshold(training_scores)
+        self._set_training_threshold(training_scores, too_few, "the training scores")
         if n_calibration:
             self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
-        elif too_few:
-            # Not certified: the (1 - fpr) quantile of the training anomaly scores.
+        return self
+
+    def _set_training_threshold(self, training_scores, too_few, scored: str) -> None:
+        """``offset_`` from the training scores (by ``contamination``), or, when too few
+        rows were held out to certify ``fpr`` (``too_few``: the warning), their (1 - fpr)
+        quantile, not certified; ``scored`` names the rows in ``calibration_reason_``."""
+        self.offset_ = self._threshold(training_scores)
+        if too_few:
             self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
             self.fpr_ = float(self.fpr)
             self.calibration_reason_ = too_few
         else:
             self.calibration_reason_ = (
                 f"calibration_fraction=0: offset_ is set by contamination="
-                f"{self.contamination!r} on the training scores"
+                f"{self.contamination!r} on {scored}"
             )
-        return self
 
     def _fit_stream(self, sample, sample_keys, chunks, n_rows: int):
         """Fit on rows read once, chunk by chunk, that need not fit in memory.
@@ -751,16 +756,9 @@ or sequence of (family, width), default="gaussian"
                 return self
         fitting = position_uniform(sample_keys, split_seed) >= (0.0 if too_few else c)
         training_scores = self._log_density(sample[fitting] if fitting.any() else sample)
-        self.offset_ = self._threshold(training_scores)
-        if too_few:
-            self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
-            self.fpr_ = float(self.fpr)
-            self.calibration_reason_ = too_few
-        else:
-            self.calibration_reason_ = (
-                f"calibration_fraction=0: offset_ is set by contamination="
-                f"{self.contamination!r} on the scores of a sample of the training rows"
-            )
+        self._set_training_threshold(
+            training_scores, too_few, "the scores of a sample of the training rows"
+        )
         return self
 
     def _set_architecture(self, n_features: int):
