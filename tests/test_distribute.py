@@ -202,6 +202,23 @@ def test_fit_takes_a_strategy_flag_and_a_settings_key(tmp_path):
         load_config(settings)
 
 
+def test_fit_images_takes_the_strategy_flag_and_settings_key_too(tmp_path):
+    from vae_anomaly.cli import _image_config, parser
+    from vae_anomaly.images.config import load_image_config
+
+    args = parser().parse_args(
+        ["fit-images", "--input", "d", "--model-dir", "m", "--strategy", "mirrored"]
+    )
+    assert _image_config(args).strategy == "mirrored"
+    assert _image_config(parser().parse_args(["fit-images", "--input", "d", "--model-dir", "m"]))
+    settings = tmp_path / "images.toml"
+    settings.write_text('[training]\nstrategy = "multi-worker"\n')
+    assert load_image_config(settings).strategy == "multi-worker"
+    settings.write_text('[training]\nstrategy = "gpus"\n')
+    with pytest.raises(ValueError, match=r"images.toml: strategy must be one of .*'gpus'"):
+        load_image_config(settings)
+
+
 def test_multi_worker_without_tf_config_says_what_it_needs(monkeypatch):
     from vae_anomaly.jobs.strategy import make_strategy
 
@@ -237,10 +254,10 @@ def _fit_cli(model_dir, strategy: str, tf_config: dict | None = None) -> subproc
     )
 
 
-def _finished(process: subprocess.Popen, model_dir) -> dict:
+def _finished(process: subprocess.Popen, model_dir, document: str = "schema.json") -> dict:
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
-    report = json.loads((Path(model_dir) / "schema.json").read_text())["fit_report"]
+    report = json.loads((Path(model_dir) / document).read_text())["fit_report"]
     manifest = json.loads((Path(model_dir) / "detector" / MANIFEST_FILE).read_text())
     assert manifest["fitted"]["n_replicas_"] == report["n_replicas"]
     return {"stdout": stdout, **report, "offset_": manifest["fitted"]["offset_"]}
@@ -251,6 +268,29 @@ def test_fit_with_the_mirrored_strategy_uses_one_cpu_replica_without_a_gpu(tmp_p
         pytest.skip("a GPU is present: mirrored uses it")
     run = _finished(_fit_cli(tmp_path / "model", "mirrored"), tmp_path / "model")
     assert (run["strategy"], run["n_replicas"]) == ("mirrored", 1)
+    assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
+
+
+def test_fit_images_with_the_mirrored_strategy_trains_under_it(tmp_path):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is present: mirrored uses it")
+    from PIL import Image
+
+    folder = tmp_path / "images"  # 30 grey 8x8 PNGs
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [sys.executable, "-m", "vae_anomaly.cli", "fit-images", "--input", str(folder)]
+    command += ["--model-dir", str(tmp_path / "model"), "--epochs", "1", "--strategy", "mirrored"]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    run = _finished(process, tmp_path / "model", "images.json")
+    assert (run["strategy"], run["n_replicas"]) == ("mirrored", 1)
+    assert "fit-images" in run["stdout"]
     assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
 
 

@@ -16,6 +16,7 @@
 
     vae-anomaly fit-images --input DIR [--input MORE ...] --model-dir DIR
                            [--config pipelines/images.toml] [--epochs N] [--seed S] [--fpr F]
+                           [--strategy default|mirrored|multi-worker]
         Fit and calibrate a convolutional VAE on a folder of PNG/JPEG images (or .npy/.npz).
     vae-anomaly score-images --model-dir DIR --input DIR (or files, globs) --output OUT.csv
                              --rejects REJECTS.csv --report REPORT.json
@@ -121,7 +122,7 @@ def _settings(args: argparse.Namespace, load, base=None, *flags: str):
 def _image_config(args: argparse.Namespace, base=None):
     from .images.config import load_image_config
 
-    return _settings(args, load_image_config, base, "batch_size")
+    return _settings(args, load_image_config, base, "batch_size", "strategy")
 
 
 def _print_fit(
@@ -157,6 +158,12 @@ def _print_fit(
     print("\n".join(lines))
 
 
+def _strategy_lines(report: dict) -> list[str]:
+    if report["strategy"] == "default":
+        return []
+    return [f"trained with --strategy {report['strategy']} on {report['n_replicas']} replica(s)"]
+
+
 def fit_images(args: argparse.Namespace) -> int:
     config = _image_config(args)
     _tensorflow(args)
@@ -164,7 +171,14 @@ def fit_images(args: argparse.Namespace) -> int:
 
     report = fit_images_job(args.input, args.model_dir, config)
     height, width, channels = report["image_shape"]
-    _print_fit("fit-images", report, "images", args.model_dir, shape=f"{height}x{width}x{channels}")
+    _print_fit(
+        "fit-images",
+        report,
+        "images",
+        args.model_dir,
+        shape=f"{height}x{width}x{channels}",
+        details=_strategy_lines(report),
+    )
     return ExitStatus.OK
 
 
@@ -234,10 +248,7 @@ def fit(args: argparse.Namespace) -> int:
             f"streamed: {report['rows_train']} rows trained on, {report['rows_validation']} "
             f"for early stopping, {report['rows_calibration']} for the threshold"
         )
-    if report["strategy"] != "default":
-        details.append(
-            f"trained with --strategy {report['strategy']} on {report['n_replicas']} replica(s)"
-        )
+    details += _strategy_lines(report)
     _print_fit("fit", report, "rows", args.model_dir, details=details)
     return ExitStatus.OK
 
@@ -298,6 +309,12 @@ def _fit_command(commands, name: str, run, what: str, inputs: str, config: str):
     command.add_argument("--epochs", type=int, help="overrides [model] epochs")
     command.add_argument("--seed", type=int, help="overrides [model] random_state")
     command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    command.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="overrides [training] strategy: mirrored = all local GPUs (one CPU replica "
+        "without a GPU), multi-worker = the cluster in TF_CONFIG (default: default)",
+    )
     command.set_defaults(run=run)
     return command
 
@@ -341,14 +358,8 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
-    fitting = _fit_command(
+    _fit_command(
         commands, "fit", fit, "training CSV(s)", "CSV (repeatable)", "pipelines/tabular.toml"
-    )
-    fitting.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        help="overrides [training] strategy: mirrored = all local GPUs (one CPU replica "
-        "without a GPU), multi-worker = the cluster in TF_CONFIG (default: default)",
     )
     scoring = _score_command(
         commands, "score", score, "CSV(s)", "CSV or glob", "scored rows (.csv or .parquet)", "lines"

@@ -9,6 +9,7 @@
     [model]      any VAEAnomalyDetector parameter except image_shape, calibration_fraction
                  and fpr, which the job sets
     [threshold]  fpr, calibration_fraction
+    [training]   strategy ("default", "mirrored" or "multi-worker": ``jobs.strategy``)
     [score]      batch_size (images in memory at once), heatmaps ("flagged" or "all")
 
 The transform that fit used (size, color, resize) is stored with the model, so scoring
@@ -20,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
+from ..jobs.strategy import STRATEGIES
 
 # The image jobs' model defaults, also benchmarks/mnist.py's vae-conv (see benchmarks/README.md,
 # "Images: one-class MNIST", and docs/experiments.md for the measurements behind them):
@@ -43,6 +45,7 @@ class ImageJobConfig(JobSettings):
     model: dict = setting("model", factory=lambda: dict(IMAGE_MODEL))
     fpr: float = setting("threshold", 0.01)
     calibration_fraction: float = setting("threshold", 0.2)
+    strategy: str = setting("training", "default", choices=STRATEGIES)
     batch_size: int = setting("score", 256, at_least=1)
     heatmaps: str = setting("score", "flagged", choices=HEATMAPS)
 

@@ -51,6 +51,7 @@ from ..jobs.paths import check_distinct, guarded, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
+from ..jobs.strategy import make_strategy
 from ..persistence import staged
 from ..report import ImageGallery, ScoreSummary, require_matplotlib
 from ..thresholds import verdicts
@@ -96,8 +97,10 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
 
 
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
-    """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report."""
+    """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report.
+    Trains under the ``tf.distribute`` strategy named by ``config.strategy``."""
     started = time.perf_counter()
+    strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
@@ -120,7 +123,9 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             calibration_fraction=config.calibration_fraction,
             fpr=config.fpr,
             **config.model,
-        ).fit(X)
+        )
+        with strategy.scope():
+            detector.fit(X)
         detector.save(staging / DETECTOR_DIR)
         report = fit_report(
             "images",
@@ -130,6 +135,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             detector,
             started,
             image_shape=list(transform.image_shape),
+            strategy=config.strategy,
         )
         write_html_report(staging, detector, X, report)
         fitted = {"transform": transform.to_dict(), "normalization": normalization}
