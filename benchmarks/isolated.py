@@ -57,3 +57,14 @@ def write_tables(runs, markdown: str, out) -> None:
     runs.to_csv(out / "runs.csv", index=False)
     (out / "table.md").write_text(markdown)
     print(markdown)
+
+
+def seconds_line(runs) -> str:
+    """The tables' last line: total fit + score seconds per detector, from ``runs``
+    (a DataFrame with the columns detector and seconds)."""
+    seconds = runs.groupby("detector")["seconds"].sum().round(1)
+    return (
+        "Total fit + score seconds per detector: "
+        + ", ".join(f"{k} {v}" for k, v in seconds.items())
+        + "\n"
+    )

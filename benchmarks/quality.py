@@ -31,7 +31,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import write_tables
+from isolated import seconds_line, write_tables
 from peers import PEERS
 
 
@@ -126,12 +126,7 @@ def markdown_tables(runs: pd.DataFrame) -> str:
             f"{sorted(runs['seed'].unique().tolist())} ({settings}):\n"
         )
         parts.append(table.round(3).to_markdown() + "\n")
-    seconds = runs.groupby("detector")["seconds"].sum().round(1)
-    parts.append(
-        "Total fit + score seconds per detector: "
-        + ", ".join(f"{k} {v}" for k, v in seconds.items())
-        + "\n"
-    )
+    parts.append(seconds_line(runs))
     return "\n".join(parts)
 
 

@@ -48,7 +48,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from isolated import write_tables
+from isolated import seconds_line, write_tables
 from peers import PEERS
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "tabular.toml"
@@ -290,12 +290,7 @@ def markdown_tables(runs: pd.DataFrame) -> str:
         table.loc["mean"] = table.mean()
         parts.append(f"{title}, mean over seeds {seeds}:\n")
         parts.append(table.round(3).to_markdown() + "\n")
-    seconds = runs.groupby("detector")["seconds"].sum().round(1)
-    parts.append(
-        "Total fit + score seconds per detector: "
-        + ", ".join(f"{k} {v}" for k, v in seconds.items())
-        + "\n"
-    )
+    parts.append(seconds_line(runs))
     return "\n".join(parts)
 
 

@@ -155,6 +155,7 @@ def test_dask_workers_print_no_tensorflow_lines(job):
     assert _tensorflow_lines(score.stderr) == [], score.stderr
 
 
+@pytest.mark.slow
 def test_verbose_brings_tensorflow_messages_back(job):
     folder, _ = job
     plain_import = _python("import tensorflow as tf; tf.constant(1.0) + 1")

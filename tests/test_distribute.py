@@ -184,39 +184,32 @@ def test_an_unknown_dtype_is_refused():
 TRAIN_CSV = ROOT / "sample_data" / "machines_train.csv"
 
 
-def test_fit_takes_a_strategy_flag_and_a_settings_key(tmp_path):
-    from vae_anomaly.cli import _job_config, parser
-    from vae_anomaly.tabular.config import load_config
+@pytest.mark.parametrize(
+    ("command", "settings_of", "load"),
+    [
+        ("fit", "_job_config", "vae_anomaly.tabular.config.load_config"),
+        ("fit-images", "_image_config", "vae_anomaly.images.config.load_image_config"),
+    ],
+)
+def test_fit_commands_take_a_strategy_flag_and_a_settings_key(command, settings_of, load, tmp_path):
+    import importlib
 
-    args = parser().parse_args(
-        ["fit", "--input", "a.csv", "--model-dir", "m", "--strategy", "multi-worker"]
-    )
-    assert _job_config(args).strategy == "multi-worker"
+    from vae_anomaly import cli
+
+    module, name = load.rsplit(".", 1)
+    load = getattr(importlib.import_module(module), name)
+    base = [command, "--input", "a", "--model-dir", "m"]
+    args = cli.parser().parse_args([*base, "--strategy", "multi-worker"])
+    assert getattr(cli, settings_of)(args).strategy == "multi-worker"
+    assert getattr(cli, settings_of)(cli.parser().parse_args(base)).strategy == "default"
     with pytest.raises(SystemExit):
-        parser().parse_args(["fit", "--input", "a.csv", "--model-dir", "m", "--strategy", "tpu"])
+        cli.parser().parse_args([*base, "--strategy", "tpu"])
     settings = tmp_path / "job.toml"
     settings.write_text('[training]\nstrategy = "mirrored"\n')
-    assert load_config(settings).strategy == "mirrored"
+    assert load(settings).strategy == "mirrored"
     settings.write_text('[training]\nstrategy = "gpus"\n')
     with pytest.raises(ValueError, match=r"job.toml: strategy must be one of .*'gpus'"):
-        load_config(settings)
-
-
-def test_fit_images_takes_the_strategy_flag_and_settings_key_too(tmp_path):
-    from vae_anomaly.cli import _image_config, parser
-    from vae_anomaly.images.config import load_image_config
-
-    args = parser().parse_args(
-        ["fit-images", "--input", "d", "--model-dir", "m", "--strategy", "mirrored"]
-    )
-    assert _image_config(args).strategy == "mirrored"
-    assert _image_config(parser().parse_args(["fit-images", "--input", "d", "--model-dir", "m"]))
-    settings = tmp_path / "images.toml"
-    settings.write_text('[training]\nstrategy = "multi-worker"\n')
-    assert load_image_config(settings).strategy == "multi-worker"
-    settings.write_text('[training]\nstrategy = "gpus"\n')
-    with pytest.raises(ValueError, match=r"images.toml: strategy must be one of .*'gpus'"):
-        load_image_config(settings)
+        load(settings)
 
 
 def test_multi_worker_without_tf_config_says_what_it_needs(monkeypatch):
@@ -263,6 +256,7 @@ def _finished(process: subprocess.Popen, model_dir, document: str = "schema.json
     return {"stdout": stdout, **report, "offset_": manifest["fitted"]["offset_"]}
 
 
+@pytest.mark.slow
 def test_fit_with_the_mirrored_strategy_uses_one_cpu_replica_without_a_gpu(tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: mirrored uses it")
@@ -271,6 +265,7 @@ def test_fit_with_the_mirrored_strategy_uses_one_cpu_replica_without_a_gpu(tmp_p
     assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
 
 
+@pytest.mark.slow
 def test_fit_images_with_the_mirrored_strategy_trains_under_it(tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: mirrored uses it")
@@ -294,6 +289,7 @@ def test_fit_images_with_the_mirrored_strategy_trains_under_it(tmp_path):
     assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
 
 
+@pytest.mark.slow
 def test_fit_with_multi_worker_runs_a_one_worker_cluster_on_localhost(tmp_path):
     (port,) = _free_ports(1)
     tf_config = {

@@ -436,6 +436,7 @@ def test_values_that_overflow_are_rejected_and_every_json_output_is_strict(
 # ----------------------------------------------------------------------------- item 12
 
 
+@pytest.mark.slow
 def test_a_diverging_fit_names_the_file_and_the_column(tmp_path, capfd):
     from vae_anomaly.errors import TrainingDivergedError
 

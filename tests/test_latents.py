@@ -223,6 +223,7 @@ def four_class_fit(X, seed, **params):
         ).fit(X)
 
 
+@pytest.mark.slow
 def test_a_categorical_latent_with_four_classes_recovers_four_clusters():
     # Like k-means, the ELBO fit has local optima: random_state 1, 2 and 3 recover the
     # clusters (adjusted Rand 1.0), 0 merges two of them (0.60); see the slow test below.

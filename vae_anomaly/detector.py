@@ -593,13 +593,7 @@ or sequence of (family, width), default="gaussian"
                 f"VAEAnomalyDetector needs at least {MIN_TRAINING_ROWS} rows to train (a "
                 f"scaling and a threshold need two), got n_samples={n_samples}."
             )
-        for name in ("calibration_scores_", "fpr_"):  # from an earlier fit or calibrate
-            self.__dict__.pop(name, None)
-        self.calibrated_ = False
-        rng = check_random_state(self.random_state)
-        model_seed, shuffle_seed, split_seed, score_seed = (
-            int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
-        )
+        model_seed, shuffle_seed, split_seed, score_seed = self._start_fit()
 
         layout = self._layout(n_features)
         self.center_, self.scale_ = fit_scaling(X, self._resolved_scaling(), scaled_columns(layout))
@@ -637,6 +631,15 @@ or sequence of (family, width), default="gaussian"
         if n_calibration:
             self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
         return self
+
+    def _start_fit(self) -> tuple[int, int, int, int]:
+        """Forget an earlier fit's calibration; the fit's four seeds (model, shuffle,
+        split, score), drawn from ``random_state``."""
+        for name in ("calibration_scores_", "fpr_"):  # from an earlier fit or calibrate
+            self.__dict__.pop(name, None)
+        self.calibrated_ = False
+        rng = check_random_state(self.random_state)
+        return tuple(int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
 
     def _set_training_threshold(self, training_scores, too_few, scored: str) -> None:
         """``offset_`` from the training scores (by ``contamination``), or, when too few
@@ -686,13 +689,7 @@ or sequence of (family, width), default="gaussian"
         self._check_params()
         sample = self._validate_input(sample, reset=True)
         n_features = sample.shape[1]
-        for name in ("calibration_scores_", "fpr_"):
-            self.__dict__.pop(name, None)
-        self.calibrated_ = False
-        rng = check_random_state(self.random_state)
-        model_seed, shuffle_seed, split_seed, score_seed = (
-            int(s) for s in rng.randint(0, _SEED_HIGH, size=4)
-        )
+        model_seed, shuffle_seed, split_seed, score_seed = self._start_fit()
         layout = self._layout(n_features)
         self.center_, self.scale_ = fit_scaling(
             sample, self._resolved_scaling(), scaled_columns(layout)
