@@ -191,3 +191,12 @@ def test_structure_benchmark_runs_in_quick_mode(tmp_path):
     assert set(runs["training"]) == {"clean", "contaminated"}
     assert runs["auroc"].between(0, 1).all() and (runs["top_hits"] <= 10).all()
     assert "| category (contaminated)" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_xla_scoring_benchmark_runs_both_kinds_and_they_agree(tmp_path):
+    run_script("xla_scoring.py", "--quick", "--out", tmp_path / "out")
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert list(runs["kind"]) == ["graph", "xla"]
+    assert (runs["rows_per_s"] > 0).all() and (runs["fit_seconds"] > 0).all()
+    graph, xla = runs["first_score"]
+    assert graph != xla and np.isclose(graph, xla, rtol=1e-5)  # XLA really ran, same model

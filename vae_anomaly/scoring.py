@@ -37,6 +37,12 @@ SCORING_MEMORY_BYTES = 16 * 2**20
 # The same budget in float32 values.
 MAX_BATCH_ELEMENTS = SCORING_MEMORY_BYTES // 4
 
+# XLA compilation of the ELBO/IWAE scorer. Off: on this project's CPU it scored large
+# batches faster but added its compile time to every fit, which scores the training
+# rows (benchmarks/xla_scoring.py, benchmarks/README.md "XLA for scoring"); the
+# benchmark sets it to True to measure it again.
+SCORING_JIT_COMPILE = False
+
 _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -102,7 +108,7 @@ def _scorer(model, n_samples: int):
     # (a grid search, a job per model) read as "frequent retracing" and logged a warning.
     # A partial has no code object of its own: it makes the count per scorer, where a
     # warning would still catch a scorer that really retraces.
-    scorer = tf.function(functools.partial(batch_terms), jit_compile=False)
+    scorer = tf.function(functools.partial(batch_terms), jit_compile=SCORING_JIT_COMPILE)
     scorers[n_samples] = scorer
     return scorer
 
