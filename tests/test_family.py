@@ -10,7 +10,7 @@ from conftest import correlated_gaussian
 from sklearn.exceptions import NotFittedError
 from test_mixed import LAYOUT, mixed_rows
 
-from vae_anomaly import VAEAnomalyDetector, load
+from vae_anomaly import VAEAnomalyDetector, load, scoring
 from vae_anomaly.corruption import GaussianCorruption, MaskCorruption
 from vae_anomaly.model import VAE
 from vae_anomaly.objectives import NegativeELBO, NegativeIWAE, make_objective
@@ -48,7 +48,11 @@ IMAGE_MODEL = dict(
 )
 
 
-def test_defaults_train_and_score_as_before_the_family_existed():
+def test_defaults_train_and_score_as_before_the_family_existed(monkeypatch):
+    # The values were recorded with the plain-graph scorer; scored that way, the same bits
+    # say that training is unchanged. The XLA scorer (the default since) agrees with them
+    # to float32 rounding.
+    monkeypatch.setattr(scoring, "SCORING_JIT_COMPILE", False)
     X = correlated_gaussian(300, seed=0)
     tabular = VAEAnomalyDetector(epochs=3, random_state=0).fit(X)
     np.testing.assert_allclose(tabular.score_samples(X[:5]), RECORDED_TABULAR, rtol=1e-12)
@@ -59,6 +63,15 @@ def test_defaults_train_and_score_as_before_the_family_existed():
     images = small_images(64, seed=0)
     image = VAEAnomalyDetector(**IMAGE_MODEL, epochs=2, random_state=0).fit(images)
     np.testing.assert_allclose(image.score_samples(images[:3]), RECORDED_IMAGE, rtol=1e-12)
+
+    monkeypatch.setattr(scoring, "SCORING_JIT_COMPILE", True)
+    for detector in (tabular, mixed, image):
+        scoring._compiled_scorers.pop(detector.model_)  # traced again, now with XLA
+    xla = tabular.score_samples(X[:5])
+    assert not np.array_equal(xla, RECORDED_TABULAR)  # XLA really scored
+    np.testing.assert_allclose(xla, RECORDED_TABULAR, rtol=1e-6)
+    np.testing.assert_allclose(mixed.score_samples(mixed_rows(5, 1)), RECORDED_MIXED, rtol=1e-6)
+    np.testing.assert_allclose(image.score_samples(images[:3]), RECORDED_IMAGE, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- objectives
