@@ -1,5 +1,5 @@
-"""XLA for scoring: the ELBO/IWAE scorer compiled by XLA (``scoring.SCORING_JIT_COMPILE``)
-against the default graph, in the same run, on a 10-column model at the default k = 16.
+"""XLA for scoring: the ELBO/IWAE scorer compiled by XLA (``scoring.SCORING_JIT_COMPILE``,
+the default) against the plain graph, in the same run, on a 10-column model at k = 16.
 
     python benchmarks/xla_scoring.py --out benchmarks/results/xla_scoring
     python benchmarks/xla_scoring.py --quick --out /tmp/xla_scoring   # smoke test

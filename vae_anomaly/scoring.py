@@ -37,11 +37,12 @@ SCORING_MEMORY_BYTES = 16 * 2**20
 # The same budget in float32 values.
 MAX_BATCH_ELEMENTS = SCORING_MEMORY_BYTES // 4
 
-# XLA compilation of the ELBO/IWAE scorer: 1.4-1.8x the rows per second of the plain
-# graph on this project's 2-core CPU, for 0.1-0.3 s more per fit (its compile time; a
+# XLA compilation of the ELBO/IWAE scorer: 1.36-1.84x the rows per second of the plain
+# graph on this project's 2-core CPU, for 0.13-1.16 s more per fit (its compile time; a
 # fit scores its training rows), in benchmarks/xla_scoring.py (benchmarks/README.md,
-# "XLA for scoring"). Scores agree with the plain graph's to float32 rounding, not bit
-# for bit; with either, a row's score does not depend on the rows scored with it.
+# "XLA for scoring"). Read when a model's scorer is first built. Scores agree with the
+# plain graph's to float32 rounding, not bit for bit; with either, a row's score does not
+# depend on the rows scored with it.
 SCORING_JIT_COMPILE = True
 
 _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -84,7 +85,8 @@ def scoring_batch_rows(model, n_samples: int) -> int:
 
 
 def _scorer(model, n_samples: int):
-    """The model's compiled batch scorer for k samples, traced once (held weakly)."""
+    """The model's batch scorer for k samples, traced once (held weakly); compiled with
+    XLA when SCORING_JIT_COMPILE is set as it is built."""
     scorers = _compiled_scorers.setdefault(model, {})
     if n_samples in scorers:
         return scorers[n_samples]
@@ -115,7 +117,8 @@ def _scorer(model, n_samples: int):
 
 
 def _embedder(model):
-    """The model's compiled posterior mean, traced once for its one batch shape."""
+    """The model's posterior mean as a plain graph (not XLA), traced once for its one
+    batch shape."""
     scorers = _compiled_scorers.setdefault(model, {})
     if "posterior_mean" not in scorers:
         model_ref = weakref.ref(model)
@@ -177,7 +180,8 @@ def score_terms(model, X: np.ndarray, eps: np.ndarray, features: bool = True) ->
 
 
 def _exact_scorer(model):
-    """The model's compiled log p(x) by enumeration, traced once (held weakly)."""
+    """The model's log p(x) by enumeration as a plain graph (not XLA), traced once (held
+    weakly)."""
     scorers = _compiled_scorers.setdefault(model, {})
     if "exact" not in scorers:
         model_ref = weakref.ref(model)

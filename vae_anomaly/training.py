@@ -83,6 +83,18 @@ def steps_per_execution(steps_per_epoch: int, n_replicas: int) -> int:
     return min(STEPS_PER_EXECUTION, steps_per_epoch)
 
 
+def even_batch(rows: int, n_replicas: int) -> int:
+    """``rows`` rounded down to a multiple of ``n_replicas`` (at least ``n_replicas``).
+
+    Under a strategy, Keras 3.15 builds the model from the first batch of each dataset
+    averaged across the replicas (``Trainer._maybe_symbolic_build``: strategy.reduce(
+    "MEAN", batch, axis=None)), which fails unless that batch splits evenly ("Inputs to
+    operation AddN ... must have the same size and shape"). Batches of this size do, and
+    so does the first batch of any epoch; the last may still be uneven, which training
+    takes."""
+    return max(n_replicas, rows // n_replicas * n_replicas)
+
+
 def replicas(model: VAE) -> int:
     """Replicas that train ``model`` in sync: those of the strategy it was created under
     (1 without one); across all workers for a multi-worker strategy."""
@@ -101,7 +113,8 @@ def train(
     Raises ``TrainingDivergedError`` when a loss or a weight is not finite (the message
     names the epoch and the most extreme columns of ``train_rows``, by
     ``feature_names`` where given)."""
-    batch_size = min(settings.batch_size, len(train_rows))
+    n_replicas = replicas(model)
+    batch_size = even_batch(min(settings.batch_size, len(train_rows)), n_replicas)
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
     epochs = settings.epochs or default_epochs(steps_per_epoch)
     with model.distribute_strategy.scope():  # the optimiser's variables are mirrored too
@@ -110,16 +123,19 @@ def train(
                 keras.optimizers.Adam(learning_rate=settings.learning_rate), model.body_dtype
             ),
             jit_compile=jit_compile(),
-            steps_per_execution=steps_per_execution(steps_per_epoch, replicas(model)),
+            steps_per_execution=steps_per_execution(steps_per_epoch, n_replicas),
         )
-    train_data = _batches(train_rows, batch_size, settings.shuffle_seed).prefetch(tf.data.AUTOTUNE)
+    train_data = _batches(train_rows, batch_size, settings.shuffle_seed, n_replicas)
+    train_data = train_data.prefetch(tf.data.AUTOTUNE)
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
     if settings.kl_warmup_epochs:
         callbacks.append(KLWarmup(settings.beta, settings.kl_warmup_epochs))
     validation_data = None
-    if len(validation_rows):
-        validation_data = _batches(validation_rows, max(batch_size, VALIDATION_BATCH))
+    if len(validation_rows) >= n_replicas:
+        validation_batch = min(max(batch_size, VALIDATION_BATCH), len(validation_rows))
+        validation_batch = even_batch(validation_batch, n_replicas)
+        validation_data = _batches(validation_rows, validation_batch, n_replicas=n_replicas)
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -147,18 +163,28 @@ def train(
     return history
 
 
-def _batches(rows, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
+def _batches(
+    rows, batch_size: int, shuffle_seed: int | None = None, n_replicas: int = 1
+) -> tf.data.Dataset:
     """Batches of rows [b, d], reshuffled every epoch when ``shuffle_seed`` is given:
     slices of an array, sparse rows made dense one batch at a time (``ScaledRows``), or
-    rows read back from disk and shuffled in a buffer (``streaming.StreamedRows``)."""
+    rows read back from disk and shuffled in a buffer (``streaming.StreamedRows``).
+
+    With several replicas, a last batch of fewer rows than replicas is left out (at most
+    n_replicas - 1 rows an epoch): it would leave a replica without rows, whose trimmed
+    mean has nothing to average."""
     if isinstance(rows, ScaledRows):
-        return rows.batches(batch_size, shuffle_seed)
-    if isinstance(rows, StreamedRows):  # rows on disk, read every epoch
-        return rows.batches(batch_size, shuffle_seed)
-    data = tf.data.Dataset.from_tensor_slices(rows)
-    if shuffle_seed is not None:
-        data = data.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size)
+        data = rows.batches(batch_size, shuffle_seed)
+    elif isinstance(rows, StreamedRows):  # rows on disk, read every epoch
+        data = rows.batches(batch_size, shuffle_seed)
+    else:
+        data = tf.data.Dataset.from_tensor_slices(rows)
+        if shuffle_seed is not None:
+            data = data.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+        data = data.batch(batch_size)
+    if n_replicas > 1:
+        data = data.filter(lambda batch: tf.shape(batch)[0] >= n_replicas)
+    return data
 
 
 def most_extreme_columns(U: np.ndarray, feature_names=None, count: int = 3) -> str:
