@@ -135,6 +135,7 @@ def _score(folder, *flags: str, verbose: bool = False) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_a_job_prints_only_its_own_lines(job):
     folder, fit = job
     assert fit.returncode == ExitStatus.OK, fit.stderr

@@ -120,6 +120,7 @@ def _peak_python_bytes(root: Path, n: int) -> tuple[int, dict]:
     return peak, report
 
 
+@pytest.mark.slow
 def test_score_images_memory_stays_flat_when_every_image_is_flagged(image_model):
     small, small_report = _peak_python_bytes(image_model, 500)
     large, large_report = _peak_python_bytes(image_model, 4000)

@@ -38,6 +38,7 @@ def test_dataframe_and_grid_search_example_runs(monkeypatch):
     assert 0 < namespace["search"].best_score_ <= 1
 
 
+@pytest.mark.slow
 def test_main_job_command_prints_what_the_readme_shows(tmp_path, monkeypatch, capsys):
     """README command 1, run through the CLI with its outputs redirected to tmp_path."""
     from vae_anomaly.cli import main
