@@ -82,6 +82,7 @@ def _run(script: str, *args: str, env=None) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_fit_inside_a_mirrored_strategy_trains_on_its_replicas(tmp_path):
     run = _run(MIRRORED_FIT, str(tmp_path / "model"))
     assert run["n_replicas_"] == 2

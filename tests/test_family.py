@@ -315,6 +315,7 @@ def test_transform_checks_fitting_and_the_columns(fitted, test_X):
         fitted.transform(test_X[:, :3])
 
 
+@pytest.mark.slow
 def test_transform_of_an_image_body_does_not_depend_on_the_batch():
     """Convolutions on this CPU give slightly different results for a batch of one row
     than for many (about 1e-8 here); dense layers do not, so this needs an image body."""

@@ -112,6 +112,7 @@ def test_nan_is_still_an_error_unless_missing_is_mask():
         VAEAnomalyDetector(likelihood=LAYOUT, epochs=1).fit(mixed_rows(50, seed=0))
 
 
+@pytest.mark.slow
 def test_missing_indicator_gives_the_encoder_the_presence_mask():
     X = mixed_rows(300, seed=5)
     with_mask = VAEAnomalyDetector(

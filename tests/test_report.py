@@ -404,6 +404,7 @@ def image_run(tmp_path_factory):
     return root, document
 
 
+@pytest.mark.slow
 def test_fit_images_writes_report_html(image_run):
     root, _ = image_run
     page = (root / "model" / "report.html").read_text()
@@ -412,6 +413,7 @@ def test_fit_images_writes_report_html(image_run):
     verify_directory(root / "model")
 
 
+@pytest.mark.slow
 def test_score_images_html_shows_the_images_and_the_threshold_neighbours(image_run):
     root, document = image_run
     page = (root / "score.html").read_text()
