@@ -16,9 +16,12 @@ import tensorflow as tf
 
 import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.cli import _image_config, _job_config, parser
 from vae_anomaly.errors import ModelFileError
+from vae_anomaly.images.config import load_image_config
 from vae_anomaly.integrity import seal_directory
 from vae_anomaly.persistence import MANIFEST_FILE
+from vae_anomaly.tabular.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(epochs=3, hidden_units=(8,), n_score_samples=4, random_state=0)
@@ -198,24 +201,16 @@ TRAIN_CSV = ROOT / "sample_data" / "machines_train.csv"
 
 @pytest.mark.parametrize(
     ("command", "settings_of", "load"),
-    [
-        ("fit", "_job_config", "vae_anomaly.tabular.config.load_config"),
-        ("fit-images", "_image_config", "vae_anomaly.images.config.load_image_config"),
-    ],
+    [("fit", _job_config, load_config), ("fit-images", _image_config, load_image_config)],
 )
 def test_fit_commands_take_a_strategy_flag_and_a_settings_key(command, settings_of, load, tmp_path):
-    import importlib
-
-    from vae_anomaly import cli
-
-    module, name = load.rsplit(".", 1)
-    load = getattr(importlib.import_module(module), name)
     base = [command, "--input", "a", "--model-dir", "m"]
-    args = cli.parser().parse_args([*base, "--strategy", "multi-worker"])
-    assert getattr(cli, settings_of)(args).strategy == "multi-worker"
-    assert getattr(cli, settings_of)(cli.parser().parse_args(base)).strategy == "default"
+    assert settings_of(parser().parse_args([*base, "--strategy", "multi-worker"])).strategy == (
+        "multi-worker"
+    )
+    assert settings_of(parser().parse_args(base)).strategy == "default"
     with pytest.raises(SystemExit):
-        cli.parser().parse_args([*base, "--strategy", "tpu"])
+        parser().parse_args([*base, "--strategy", "tpu"])
     settings = tmp_path / "job.toml"
     settings.write_text('[training]\nstrategy = "mirrored"\n')
     assert load(settings).strategy == "mirrored"
@@ -283,9 +278,7 @@ MIRRORED_FIT_IMAGES = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    import numpy as np
     import tensorflow as tf
-    from PIL import Image
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -297,12 +290,7 @@ MIRRORED_FIT_IMAGES = textwrap.dedent(
         named.append(name)
         return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     jobs.make_strategy = two_cpus
-    root = Path(sys.argv[1])
-    (root / "images").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(30):
-        pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
-        Image.fromarray(pixels).save(root / "images" / f"{i:02d}.png")
+    root = Path(sys.argv[1])  # holds the folder images/ (_grey_pngs)
     config = ImageJobConfig(strategy="mirrored", model={"epochs": 1, "random_state": 0})
     report = jobs.fit_images([root / "images"], root / "model", config)
     print(json.dumps({"named": named, "strategy": report["strategy"],
@@ -311,8 +299,21 @@ MIRRORED_FIT_IMAGES = textwrap.dedent(
 )
 
 
+def _grey_pngs(folder: Path) -> Path:
+    """``folder`` made and filled with 30 grey 8x8 PNGs of noise."""
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    return folder
+
+
 @pytest.mark.slow
 def test_fit_images_trains_under_the_strategy_its_settings_name(tmp_path):
+    _grey_pngs(tmp_path / "images")
     run = _run(MIRRORED_FIT_IMAGES, str(tmp_path))
     assert run["named"] == ["mirrored"]
     assert (run["strategy"], run["n_replicas"]) == ("mirrored", 2)
@@ -322,14 +323,7 @@ def test_fit_images_trains_under_the_strategy_its_settings_name(tmp_path):
 def test_fit_images_takes_strategy_on_the_command_line(tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: mirrored uses it")
-    from PIL import Image
-
-    folder = tmp_path / "images"  # 30 grey 8x8 PNGs
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(30):
-        pixels = rng.integers(0, 255, (8, 8), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
+    folder = _grey_pngs(tmp_path / "images")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "vae_anomaly.cli", "fit-images", "--input", str(folder)]
     command += ["--model-dir", str(tmp_path / "model"), "--epochs", "1", "--strategy", "mirrored"]
