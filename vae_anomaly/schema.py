@@ -362,8 +362,12 @@ class TabularSchema:
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
         self._reject_out_of_range(X, cells, scaling, reasons)
-        bad_rows = np.array(sorted(reasons), dtype=int)
-        kept = np.setdiff1d(np.arange(n_rows), bad_rows)
+        bad_rows = sorted(reasons)
+        if not bad_rows:  # the common case: no copy of X
+            return Encoded(X, np.arange(n_rows), [], unknown)
+        is_kept = np.ones(n_rows, dtype=bool)
+        is_kept[bad_rows] = False
+        kept = np.flatnonzero(is_kept)
         return Encoded(X[kept], kept, [(row, reasons[row]) for row in bad_rows], unknown)
 
     def _reject_out_of_range(self, X, cells, scaling, reasons: dict) -> None:
