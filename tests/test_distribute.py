@@ -242,12 +242,16 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _fit_cli(model_dir, strategy: str, tf_config: dict | None = None) -> subprocess.Popen:
+def _fit_cli(
+    model_dir, strategy: str, tf_config: dict | None = None, command="fit", data=TRAIN_CSV
+) -> subprocess.Popen:
+    """``vae-anomaly COMMAND --input DATA`` (``fit`` or ``fit-images``) for one epoch under
+    ``--strategy``, in its own process, with TF_CONFIG set to ``tf_config`` when given."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    command = [sys.executable, "-m", "vae_anomaly.cli", "fit", "--input", str(TRAIN_CSV)]
+    command = [sys.executable, "-m", "vae_anomaly.cli", command, "--input", str(data)]
     command += ["--model-dir", str(model_dir), "--epochs", "1", "--strategy", strategy]
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -324,12 +328,7 @@ def test_fit_images_takes_strategy_on_the_command_line(tmp_path):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: mirrored uses it")
     folder = _grey_pngs(tmp_path / "images")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "vae_anomaly.cli", "fit-images", "--input", str(folder)]
-    command += ["--model-dir", str(tmp_path / "model"), "--epochs", "1", "--strategy", "mirrored"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = _fit_cli(tmp_path / "model", "mirrored", command="fit-images", data=folder)
     run = _finished(process, tmp_path / "model", "images.json")
     assert (run["strategy"], run["n_replicas"]) == ("mirrored", 1)
     assert "trained with --strategy mirrored on 1 replica(s)" in run["stdout"]
@@ -360,4 +359,27 @@ def test_fit_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
     ]
     runs = [_finished(worker, tmp_path / f"worker{i}") for i, worker in enumerate(workers)]
     assert [run["n_replicas"] for run in runs] == [2, 2]
+    assert runs[0]["offset_"] == runs[1]["offset_"]  # the same weights on both workers
+
+
+@pytest.mark.slow
+def test_fit_images_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
+    """fit-images as two workers, two processes on this machine: one model."""
+    folder = _grey_pngs(tmp_path / "images")
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    workers = [
+        _fit_cli(
+            tmp_path / f"worker{i}",
+            "multi-worker",
+            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+            command="fit-images",
+            data=folder,
+        )
+        for i in range(2)
+    ]
+    runs = [
+        _finished(worker, tmp_path / f"worker{i}", "images.json")
+        for i, worker in enumerate(workers)
+    ]
+    assert [(run["strategy"], run["n_replicas"]) for run in runs] == [("multi-worker", 2)] * 2
     assert runs[0]["offset_"] == runs[1]["offset_"]  # the same weights on both workers
