@@ -14,7 +14,9 @@ run and on the same file:
 - ``score_samples (in memory)``: the same model's ``score_samples`` on the file's rows,
   already encoded in memory (at most ``--peer-rows`` of them; reading and encoding are
   not timed). It is the rate the job is held to: ``vs_score_samples`` is the job's
-  rows/s over it.
+  rows/s over it. ``cpu_us_per_row`` is each run's CPU time (all its threads) per row,
+  and ``cpu_vs_score_samples`` the peer's over the job's: when the scorer alone keeps
+  every core busy, the job's rate cannot exceed that fraction of the peer's.
 - ``pandas.read_csv``: what a script without chunking does first, reading the whole
   file (no scoring), whose peak memory grows with the file.
 
@@ -68,7 +70,7 @@ def worker(task: dict) -> None:
         detector, _, _ = cached_model(model_dir, model_fingerprint(model_dir))  # not timed
         detector.score_samples(np.full((1, detector.n_features_in_), 0.5))  # traced, not timed
         startup = time.perf_counter() - started
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
 
         out = Path(task["out"])
         report, _ = score_job(
@@ -88,19 +90,22 @@ def worker(task: dict) -> None:
         detector, _, _ = read_model_dir(task["model_dir"])
         detector.score_samples(X[:1])  # traced, not timed
         startup = time.perf_counter() - started
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         detector.score_samples(X)
         rows, extra = len(X), {"rows_scored": len(X)}
     else:  # the peer: the whole file in memory
+        cpu_started = time.process_time()
         frame = pd.read_csv(task["csv"], on_bad_lines="skip")
         rows, extra, startup = len(frame), {}, 0.0
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     peak = peak_rss_mb()
     print(
         json.dumps(
             {
                 "rows": rows,
                 "seconds": seconds,
+                "cpu_us_per_row": 1e6 * cpu_seconds / rows,
                 "startup_seconds": startup,
                 "rows_per_s": rows / seconds,
                 "peak_rss_mb": peak,
@@ -183,6 +188,9 @@ def main(argv=None) -> int:
                 result["file_gb"] = round(size_gb, 3)
                 if kind == PEER_MODEL:
                     runs[-1]["vs_score_samples"] = runs[-1]["rows_per_s"] / result["rows_per_s"]
+                    runs[-1]["cpu_vs_score_samples"] = (
+                        result["cpu_us_per_row"] / runs[-1]["cpu_us_per_row"]
+                    )
                 runs.append(result)
                 print(
                     f"{kind} {size_gb:.3f} GB: {result['rows']} rows, "
@@ -192,7 +200,8 @@ def main(argv=None) -> int:
                 )
             csv.unlink()
     columns = ["kind", "file_gb", "rows", "startup_seconds", "seconds", "rows_per_s"]
-    write_results(runs, [*columns, "vs_score_samples", "peak_rss_mb"], args.out)
+    columns += ["vs_score_samples", "cpu_us_per_row", "cpu_vs_score_samples", "peak_rss_mb"]
+    write_results(runs, columns, args.out)
     return 0
 
 

@@ -109,6 +109,9 @@ def test_stream_benchmark_runs_on_tiny_files(tmp_path):
     peer = runs[runs["kind"] == "score_samples (in memory)"]
     ratio = ours["rows_per_s"].to_numpy() / peer["rows_per_s"].to_numpy()
     assert np.allclose(ours["vs_score_samples"], ratio)  # the job's rate over the model's
+    assert (runs["cpu_us_per_row"] > 0).all()
+    cpu = peer["cpu_us_per_row"].to_numpy() / ours["cpu_us_per_row"].to_numpy()
+    assert np.allclose(ours["cpu_vs_score_samples"], cpu)  # the model's CPU per row over ours
 
 
 def test_image_stream_benchmark_runs_on_small_folders(tmp_path):
