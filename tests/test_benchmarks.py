@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end on a tiny input (the figures are not tested)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,11 @@ def test_xla_scoring_benchmark_runs_both_kinds_and_they_agree(tmp_path):
     assert (runs["rows_per_s"] > 0).all() and (runs["fit_seconds"] > 0).all()
     graph, xla = runs["first_score"]
     assert graph != xla and np.isclose(graph, xla, rtol=1e-5)  # XLA really ran, same model
+
+
+def test_sample_oracle_scores_the_bundled_sample_with_the_generators_density(tmp_path):
+    run_script("sample_oracle.py", "--out", tmp_path / "out")
+    result = json.loads((tmp_path / "out" / "oracle.json").read_text())
+    assert result["planted"] == 20 and result["normal"] == 975  # the rows the job scores
+    assert result["flagged_by_kind"]["unknown_machine_type"] == [4, 4]  # density 0
+    assert 0 < result["normal_flagged"] < 0.03 * result["normal"]  # the 1% threshold
