@@ -3,6 +3,7 @@
 import contextlib
 import os
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,6 +50,24 @@ def fitted_frame(train_X) -> VAEAnomalyDetector:
     Tests must not refit or mutate it (calibrate a pickled copy)."""
     frame = pd.DataFrame(train_X, columns=COLUMNS)
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(frame)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def machines_model(tmp_path_factory):
+    """The tabular job's model of the bundled training file (pipelines/tabular.toml, 15
+    epochs: the tests check plumbing and pages), and its fit report: (directory, report).
+
+    Shared by the job and report tests; they only read the directory."""
+    from vae_anomaly.tabular.config import load_config
+    from vae_anomaly.tabular.fit_job import fit_job
+
+    target = tmp_path_factory.mktemp("model") / "machines"
+    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 15})
+    report = fit_job([ROOT / "sample_data" / "machines_train.csv"], target, config)
+    return target, report
 
 
 # TensorFlow's warning when a tf.data function is traced under run_functions_eagerly.

@@ -27,8 +27,6 @@ from vae_anomaly.report import (
     fit_report,
     score_report,
 )
-from vae_anomaly.tabular.config import load_config
-from vae_anomaly.tabular.fit_job import fit_job
 from vae_anomaly.tabular.saved import saved_settings
 from vae_anomaly.tabular.score_job import score_job
 
@@ -237,12 +235,10 @@ def test_score_report_refuses_accounting_that_does_not_add_up(calibrated):
 
 
 @pytest.fixture(scope="module")
-def machines(tmp_path_factory):
-    """A tabular model directory fitted for a few epochs on the sample records."""
-    target = tmp_path_factory.mktemp("report") / "machines"
-    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 3})
-    report = fit_job([SAMPLE_DATA / "machines_train.csv"], target, config)
-    return target, report
+def machines(machines_model):
+    """The tabular job's model directory of the sample records and its fit report (shared
+    with the job tests: they only read it)."""
+    return machines_model
 
 
 def test_fit_writes_report_html_inside_the_sealed_model_directory(machines):
