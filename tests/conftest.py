@@ -2,6 +2,8 @@
 
 import contextlib
 import os
+import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,6 +52,28 @@ def fitted_frame(train_X) -> VAEAnomalyDetector:
     return VAEAnomalyDetector(epochs=30, n_score_samples=8, random_state=0).fit(frame)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def machines_model(tmp_path_factory):
+    """The tabular job's model of the bundled training file (pipelines/tabular.toml, 15
+    epochs: the tests check plumbing and pages), and its fit report: (directory, report).
+
+    Shared by the job and report tests; they only read the directory."""
+    from vae_anomaly.tabular.config import load_config
+    from vae_anomaly.tabular.fit_job import fit_job
+
+    target = tmp_path_factory.mktemp("model") / "machines"
+    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 15})
+    report = fit_job([ROOT / "sample_data" / "machines_train.csv"], target, config)
+    return target, report
+
+
+# TensorFlow's warning when a tf.data function is traced under run_functions_eagerly.
+TF_DATA_EAGER_WARNING = "Even though the `tf.config.experimental_run_functions_eagerly`"
+
+
 @contextlib.contextmanager
 def eagerly():
     """Run tf.functions eagerly inside the block: for tiny fits of a step or two.
@@ -57,10 +81,16 @@ def eagerly():
     Tracing a train step costs 2-3 s a fit; a tiny fit run eagerly takes under 0.5 s and
     gives the same scores. Tests of the compiled path (tracing counts, batch invariance of
     scores) score outside the block; quality tests with many steps stay compiled.
+
+    tf.data functions (the interleave of a streamed fit, the image loader's decoding) are
+    traced whatever the setting, and TensorFlow warns that it does not apply to them:
+    expected here, so that warning is ignored inside the block.
     """
     tf.config.run_functions_eagerly(True)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", TF_DATA_EAGER_WARNING, UserWarning)
+            yield
     finally:
         tf.config.run_functions_eagerly(False)
 

@@ -41,15 +41,11 @@ def streamed_model(tmp_path_factory):
     return target, report
 
 
-def test_inputs_above_in_memory_mb_stream_and_smaller_ones_do_not(streamed_model, tmp_path):
+def test_inputs_above_in_memory_mb_stream_and_smaller_ones_do_not(streamed_model, machines_model):
     _, report = streamed_model
-    assert report["streamed"] is True
-    config = JobConfig(model={"epochs": 1, "random_state": 0}, calibration_fraction=0.0)
-    train, _, _ = make_machine_records(n_train=200, n_new=10, n_per_kind=0)
-    (tmp_path / "t.csv").write_text(train)
-    with eagerly():
-        small = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)  # under the 16 MB limit
-    assert small["streamed"] is False
+    assert report["streamed"] is True  # in_memory_mb=0
+    _, in_memory = machines_model  # the same file, with pipelines/tabular.toml's 16 MB
+    assert in_memory["streamed"] is False
 
 
 def test_a_streamed_model_directory_is_sealed_and_scores(streamed_model, tmp_path):
@@ -71,16 +67,15 @@ def test_a_streamed_model_directory_is_sealed_and_scores(streamed_model, tmp_pat
 
 
 def test_on_a_file_sampled_whole_schema_and_scaling_are_the_in_memory_ones(
-    streamed_model, tmp_path
+    streamed_model, machines_model
 ):
     model_dir, _ = streamed_model
-    config = sample_config(model={"epochs": 1})
-    with eagerly():  # one epoch: the schema and the scaling are what is compared
-        fit_job([TRAIN], tmp_path / "memory", config)
-    in_memory = json.loads((tmp_path / "memory" / "schema.json").read_text())
+    memory_dir, report = machines_model  # the same file and pipelines/tabular.toml, in memory
+    assert report["streamed"] is False
+    in_memory = json.loads((memory_dir / "schema.json").read_text())
     streamed = json.loads((model_dir / "schema.json").read_text())
     assert streamed["columns"] == in_memory["columns"]  # roles, levels in order, reasons
-    a, b = load(tmp_path / "memory" / "detector"), load(model_dir / "detector")
+    a, b = load(memory_dir / "detector"), load(model_dir / "detector")
     np.testing.assert_array_equal(a.center_, b.center_)
     np.testing.assert_array_equal(a.scale_, b.scale_)
 
@@ -132,7 +127,8 @@ def bad_training_file(path: Path, n: int = 900) -> dict[int, str]:
 def test_every_line_is_trained_on_held_out_or_rejected(tmp_path):
     expected = bad_training_file(tmp_path / "t.csv")
     config = sample_config(in_memory_mb=0, chunk_rows=128, model={"epochs": 1})
-    report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    with eagerly():  # one epoch: the accounting of the lines is tested
+        report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
     shares = report["rows_train"] + report["rows_validation"] + report["rows_calibration"]
     assert report["rows_read"] == 900 == shares + report["rows_rejected"]
     assert report["rows_used"] == shares and report["rows_rejected"] == len(expected)
@@ -142,17 +138,23 @@ def test_every_line_is_trained_on_held_out_or_rejected(tmp_path):
     assert dict(zip(rejects["line"], kinds, strict=True)) == expected
 
 
-@pytest.fixture(scope="module")
-def stream_fitted():
-    """A detector fitted by _fit_stream on 3000 rows in chunks of 500, and its rows."""
-    X = correlated_gaussian(3000, seed=3)
-    keys = position_keys(0, np.arange(2, 3002))
-    chunks = ((X[i : i + 500], keys[i : i + 500]) for i in range(0, 3000, 500))
+def stream_fit(X, keys) -> VAEAnomalyDetector:
+    """A detector fitted by _fit_stream on the rows X in chunks of 500, every third row the
+    sample."""
+    chunks = ((X[i : i + 500], keys[i : i + 500]) for i in range(0, len(X), 500))
     detector = VAEAnomalyDetector(
         epochs=2, calibration_fraction=0.2, n_score_samples=4, random_state=0
     )
-    detector._fit_stream(X[::3], keys[::3], chunks, n_rows=3000)
-    return detector, X, keys
+    detector._fit_stream(X[::3], keys[::3], chunks, n_rows=len(X))
+    return detector
+
+
+@pytest.fixture(scope="module")
+def stream_fitted():
+    """A detector fitted by stream_fit on 3000 rows, and its rows; tests only score it."""
+    X = correlated_gaussian(3000, seed=3)
+    keys = position_keys(0, np.arange(2, 3002))
+    return stream_fit(X, keys), X, keys
 
 
 def test_calibration_rows_are_held_out_by_position(stream_fitted):
@@ -237,13 +239,9 @@ def test_streamed_fit_memory_does_not_grow_with_the_rows(tmp_path):
     assert peaks[240_000] - peaks[60_000] < 60, peaks
 
 
-def test_a_streamed_fit_is_reproducible_with_an_int_random_state():
-    X = correlated_gaussian(900, seed=5)
-    keys = position_keys(0, np.arange(2, 902))
-    scores = []
-    for _ in range(2):
-        chunks = ((X[i : i + 200], keys[i : i + 200]) for i in range(0, 900, 200))
-        detector = VAEAnomalyDetector(epochs=2, n_score_samples=2, random_state=3)
-        detector._fit_stream(X, keys, chunks, n_rows=900)
-        scores.append(detector.score_samples(X[:50]))
-    np.testing.assert_array_equal(scores[0], scores[1])
+def test_a_streamed_fit_is_reproducible_with_an_int_random_state(stream_fitted):
+    first, X, keys = stream_fitted  # random_state=0
+    again = stream_fit(X, keys)
+    assert again.history_["loss"] == first.history_["loss"]
+    np.testing.assert_array_equal(again.calibration_scores_, first.calibration_scores_)
+    np.testing.assert_array_equal(again.score_samples(X[:50]), first.score_samples(X[:50]))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import eagerly
 from sklearn.exceptions import NotFittedError
 
 import vae_anomaly
@@ -25,7 +26,8 @@ SMALL = dict(epochs=2, hidden_units=(8,), n_score_samples=4, random_state=0)
 def small():
     """A small detector on named columns a, b, c; tests must not mutate it."""
     X = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=["a", "b", "c"])
-    return VAEAnomalyDetector(**SMALL).fit(X), X
+    with eagerly():  # two epochs: the tests check inputs and scores, scored compiled
+        return VAEAnomalyDetector(**SMALL).fit(X), X
 
 
 # ----------------------------------------------------------------------------- item 9
@@ -80,6 +82,7 @@ def test_the_tabular_schema_rejects_values_out_of_range_with_a_reason():
 # ----------------------------------------------------------------------------- item 11
 
 
+@pytest.mark.usefixtures("eager_functions")  # two epochs: the threshold is tested
 def test_too_few_held_out_rows_fit_uncalibrated_with_a_warning(tmp_path):
     X = np.random.default_rng(1).normal(size=(150, 3))
     detector = VAEAnomalyDetector(**SMALL, calibration_fraction=0.2, fpr=0.01)
@@ -103,6 +106,7 @@ def test_too_few_held_out_rows_fit_uncalibrated_with_a_warning(tmp_path):
     assert loaded.calibration_reason_ == detector.calibration_reason_
 
 
+@pytest.mark.usefixtures("eager_functions")  # two epochs of 4 rows: the warning is tested
 def test_a_share_that_holds_out_no_row_warns_instead_of_skipping_calibration():
     X = np.random.default_rng(2).normal(size=(4, 2))
     with pytest.warns(CalibrationWarning, match="holds out 0 of 4 rows.*no row is held out"):

@@ -254,7 +254,7 @@ def test_image_config_errors_name_the_file_and_key(tmp_path):
 @pytest.fixture(scope="module")
 def image_model(tmp_path_factory):
     data = tmp_path_factory.mktemp("parts")
-    write_parts(data, n_train=200, n_new=30, n_per_defect=2)
+    write_parts(data, n_train=120, n_new=30, n_per_defect=2)
     model_dir = data / "model"
     config = load_image_config(ROOT / "pipelines" / "images.toml").with_overrides(
         model={"epochs": 30, "batch_size": 256}, fpr=0.05
@@ -274,7 +274,7 @@ def test_fit_images_records_the_transform_and_the_report(image_model):
         "convert_color": True,
     }
     assert document["normalization"] == {"kind": "none"}  # as pipelines/images.toml says
-    assert report["images_used"] == report["images_read"] == 200
+    assert report["images_used"] == report["images_read"] == 120
     assert (model_dir / "fit_rejects.csv").read_text().splitlines() == [
         "file,line,reason,raw_line,raw_length"
     ]

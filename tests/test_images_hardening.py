@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import eagerly
 from PIL import Image
 
 from vae_anomaly.cli import main
@@ -65,7 +66,8 @@ def model_dir(tmp_path_factory):
         fpr=0.2,
         calibration_fraction=0.25,
     )
-    fit_images([root / "train"], root / "model", config)
+    with eagerly():  # two epochs: names and rejects are tested; the jobs score compiled
+        fit_images([root / "train"], root / "model", config)
     return root / "model"
 
 

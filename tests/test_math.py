@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from conftest import eagerly
 from scipy import stats
 
 from vae_anomaly import VAEAnomalyDetector, load
@@ -231,7 +232,9 @@ def test_resolution_floors_follow_each_columns_smallest_step():
 def test_min_scale_auto_gives_each_gaussian_column_its_own_floor_and_survives_saving(tmp_path):
     rng = np.random.default_rng(0)
     X = np.c_[rng.normal(size=300), rng.integers(0, 10, 300).astype(float)]
-    detector = VAEAnomalyDetector(min_scale="auto", epochs=2, random_state=0).fit(X)
+    detector = VAEAnomalyDetector(min_scale="auto", epochs=2, random_state=0)
+    with eagerly():  # two epochs: the floors and their saving are tested; scoring is compiled
+        detector.fit(X)
     head = detector.model_.likelihood_head
     step = 1.0 / detector.scale_[1]  # the integer column's step, in scaled units
     assert head.min_scale[1] == pytest.approx(step / np.sqrt(12), rel=1e-5)

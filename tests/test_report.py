@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import eagerly
 
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
@@ -26,8 +27,6 @@ from vae_anomaly.report import (
     fit_report,
     score_report,
 )
-from vae_anomaly.tabular.config import load_config
-from vae_anomaly.tabular.fit_job import fit_job
 from vae_anomaly.tabular.saved import saved_settings
 from vae_anomaly.tabular.score_job import score_job
 
@@ -236,12 +235,10 @@ def test_score_report_refuses_accounting_that_does_not_add_up(calibrated):
 
 
 @pytest.fixture(scope="module")
-def machines(tmp_path_factory):
-    """A tabular model directory fitted for a few epochs on the sample records."""
-    target = tmp_path_factory.mktemp("report") / "machines"
-    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 3})
-    report = fit_job([SAMPLE_DATA / "machines_train.csv"], target, config)
-    return target, report
+def machines(machines_model):
+    """The tabular job's model directory of the sample records and its fit report (shared
+    with the job tests: they only read it)."""
+    return machines_model
 
 
 def test_fit_writes_report_html_inside_the_sealed_model_directory(machines):
@@ -367,7 +364,10 @@ def test_fit_without_matplotlib_skips_report_html_and_says_so(no_matplotlib, tmp
     train = tmp_path / "train.csv"
     train.write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in rows))
     model_dir = tmp_path / "model"
-    status = main(["fit", "--input", str(train), "--model-dir", str(model_dir), "--epochs", "1"])
+    with eagerly():  # one epoch: what the fit writes and prints is tested
+        status = main(
+            ["fit", "--input", str(train), "--model-dir", str(model_dir), "--epochs", "1"]
+        )
     assert status == ExitStatus.OK
     assert not (model_dir / "report.html").exists()
     assert f"fit: report.html not written: matplotlib is not installed ({INSTALL_HINT})." in (

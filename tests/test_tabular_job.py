@@ -30,12 +30,9 @@ SAMPLE_DATA = ROOT / "sample_data"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(machines_model):
     """One model fitted on the bundled training file (few epochs: tests check plumbing)."""
-    target = tmp_path_factory.mktemp("model") / "machines"
-    config = load_config(ROOT / "pipelines" / "tabular.toml").with_overrides(model={"epochs": 15})
-    fit_job([SAMPLE_DATA / "machines_train.csv"], target, config)
-    return target
+    return machines_model[0]
 
 
 def run_score(model_dir, inputs, folder: Path, name="run", **options):

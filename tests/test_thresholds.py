@@ -170,6 +170,7 @@ def test_calibration_errors(fitted):
         detector.calibrate(X, fpr=0.05)
 
 
+@pytest.mark.usefixtures("eager_functions")  # two fits of three epochs: the split is tested
 def test_fit_holds_out_a_calibration_set(train_X):
     detector = VAEAnomalyDetector(
         epochs=3, calibration_fraction=0.25, fpr=0.05, random_state=0
