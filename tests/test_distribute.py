@@ -345,19 +345,28 @@ def test_fit_with_multi_worker_runs_a_one_worker_cluster_on_localhost(tmp_path):
     assert (run["strategy"], run["n_replicas"]) == ("multi-worker", 1)
 
 
-@pytest.mark.slow
-def test_fit_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
-    """Two workers, two processes on this machine: one replica each, one model."""
+def _two_workers(tmp_path, document: str = "schema.json", **fit) -> list[dict]:
+    """A fit command (``_fit_cli``'s ``command`` and ``data``) as two workers of one
+    multi-worker cluster on localhost, two processes; each worker's finished run."""
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     workers = [
         _fit_cli(
             tmp_path / f"worker{i}",
             "multi-worker",
             {"cluster": cluster, "task": {"type": "worker", "index": i}},
+            **fit,
         )
         for i in range(2)
     ]
-    runs = [_finished(worker, tmp_path / f"worker{i}") for i, worker in enumerate(workers)]
+    return [
+        _finished(worker, tmp_path / f"worker{i}", document) for i, worker in enumerate(workers)
+    ]
+
+
+@pytest.mark.slow
+def test_fit_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
+    """Two workers, two processes on this machine: one replica each, one model."""
+    runs = _two_workers(tmp_path)
     assert [run["n_replicas"] for run in runs] == [2, 2]
     assert runs[0]["offset_"] == runs[1]["offset_"]  # the same weights on both workers
 
@@ -366,20 +375,6 @@ def test_fit_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
 def test_fit_images_with_multi_worker_trains_two_local_workers_in_sync(tmp_path):
     """fit-images as two workers, two processes on this machine: one model."""
     folder = _grey_pngs(tmp_path / "images")
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    workers = [
-        _fit_cli(
-            tmp_path / f"worker{i}",
-            "multi-worker",
-            {"cluster": cluster, "task": {"type": "worker", "index": i}},
-            command="fit-images",
-            data=folder,
-        )
-        for i in range(2)
-    ]
-    runs = [
-        _finished(worker, tmp_path / f"worker{i}", "images.json")
-        for i, worker in enumerate(workers)
-    ]
+    runs = _two_workers(tmp_path, "images.json", command="fit-images", data=folder)
     assert [(run["strategy"], run["n_replicas"]) for run in runs] == [("multi-worker", 2)] * 2
     assert runs[0]["offset_"] == runs[1]["offset_"]  # the same weights on both workers
