@@ -48,7 +48,6 @@ def _log_type(kind: pd.Series) -> np.ndarray:
 
 def log_density(frame: pd.DataFrame) -> np.ndarray:
     """The generator's log p(x) of each record (parsed CSV rows, missing cells NaN)."""
-    n = len(frame)
     kinds = frame["machine_type"]
     known = kinds.isin(list(TYPES)).to_numpy()
     rpm_base = kinds.map({k: v[0] for k, v in TYPES.items()}).fillna(1.0).to_numpy(float)
@@ -94,7 +93,7 @@ def log_density(frame: pd.DataFrame) -> np.ndarray:
     log_p += np.where(due == expected_due, np.log(1.0 - FLIP), np.log(FLIP))
     for column in (missing_load, np.isnan(temperature), ~site_known):
         log_p += np.where(column, np.log(MISSING_SHARE), np.log(1.0 - MISSING_SHARE))
-    return np.where(known, log_p, -np.inf) if n else log_p
+    return np.where(known, log_p, -np.inf)
 
 
 def _parsed(path: Path) -> pd.DataFrame:

@@ -363,12 +363,11 @@ class TabularSchema:
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
         self._reject_out_of_range(X, cells, scaling, reasons)
         bad_rows = sorted(reasons)
-        if not bad_rows:  # the common case: no copy of X
-            return Encoded(X, np.arange(n_rows), [], unknown)
         is_kept = np.ones(n_rows, dtype=bool)
         is_kept[bad_rows] = False
         kept = np.flatnonzero(is_kept)
-        return Encoded(X[kept], kept, [(row, reasons[row]) for row in bad_rows], unknown)
+        X = X if len(kept) == n_rows else X[kept]  # no copy when every row is kept
+        return Encoded(X, kept, [(row, reasons[row]) for row in bad_rows], unknown)
 
     def _reject_out_of_range(self, X, cells, scaling, reasons: dict) -> None:
         """Add a reason for each row with a numeric value out of range once scaled."""
