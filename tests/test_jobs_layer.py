@@ -18,7 +18,7 @@ LAYERS = {
         "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
         "distributions", "latents", "networks", "objectives", "corruption", "model",
         "scoring", "training", "streaming", "precision",
-        "persistence", "manifest", "alerts", "schema", "frames", "sparse_rows",
+        "persistence", "manifest", "alerts", "schema", "frames", "sparse_rows", "batching",
     },
     "estimator": {"detector", "parameters", "report", "__init__"},
     "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records",

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import sparse
 
+from .batching import index_batches
 from .validation import DENSE_BLOCK_VALUES
 
 
@@ -32,7 +33,7 @@ class ScaledRows:
 
     ``rows[indices]`` selects rows (still sparse); ``batches`` is the training input, one
     batch densified at a time, in the order a dense array of the same rows would give
-    (``tf.data`` shuffles indices exactly as it shuffles rows).
+    (both take their batches of positions from ``batching.index_batches``).
     """
 
     def __init__(self, X, scale: Callable[[np.ndarray], np.ndarray]):
@@ -61,9 +62,6 @@ class ScaledRows:
     def batches(self, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
         """Batches [b, d] float32, reshuffled every epoch when ``shuffle_seed`` is given."""
         n, d = self.X.shape
-        data = tf.data.Dataset.range(n)
-        if shuffle_seed is not None:
-            data = data.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
 
         @tf.autograph.experimental.do_not_convert
         def densify(indices):
@@ -74,7 +72,7 @@ class ScaledRows:
             # tf.data warns that run_functions_eagerly does not reach its functions; this
             # one only calls into NumPy, eagerly or not.
             warnings.filterwarnings("ignore", "Even though the `tf.config", UserWarning)
-            return data.batch(batch_size).map(densify)
+            return index_batches(n, batch_size, shuffle_seed).map(densify)
 
     def column_extremes(self) -> np.ndarray:
         """max |u| per column, NaN ignored (-1 for a column with no value)."""

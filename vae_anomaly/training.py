@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .batching import row_batches
 from .errors import TrainingDivergedError
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .precision import loss_scaled
@@ -167,8 +168,9 @@ def _batches(
     rows, batch_size: int, shuffle_seed: int | None = None, n_replicas: int = 1
 ) -> tf.data.Dataset:
     """Batches of rows [b, d], reshuffled every epoch when ``shuffle_seed`` is given:
-    slices of an array, sparse rows made dense one batch at a time (``ScaledRows``), or
-    rows read back from disk and shuffled in a buffer (``streaming.StreamedRows``).
+    rows of an array gathered by the positions of ``batching.index_batches``, sparse rows
+    made dense one batch at a time (``ScaledRows``), or rows read back from disk and
+    shuffled in a buffer (``streaming.StreamedRows``).
 
     With several replicas, a last batch of fewer rows than replicas is left out (at most
     n_replicas - 1 rows an epoch): it would leave a replica without rows, whose trimmed
@@ -178,10 +180,7 @@ def _batches(
     elif isinstance(rows, StreamedRows):  # rows on disk, read every epoch
         data = rows.batches(batch_size, shuffle_seed)
     else:
-        data = tf.data.Dataset.from_tensor_slices(rows)
-        if shuffle_seed is not None:
-            data = data.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
-        data = data.batch(batch_size)
+        data = row_batches(rows, batch_size, shuffle_seed)
     if n_replicas > 1:
         data = data.filter(lambda batch: tf.shape(batch)[0] >= n_replicas)
     return data
