@@ -11,9 +11,12 @@ batch 32) it reports:
 - ``compute floor``: the step's dense-layer FLOPs at the matmul rate measured here:
   what the step would cost if only its arithmetic counted;
 - ``graph ops``: the operations TensorFlow runs per step (the traced train step);
-- ``input pipeline``: microseconds per batch to draw one epoch from the training
-  dataset alone (consumed inside the runtime, ``Dataset.reduce``), shuffling rows one by
-  one (what training does) or indices gathered per batch (tried for issue 17: slower);
+- ``input pipeline``: microseconds per batch, at batch 32 and 1024, to draw one epoch
+  from a training dataset alone (consumed inside the runtime, ``Dataset.reduce``):
+  rows shuffled one by one through ``Dataset.shuffle`` (training before issue 17),
+  indices shuffled one by one and gathered per batch (tried for issue 17), or one
+  permutation per epoch sliced into batches of positions and gathered
+  (``batching.row_batches``, what training does now);
 - ``cProfile``: a fit's wall time split into the C++ runtime running graphs
   (the self time of ``TFE_Py_Execute``) and everything in Python around it.
 """
@@ -78,24 +81,28 @@ def _graph_ops(task: dict) -> dict:
 def _pipeline(task: dict) -> dict:
     import tensorflow as tf
 
-    rows = _data(N, D).astype(np.float32)
+    from vae_anomaly.batching import row_batches
+
+    rows, batch = _data(N, D).astype(np.float32), task.get("batch", BATCH)
     if task["pipeline"] == "rows":
-        data = tf.data.Dataset.from_tensor_slices(rows).shuffle(N, seed=0).batch(BATCH)
-    else:
+        data = tf.data.Dataset.from_tensor_slices(rows).shuffle(N, seed=0).batch(batch)
+    elif task["pipeline"] == "gather":
         constant = tf.constant(rows)
         data = (
             tf.data.Dataset.range(N)
             .shuffle(N, seed=0)
-            .batch(BATCH)
+            .batch(batch)
             .map(lambda index: tf.gather(constant, index))
         )
+    else:
+        data = row_batches(rows, batch, shuffle_seed=0)
     data = data.prefetch(tf.data.AUTOTUNE)
     timings = []
     for _ in range(1 + TIMED_EPOCHS):  # consumed inside the runtime, as fit does
         started = time.perf_counter()
         data.reduce(np.int64(0), lambda count, batch: count + 1).numpy()
         timings.append(time.perf_counter() - started)
-    return {"us_per_batch": 1e6 * float(np.median(timings[1:])) / -(-N // BATCH)}
+    return {"us_per_batch": 1e6 * float(np.median(timings[1:])) / -(-N // batch)}
 
 
 def _profile(task: dict) -> dict:
@@ -147,7 +154,11 @@ def main(argv=None) -> int:
     flops = vae_flops(D, HIDDEN, LATENT)["train"] * BATCH
     results = {"matmul_gflops": peak, "compute_floor_us_per_step": 1e6 * flops / (peak * 1e9)}
     tasks = [{"kind": "steps_per_execution", "steps_per_execution": s} for s in (1, 32, 128)]
-    tasks += [{"kind": "pipeline", "pipeline": p} for p in ("rows", "gather")]
+    tasks += [
+        {"kind": "pipeline", "pipeline": p, "batch": b}
+        for b in (BATCH, 1024)
+        for p in ("rows", "gather", "permutation")
+    ]
     tasks += [{"kind": "graph_ops"}, {"kind": "profile"}]
     tasks = [task for task in tasks if not args.only or task["kind"] in args.only]
     for task in tasks:

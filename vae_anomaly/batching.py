@@ -1,55 +1,101 @@
-"""Mini-batches of row positions for training, reshuffled every epoch.
+"""Mini-batches of row positions for training: one endless stream, a fresh permutation
+per epoch, each epoch a whole number of calls into the training graph.
 
     epoch e:  order_e = a permutation of 0 .. n-1 drawn from seed_e,
-              batches  order_e[0:b], order_e[b:2b], ...,  order_e[(s-1)b:n],  s = ceil(n / b)
+              batch i = order_e[floor(i n / m) : floor((i + 1) n / m)],   i = 0 .. m-1
 
 The training input gathers each batch's rows from the array (or densifies them from a
-sparse matrix, ``sparse_rows``) by these positions. Every epoch draws its whole
-permutation at once (one stateless shuffle of n positions) and slices it, instead of
-passing n single rows through ``Dataset.shuffle``'s buffer one by one: per-row work in
-``tf.data`` cost about 2.5 µs per row on this project's 2-core machine, a third of a
-training step at batch 1024, d = 10 (benchmarks/README.md, "The input pipeline").
+sparse matrix, ``sparse_rows``) by these positions.
 
-The seeds seed_0, seed_1, ... come from ``Dataset.random(shuffle_seed)``, which draws a
-new value on every iteration of the dataset (every epoch of ``keras.Model.fit``), the
-same sequence for the same ``shuffle_seed``: training is reproducible, and every worker
-of a multi-worker strategy draws the same permutations (Keras shards the batches).
+- **One permutation per epoch.** The whole permutation is drawn at once (one stateless
+  shuffle of n positions) and sliced, instead of passing n single rows through
+  ``Dataset.shuffle``'s buffer one by one, which cost about 2.5 µs per row on this
+  project's 2-core machine: a third of a training step at batch 1024, d = 10.
+- **One stream for all epochs.** ``keras.Model.fit`` makes a new iterator of a finite
+  dataset every epoch, which cost about 30 ms per epoch here (the nested dataset of
+  every epoch is instantiated anew): a third of an epoch of 20 batches of 1,024 rows,
+  and of the README's sample fit. The stream goes on forever, and ``fit`` reads
+  ``m`` batches per epoch from the one iterator (``steps_per_epoch``).
+- **Whole calls per epoch.** ``fit`` runs s optimiser steps per call into the graph
+  (``steps_per_execution``) and, reading an endless stream, always all s of them, so an
+  epoch of ``steps_per_epoch`` batches reads a multiple of s. ``epoch_plan`` therefore
+  splits each epoch into m = c s batches (c calls) of near-equal size, at most
+  ``batch_size`` rows each: ceil(n / batch_size) batches rounded up to that multiple
+  (less than c more), so that each epoch reads its own permutation exactly once.
+
+The seeds seed_0, seed_1, ... come from ``Dataset.random(shuffle_seed)``: the same
+sequence for the same ``shuffle_seed``, so training is reproducible.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 
-def index_batches(n: int, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of row positions, int64 [b], covering 0 .. n-1 once per iteration: in order,
-    or in a fresh permutation every iteration when ``shuffle_seed`` is given.
+@dataclass(frozen=True)
+class EpochPlan:
+    """How one epoch over n rows is read: ``batches`` batches per epoch (m, near-equal
+    sizes of at most the batch size), run ``steps_per_call`` at a time (s, which
+    divides m)."""
 
-    The dataset's cardinality is known: ceil(n / batch_size) batches, the last one
-    holding the remaining n mod batch_size positions when that is not 0.
-    """
+    n: int
+    batches: int
+    steps_per_call: int
+
+
+def epoch_plan(n: int, batch_size: int, max_steps_per_call: int) -> EpochPlan:
+    """m = c s batches per epoch for n rows: c = ceil(steps / max_steps_per_call) calls
+    of s = ceil(steps / c) steps, steps = ceil(n / batch_size); one step per call where
+    that would ask for more batches than rows."""
+    if n < 1 or batch_size < 1 or max_steps_per_call < 1:
+        raise ValueError(f"epoch_plan needs positive sizes, got {n}, {batch_size}, "
+                         f"{max_steps_per_call}.")  # fmt: skip
     steps = math.ceil(n / batch_size)
-    if shuffle_seed is None:
-        return tf.data.Dataset.range(n).batch(batch_size)
+    calls = math.ceil(steps / max_steps_per_call)
+    per_call = math.ceil(steps / calls)
+    if calls * per_call > n:
+        return EpochPlan(n, steps, 1)
+    return EpochPlan(n, calls * per_call, per_call)
+
+
+def index_batches(plan: EpochPlan, shuffle_seed: int) -> tf.data.Dataset:
+    """The endless stream of batches of row positions, int64 [b]: ``plan.batches`` per
+    epoch, covering 0 .. n-1 once per epoch, in a fresh permutation every epoch."""
+    n, m = plan.n, plan.batches
+    bounds = np.array([i * n // m for i in range(m + 1)])
+    sizes = np.diff(bounds)  # floor(n / m) or ceil(n / m)
+    # Entry [i, j] of an epoch's batches is order[bounds[i] + j], for j < sizes[i] (the
+    # rest of a shorter row repeats its last entry and is cut off).
+    where = np.minimum(bounds[:-1, None] + np.arange(sizes.max())[None], bounds[1:, None] - 1)
     positions = tf.range(n, dtype=tf.int64)
 
-    def epoch(seed: tf.Tensor) -> tf.data.Dataset:
+    def epoch(seed: tf.Tensor):
         order = tf.random.experimental.stateless_shuffle(positions, seed=tf.stack([seed, 0]))
-        return tf.data.Dataset.range(steps).map(
-            lambda step: order[step * batch_size : tf.minimum((step + 1) * batch_size, n)]
-        )
+        return tf.gather(order, where), sizes  # [m, max size], [m]
 
-    seeds = tf.data.Dataset.random(seed=shuffle_seed, rerandomize_each_iteration=True)
-    return seeds.take(1).flat_map(epoch).apply(tf.data.experimental.assert_cardinality(steps))
+    epochs = tf.data.Dataset.random(seed=shuffle_seed).map(epoch)
+    return epochs.unbatch().map(lambda batch, size: batch[:size])
 
 
-def row_batches(rows, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-    """Batches of rows [b, d] of the array ``rows`` [n, d], in ``index_batches`` order."""
-    if shuffle_seed is None:
-        return tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
+def one_epoch_index_batches(
+    n: int, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of row positions, int64 [b], covering 0 .. n-1 once per iteration of the
+    dataset: in order, or reshuffled on every iteration (through ``Dataset.shuffle``)
+    when ``shuffle_seed`` is given. For validation rows, and for training under a
+    strategy with several replicas, whose batches must split evenly across them (batches
+    of ``batch_size``, the last one shorter) and whose steps run one per call."""
+    positions = tf.data.Dataset.range(n)
+    if shuffle_seed is not None:
+        positions = positions.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
+    return positions.batch(batch_size)
+
+
+def gathered_rows(rows, positions: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches of rows [b, d] of the array ``rows`` [n, d] at each batch of ``positions``."""
     table = tf.convert_to_tensor(rows)
-    return index_batches(len(rows), batch_size, shuffle_seed).map(
-        lambda positions: tf.gather(table, positions)
-    )
+    return positions.map(lambda where: tf.gather(table, where))

@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 from scipy import sparse
 
-from .batching import index_batches
 from .validation import DENSE_BLOCK_VALUES
 
 
@@ -32,8 +31,8 @@ class ScaledRows:
     dense float64 block [b, d] to the model's float32 rows (the detector's scaling).
 
     ``rows[indices]`` selects rows (still sparse); ``batches`` is the training input, one
-    batch densified at a time, in the order a dense array of the same rows would give
-    (both take their batches of positions from ``batching.index_batches``).
+    batch densified at a time, at the positions ``batching`` gives, as a dense array's
+    rows are gathered: the same rows in the same order.
     """
 
     def __init__(self, X, scale: Callable[[np.ndarray], np.ndarray]):
@@ -59,9 +58,10 @@ class ScaledRows:
         for start, stop in row_blocks(*self.X.shape):
             yield self.dense(np.arange(start, stop))
 
-    def batches(self, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:
-        """Batches [b, d] float32, reshuffled every epoch when ``shuffle_seed`` is given."""
-        n, d = self.X.shape
+    def batches(self, positions: tf.data.Dataset) -> tf.data.Dataset:
+        """Batches [b, d] float32 of the rows at each batch of ``positions`` (int64 [b],
+        from ``batching``), densified one batch at a time."""
+        d = self.X.shape[1]
 
         @tf.autograph.experimental.do_not_convert
         def densify(indices):
@@ -72,7 +72,7 @@ class ScaledRows:
             # tf.data warns that run_functions_eagerly does not reach its functions; this
             # one only calls into NumPy, eagerly or not.
             warnings.filterwarnings("ignore", "Even though the `tf.config", UserWarning)
-            return index_batches(n, batch_size, shuffle_seed).map(densify)
+            return positions.map(densify)
 
     def column_extremes(self) -> np.ndarray:
         """max |u| per column, NaN ignored (-1 for a column with no value)."""

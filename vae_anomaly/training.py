@@ -25,7 +25,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .batching import row_batches
+from .batching import (
+    EpochPlan,
+    epoch_plan,
+    gathered_rows,
+    index_batches,
+    one_epoch_index_batches,
+)
 from .errors import TrainingDivergedError
 from .model import VAE, EpochTimer, KLWarmup, StopOnNonFiniteLoss
 from .precision import loss_scaled
@@ -118,15 +124,20 @@ def train(
     batch_size = even_batch(min(settings.batch_size, len(train_rows)), n_replicas)
     steps_per_epoch = math.ceil(len(train_rows) / batch_size)
     epochs = settings.epochs or default_epochs(steps_per_epoch)
+    plan = None  # rows on disk, or several replicas: one finite dataset per epoch
+    if n_replicas == 1 and not isinstance(train_rows, StreamedRows):
+        plan = epoch_plan(len(train_rows), batch_size, STEPS_PER_EXECUTION)
     with model.distribute_strategy.scope():  # the optimiser's variables are mirrored too
         model.compile(
             optimizer=loss_scaled(
                 keras.optimizers.Adam(learning_rate=settings.learning_rate), model.body_dtype
             ),
             jit_compile=jit_compile(),
-            steps_per_execution=steps_per_execution(steps_per_epoch, n_replicas),
+            steps_per_execution=(
+                plan.steps_per_call if plan else steps_per_execution(steps_per_epoch, n_replicas)
+            ),
         )
-    train_data = _batches(train_rows, batch_size, settings.shuffle_seed, n_replicas)
+    train_data = _training_batches(train_rows, batch_size, settings.shuffle_seed, plan, n_replicas)
     train_data = train_data.prefetch(tf.data.AUTOTUNE)
     stop_on_nan = StopOnNonFiniteLoss()  # TerminateOnNaN would print to stdout
     callbacks = [stop_on_nan, EpochTimer(), *model.latent.training_callbacks()]
@@ -136,7 +147,10 @@ def train(
     if len(validation_rows) >= n_replicas:
         validation_batch = min(max(batch_size, VALIDATION_BATCH), len(validation_rows))
         validation_batch = even_batch(validation_batch, n_replicas)
-        validation_data = _batches(validation_rows, validation_batch, n_replicas=n_replicas)
+        validation_data = _batches(
+            validation_rows, one_epoch_index_batches(len(validation_rows), validation_batch)
+        )
+        validation_data = _at_least_one_row_per_replica(validation_data, n_replicas)
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -148,6 +162,7 @@ def train(
     fitted = model.fit(
         train_data,
         epochs=epochs,
+        steps_per_epoch=plan.batches if plan else None,  # the stream is endless
         validation_data=validation_data,
         callbacks=callbacks,
         shuffle=False,
@@ -164,25 +179,35 @@ def train(
     return history
 
 
-def _batches(
-    rows, batch_size: int, shuffle_seed: int | None = None, n_replicas: int = 1
+def _training_batches(
+    rows, batch_size: int, shuffle_seed: int, plan: EpochPlan | None, n_replicas: int
 ) -> tf.data.Dataset:
-    """Batches of rows [b, d], reshuffled every epoch when ``shuffle_seed`` is given:
-    rows of an array gathered by the positions of ``batching.index_batches``, sparse rows
-    made dense one batch at a time (``ScaledRows``), or rows read back from disk and
-    shuffled in a buffer (``streaming.StreamedRows``).
+    """The training input: with a ``plan``, the endless stream of ``batching.index_batches``
+    (``plan.batches`` batches an epoch, reshuffled every epoch); without one, one epoch
+    per iteration: rows on disk shuffled in a buffer (``streaming.StreamedRows``), or
+    batches of ``batch_size`` reshuffled every epoch for several replicas."""
+    if isinstance(rows, StreamedRows):  # rows on disk, read every epoch
+        return _at_least_one_row_per_replica(rows.batches(batch_size, shuffle_seed), n_replicas)
+    if plan is not None:
+        return _batches(rows, index_batches(plan, shuffle_seed))
+    positions = one_epoch_index_batches(len(rows), batch_size, shuffle_seed)
+    return _at_least_one_row_per_replica(_batches(rows, positions), n_replicas)
 
-    With several replicas, a last batch of fewer rows than replicas is left out (at most
+
+def _batches(rows, positions: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches of rows [b, d] at each batch of ``positions``: gathered from an array, or
+    sparse rows made dense one batch at a time (``ScaledRows``)."""
+    if isinstance(rows, ScaledRows):
+        return rows.batches(positions)
+    return gathered_rows(rows, positions)
+
+
+def _at_least_one_row_per_replica(data: tf.data.Dataset, n_replicas: int) -> tf.data.Dataset:
+    """With several replicas, a last batch of fewer rows than replicas is left out (at most
     n_replicas - 1 rows an epoch): it would leave a replica without rows, whose trimmed
     mean has nothing to average."""
-    if isinstance(rows, ScaledRows):
-        data = rows.batches(batch_size, shuffle_seed)
-    elif isinstance(rows, StreamedRows):  # rows on disk, read every epoch
-        data = rows.batches(batch_size, shuffle_seed)
-    else:
-        data = row_batches(rows, batch_size, shuffle_seed)
     if n_replicas > 1:
-        data = data.filter(lambda batch: tf.shape(batch)[0] >= n_replicas)
+        return data.filter(lambda batch: tf.shape(batch)[0] >= n_replicas)
     return data
 
 
