@@ -84,6 +84,7 @@ def _graph_ops(task: dict) -> dict:
 def _pipeline(task: dict) -> dict:
     import tensorflow as tf
 
+    from vae_anomaly import training
     from vae_anomaly.batching import epoch_plan, gathered_rows, index_batches
 
     rows, batch = _data(N, D).astype(np.float32), task.get("batch", BATCH)
@@ -99,7 +100,7 @@ def _pipeline(task: dict) -> dict:
             .map(lambda index: tf.gather(constant, index))
         )
     else:
-        plan = epoch_plan(N, batch, 32)
+        plan = epoch_plan(N, batch, training.STEPS_PER_EXECUTION)
         data = gathered_rows(rows, index_batches(plan, shuffle_seed=0))
         batches = plan.batches
     data = data.prefetch(tf.data.AUTOTUNE)

@@ -9,13 +9,13 @@ sparse matrix, ``sparse_rows``) by these positions.
 
 - **One permutation per epoch.** The whole permutation is drawn at once (one stateless
   shuffle of n positions) and sliced, instead of passing n single rows through
-  ``Dataset.shuffle``'s buffer one by one, which cost about 2.5 µs per row on this
-  project's 2-core machine: a third of a training step at batch 1024, d = 10.
+  ``Dataset.shuffle``'s buffer one by one, which cost 1.0-4.3 µs per row alone on this
+  project's 2-core machine (batches of 1,024 and 32; the permutation: 0.14-2.0 µs).
 - **One stream for all epochs.** ``keras.Model.fit`` makes a new iterator of a finite
-  dataset every epoch, which cost about 30 ms per epoch here (the nested dataset of
-  every epoch is instantiated anew): a third of an epoch of 20 batches of 1,024 rows,
-  and of the README's sample fit. The stream goes on forever, and ``fit`` reads
-  ``m`` batches per epoch from the one iterator (``steps_per_epoch``).
+  dataset every epoch: 13-21 ms for the iterator and its first batch here, and an epoch
+  of 20 batches of 1,024 rows took 117-174 ms that way against 79-85 ms from one stream.
+  The stream goes on forever, and ``fit`` reads ``m`` batches per epoch from the one
+  iterator (``steps_per_epoch``). (Figures: benchmarks/README.md, run D.)
 - **Whole calls per epoch.** ``fit`` runs s optimiser steps per call into the graph
   (``steps_per_execution``) and, reading an endless stream, always all s of them, so an
   epoch of ``steps_per_epoch`` batches reads a multiple of s. ``epoch_plan`` therefore
