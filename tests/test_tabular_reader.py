@@ -4,6 +4,7 @@ text built by column and the overlapped local engine, each against what it repla
 import dataclasses
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -289,21 +290,32 @@ def test_a_broken_quote_rejects_its_line_and_the_rest_is_scored(model_dir, tmp_p
 # ----------------------------------------------------------------------------- engine
 
 
-def test_the_pipeline_keeps_order_and_stays_a_bounded_number_of_chunks_ahead():
-    prepared, lead = [], []
+@pytest.mark.parametrize("compute_threads", [1, 2])
+def test_the_pipeline_keeps_order_and_stays_a_bounded_number_of_chunks_ahead(compute_threads):
+    prepared, lead, running, most_running = [], [], [0], [0]
+    lock = threading.Lock()
 
     def prepare(task):
         prepared.append(task["i"])
         return task
 
     def compute(task):
-        lead.append(len(prepared) - task["i"])  # chunks prepared beyond this one
+        with lock:
+            lead.append(len(prepared) - task["i"])  # chunks prepared beyond this one
+            running[0] += 1
+            most_running[0] = max(most_running[0], running[0])
+        time.sleep(0.01)  # slower than prepare: an unbounded reader would run far ahead
+        with lock:
+            running[0] -= 1
         return task | {"computed": True}
 
-    results = list(run_pipeline([{"i": i} for i in range(50)], prepare, compute, dict))
-    assert [r["i"] for r in results] == list(range(50))
+    tasks = [{"i": i} for i in range(40)]
+    results = list(run_pipeline(tasks, prepare, compute, dict, compute_threads))
+    assert [r["i"] for r in results] == list(range(40))
     assert all(r["computed"] for r in results)
-    assert max(lead) <= 3  # this one, one in the queue, one being prepared
+    # this one, the others computed or waiting, one prepared, one being prepared
+    assert max(lead) <= compute_threads + 2
+    assert most_running[0] == compute_threads  # chunks are scored side by side
 
 
 @pytest.mark.parametrize("stage", ["prepare", "compute", "commit"])

@@ -1,9 +1,9 @@
 """Where chunks are scored: in this process (``local``) or on a Dask cluster (``dask``).
 
-The local engine is a pipeline (``run_pipeline``): while chunk i is scored, chunk i+1 is
-read and encoded in one thread and chunk i-1 written in another, through queues of one
-chunk each, so at most a handful of chunks are in memory at once. Arrow, NumPy and
-TensorFlow release the GIL for their work, so the three steps share the cores.
+The local engine is a pipeline (``run_pipeline``): while chunks i and i+1 are scored,
+chunk i+2 is read and encoded in one thread and chunk i-1 written in another, so at most
+a handful of chunks are in memory at once. Arrow, NumPy and TensorFlow release the GIL
+for their work, so the steps share the cores.
 
 The Dask engine sends each chunk task to a worker, which reads its chunk from the file
 and writes its part files itself, so the files must be on storage every worker sees
@@ -13,9 +13,9 @@ Without ``scheduler``, a ``distributed.LocalCluster`` is started for the run.
 
 from __future__ import annotations
 
-import queue
-import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 ENGINES = ("local", "dask")
 
@@ -57,92 +57,43 @@ def run_tasks(
             cluster.close()
 
 
-_END = object()
-
-
-class _Failed:
-    """An exception raised in a pipeline thread, carried to the caller."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
 def run_pipeline(
     tasks: list[dict],
     prepare: Callable[[dict], dict],
     compute: Callable[[dict], dict],
     commit: Callable[[dict], dict],
-    depth: int = 1,
+    compute_threads: int = 2,
 ) -> Iterator[dict]:
-    """``commit(compute(prepare(task)))`` for every task, in order, overlapped: ``prepare``
-    runs a task ahead in one thread, ``commit`` a task behind in another, ``compute`` in
-    the caller's thread; queues of ``depth`` items between them bound the memory. Yields
-    each commit's result as it is done; an exception in any step stops the others and is
-    raised here, and no thread outlives the generator."""
-    stop = threading.Event()
-    prepared: queue.Queue = queue.Queue(maxsize=depth)
-    computed: queue.Queue = queue.Queue(maxsize=depth)
-    results: queue.Queue = queue.Queue()
+    """``commit(compute(prepare(task)))`` for every task, overlapped, in task order.
 
-    def put(target: queue.Queue, item) -> bool:
-        while not stop.is_set():
-            try:
-                target.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+    ``prepare`` runs one task ahead in its own thread, ``compute`` in ``compute_threads``
+    threads (two chunks scored at once keep both cores busy while the model waits on a
+    core: ``benchmarks/README.md``, streaming run F), and ``commit`` in task order in a
+    thread of its own. At most one task is being prepared, ``compute_threads + 1``
+    computed or waiting to be, and two committed, so memory stays bounded. Yields each
+    commit's result, in task order; an exception in any step stops the others and is
+    raised here, and no thread outlives the generator.
+    """
+    pools = [
+        ThreadPoolExecutor(1, thread_name_prefix="chunk-prepare"),
+        ThreadPoolExecutor(compute_threads, thread_name_prefix="chunk-compute"),
+        ThreadPoolExecutor(1, thread_name_prefix="chunk-commit"),
+    ]
+    preparing, computing, committing = deque(), deque(), deque()
 
-    def get(source: queue.Queue):
-        while not stop.is_set():
-            try:
-                return source.get(timeout=0.05)
-            except queue.Empty:
-                continue
-        return _END
+    def advance(final: bool) -> Iterator[dict]:
+        while preparing and (final or len(preparing) > 1):
+            computing.append(pools[1].submit(compute, preparing.popleft().result()))
+            while len(computing) > (0 if final else compute_threads):
+                committing.append(pools[2].submit(commit, computing.popleft().result()))
+        while committing and (final or len(committing) > 1):
+            yield committing.popleft().result()
 
-    def reader() -> None:
-        try:
-            for task in tasks:
-                if not put(prepared, prepare(task)):
-                    return
-            put(prepared, _END)
-        except BaseException as error:
-            put(prepared, _Failed(error))
-
-    def writer() -> None:
-        while (item := get(computed)) is not _END:
-            try:
-                results.put(commit(item))
-            except BaseException as error:
-                results.put(_Failed(error))
-                stop.set()
-                return
-
-    def finished():
-        while True:
-            try:
-                result = results.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(result, _Failed):
-                raise result.error
-            yield result
-
-    threads = [threading.Thread(target=f, name=f"chunk-{f.__name__}") for f in (reader, writer)]
-    for thread in threads:
-        thread.start()
     try:
-        while (item := get(prepared)) is not _END:
-            if isinstance(item, _Failed):
-                raise item.error
-            if not put(computed, compute(item)):
-                break
-            yield from finished()
-        put(computed, _END)
-        threads[1].join()
-        yield from finished()
+        for task in tasks:
+            preparing.append(pools[0].submit(prepare, task))
+            yield from advance(final=False)
+        yield from advance(final=True)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
