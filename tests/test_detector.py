@@ -1,5 +1,7 @@
 """The estimator's contract: score relations, determinism, sklearn composition."""
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -68,6 +70,26 @@ def test_scoring_runs_through_one_fixed_batch_shape_bounded_in_memory(fitted, te
         rows = scoring_batch_rows(fitted.model_, k)
         widest = max(fitted.n_features_in_, fitted.latent_dim_, *fitted.hidden_units_)
         assert k * rows * widest <= max(MAX_BATCH_ELEMENTS, k * widest)
+
+
+def test_threads_scoring_at_once_get_the_serial_scores(test_X):
+    # The scoring job scores two chunks at once (tabular.engines.run_pipeline).
+    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(test_X)
+    serial = detector.score_samples(test_X)
+    _compiled_scorers.pop(detector.model_, None)  # built and traced by the threads below
+    start, results = threading.Barrier(4), {}
+
+    def score(i):
+        start.wait()
+        results[i] = detector.score_samples(test_X)
+
+    threads = [threading.Thread(target=score, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(4):
+        np.testing.assert_array_equal(results[i], serial)
 
 
 def test_refit_with_same_random_state_is_identical(fitted, train_X, test_X):

@@ -290,18 +290,18 @@ def test_a_broken_quote_rejects_its_line_and_the_rest_is_scored(model_dir, tmp_p
 # ----------------------------------------------------------------------------- engine
 
 
-@pytest.mark.parametrize("compute_threads", [1, 2])
-def test_the_pipeline_keeps_order_and_stays_a_bounded_number_of_chunks_ahead(compute_threads):
-    prepared, lead, running, most_running = [], [], [0], [0]
+@pytest.mark.parametrize("compute_threads", [1, 2, 3])
+def test_the_pipeline_keeps_order_and_a_bounded_number_of_chunks_alive(compute_threads):
+    prepared, yielded, alive, running, most_running = [], [], [], [0], [0]
     lock = threading.Lock()
 
     def prepare(task):
         prepared.append(task["i"])
+        alive.append(len(prepared) - len(yielded))  # prepared and not yet yielded
         return task
 
     def compute(task):
         with lock:
-            lead.append(len(prepared) - task["i"])  # chunks prepared beyond this one
             running[0] += 1
             most_running[0] = max(most_running[0], running[0])
         time.sleep(0.01)  # slower than prepare: an unbounded reader would run far ahead
@@ -310,11 +310,11 @@ def test_the_pipeline_keeps_order_and_stays_a_bounded_number_of_chunks_ahead(com
         return task | {"computed": True}
 
     tasks = [{"i": i} for i in range(40)]
-    results = list(run_pipeline(tasks, prepare, compute, dict, compute_threads))
-    assert [r["i"] for r in results] == list(range(40))
-    assert all(r["computed"] for r in results)
-    # this one, the others computed or waiting, one prepared, one being prepared
-    assert max(lead) <= compute_threads + 2
+    for result in run_pipeline(tasks, prepare, compute, dict, compute_threads):
+        yielded.append(result["i"])
+        assert result["computed"]
+    assert yielded == list(range(40))
+    assert max(alive) <= compute_threads + 3
     assert most_running[0] == compute_threads  # chunks are scored side by side
 
 
@@ -335,6 +335,48 @@ def test_an_error_in_any_step_of_the_pipeline_is_raised_and_stops_its_threads(st
                 [{"i": i} for i in range(20)], step("prepare"), step("compute"), step("commit")
             )
         )
+    assert threading.active_count() == before
+
+
+def test_the_first_error_of_the_pipeline_in_time_is_the_one_raised():
+    failed = threading.Event()
+
+    def compute(task):
+        if task["i"] == 4:  # fails too, but after commit 3, which comes first in line
+            failed.wait(5)
+            raise ValueError("compute 4 failed")
+        return task
+
+    def commit(task):
+        if task["i"] == 3:
+            failed.set()
+            raise OSError("commit 3 failed")
+        return task
+
+    with pytest.raises(OSError, match="commit 3 failed"):
+        list(run_pipeline([{"i": i} for i in range(20)], dict, compute, commit))
+
+
+def test_after_a_failed_commit_the_commits_already_queued_are_skipped():
+    committed = []
+
+    def commit(task):
+        if task["i"] == 3:
+            time.sleep(0.3)  # meanwhile commit 4 is queued behind it
+            raise OSError("commit 3 failed")
+        committed.append(task["i"])
+        return task
+
+    with pytest.raises(OSError, match="commit 3 failed"):
+        list(run_pipeline([{"i": i} for i in range(20)], dict, dict, commit))
+    assert committed == [0, 1, 2]
+
+
+def test_a_pipeline_closed_early_leaves_no_thread_behind():
+    before = threading.active_count()
+    results = run_pipeline([{"i": i} for i in range(20)], dict, dict, dict)
+    assert next(results) == {"i": 0}
+    results.close()
     assert threading.active_count() == before
 
 

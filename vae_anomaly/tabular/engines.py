@@ -1,9 +1,9 @@
 """Where chunks are scored: in this process (``local``) or on a Dask cluster (``dask``).
 
-The local engine is a pipeline (``run_pipeline``): while chunks i and i+1 are scored,
-chunk i+2 is read and encoded in one thread and chunk i-1 written in another, so at most
-a handful of chunks are in memory at once. Arrow, NumPy and TensorFlow release the GIL
-for their work, so the steps share the cores.
+The local engine is a pipeline (``run_pipeline``): while two chunks are scored at once,
+the chunks after them are read and encoded in one thread and the one before them written
+in another, so at most five chunks are in memory at once. Arrow, NumPy and TensorFlow
+release the GIL for their work, so the steps share the cores.
 
 The Dask engine sends each chunk task to a worker, which reads its chunk from the file
 and writes its part files itself, so the files must be on storage every worker sees
@@ -13,6 +13,7 @@ Without ``scheduler``, a ``distributed.LocalCluster`` is started for the run.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,10 @@ def run_tasks(
             cluster.close()
 
 
+class _Stopped(Exception):
+    """A pipeline step skipped because an earlier step failed."""
+
+
 def run_pipeline(
     tasks: list[dict],
     prepare: Callable[[dict], dict],
@@ -66,14 +71,40 @@ def run_pipeline(
 ) -> Iterator[dict]:
     """``commit(compute(prepare(task)))`` for every task, overlapped, in task order.
 
-    ``prepare`` runs one task ahead in its own thread, ``compute`` in ``compute_threads``
-    threads (two chunks scored at once keep both cores busy while the model waits on a
-    core: ``benchmarks/README.md``, streaming run F), and ``commit`` in task order in a
-    thread of its own. At most one task is being prepared, ``compute_threads + 1``
-    computed or waiting to be, and two committed, so memory stays bounded. Yields each
-    commit's result, in task order; an exception in any step stops the others and is
-    raised here, and no thread outlives the generator.
+    ``prepare`` runs in one thread, ``compute`` in ``compute_threads`` threads (two chunks
+    scored at once keep both cores busy while the model waits on a core:
+    ``benchmarks/README.md``, streaming run F), and ``commit`` in one thread, in task
+    order. At most ``compute_threads + 3`` tasks are alive at once (prepared and not yet
+    yielded), so memory stays bounded. Yields each commit's result in task order, one
+    commit behind the newest. The first exception in any step is raised here: every
+    step not yet started is skipped, those running are waited for, and no thread
+    outlives the generator.
     """
+    if compute_threads < 1:
+        raise ValueError(f"compute_threads must be at least 1, got {compute_threads}.")
+    errors: list[BaseException] = []  # the first error of any step, in time
+    lock = threading.Lock()
+
+    def guarded(step: Callable[[dict], dict]) -> Callable[[dict], dict]:
+        def run(item: dict) -> dict:
+            if errors:
+                raise _Stopped
+            try:
+                return step(item)
+            except BaseException as error:
+                with lock:
+                    errors.append(error)
+                raise
+
+        return run
+
+    def result(future):
+        try:
+            return future.result()
+        except BaseException as error:
+            raise (errors[0] if errors else error) from None
+
+    prepare, compute, commit = guarded(prepare), guarded(compute), guarded(commit)
     pools = [
         ThreadPoolExecutor(1, thread_name_prefix="chunk-prepare"),
         ThreadPoolExecutor(compute_threads, thread_name_prefix="chunk-compute"),
@@ -83,11 +114,13 @@ def run_pipeline(
 
     def advance(final: bool) -> Iterator[dict]:
         while preparing and (final or len(preparing) > 1):
-            computing.append(pools[1].submit(compute, preparing.popleft().result()))
+            computing.append(pools[1].submit(compute, result(preparing.popleft())))
             while len(computing) > (0 if final else compute_threads):
-                committing.append(pools[2].submit(commit, computing.popleft().result()))
+                committing.append(pools[2].submit(commit, result(computing.popleft())))
         while committing and (final or len(committing) > 1):
-            yield committing.popleft().result()
+            yield result(committing.popleft())
+        if errors:  # a step failed whose future is not yet waited for
+            raise errors[0]
 
     try:
         for task in tasks:

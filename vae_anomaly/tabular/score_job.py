@@ -14,6 +14,7 @@ Peak memory depends on ``chunk_rows``, not on the size of the files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -359,8 +360,9 @@ def score_job(
             done_chunks = run_pipeline(tasks, prepare_chunk, score_prepared, commit_chunk)
         else:
             done_chunks = run_tasks(score_chunk, tasks, engine, scheduler)
-        for stats in done_chunks:
-            meter.advance(stats["rows_read"])
+        with contextlib.closing(done_chunks):  # its threads end before the lock is let go
+            for stats in done_chunks:
+                meter.advance(stats["rows_read"])
         meter.close()
 
         stems = [_part_stem(plan, i) for i, plan in plans]
