@@ -212,3 +212,18 @@ def test_sample_oracle_scores_the_bundled_sample_with_the_generators_density(tmp
     assert result["planted"] == 20 and result["normal"] == 975  # the rows the job scores
     assert result["flagged_by_kind"]["unknown_machine_type"] == [4, 4]  # density 0
     assert 0 < result["normal_flagged"] < 0.03 * result["normal"]  # the 1% threshold
+
+
+def test_sample_job_benchmark_runs_the_readme_job_once_per_seed(tmp_path):
+    run_script(
+        "sample_job.py", "--seeds", "3", "5", "--model-params", '{"epochs": 2}',
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert list(runs["seed"]) == [3, 5]
+    assert (runs["planted"] == 20).all() and (runs["normal"] == 975).all()  # rows scored
+    kinds = [c for c in runs.columns if c.startswith("found_")]
+    assert len(kinds) == 5  # the five planted kinds, and not the normal rows
+    assert (runs[kinds].sum(axis=1) == runs["planted_found"]).all()
+    assert runs["threshold"].nunique() == 2  # a different model per seed
+    assert "| mean" in (tmp_path / "out" / "table.md").read_text()
