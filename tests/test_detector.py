@@ -125,9 +125,12 @@ def test_training_history_reports_loss_terms_for_fit_and_validation(fitted):
     for name in ("loss", "reconstruction_loss", "kl"):
         assert name in history and f"val_{name}" in history
         assert len(history[name]) == fitted.n_epochs_
-    # beta = 1 and no warm-up: loss = reconstruction + KL, epoch by epoch.
+    # No warm-up: loss = reconstruction + beta * KL, epoch by epoch (the default beta).
+    assert fitted.beta == 0.3
     np.testing.assert_allclose(
-        history["loss"], np.add(history["reconstruction_loss"], history["kl"]), rtol=1e-5
+        history["loss"],
+        np.add(history["reconstruction_loss"], fitted.beta * np.asarray(history["kl"])),
+        rtol=1e-5,
     )
     assert history["loss"][-1] < history["loss"][0]
     # Wall time of every epoch, for throughput figures (benchmarks/speed.py).
@@ -143,7 +146,8 @@ def test_kl_warmup_ramps_the_kl_weight(train_X):
     # Epoch 1 has weight 0: the loss is the reconstruction term alone.
     assert history["loss"][0] == pytest.approx(history["reconstruction_loss"][0], rel=1e-6)
     assert history["loss"][-1] > history["reconstruction_loss"][-1]
-    assert float(detector.model_.kl_weight.numpy()) == pytest.approx(0.75)
+    # Epoch 4 of 4 starts at 3/4 of the way to beta.
+    assert float(detector.model_.kl_weight.numpy()) == pytest.approx(0.75 * detector.beta)
 
 
 def test_early_stopping_stops_before_the_epoch_budget(train_X):

@@ -420,7 +420,7 @@ def test_the_sample_data_gets_the_roles_of_the_csv_job(tmp_path):
 @pytest.mark.slow
 def test_the_sample_data_anomalies_are_found_as_by_the_csv_job():
     """The README's run of `vae-anomaly fit` and `score` flags 16 of the 20 planted
-    anomalies and 8 of 975 normal rows; the estimator on the same frame, with the job's
+    anomalies and 15 of 975 normal rows; the estimator on the same frame, with the job's
     settings, does comparably."""
     detector = VAEAnomalyDetector(
         missing="mask", missing_indicator=True, calibration_fraction=0.2, fpr=0.01,
