@@ -78,7 +78,7 @@ def main() -> None:
     pages = ROOT / runs
     pages.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as temporary:
-        fit, score = commands(ROOT / "README.md", r"^pip install -e \. && (vae-anomaly fit .*)$")
+        fit, score = commands(ROOT / "README.md", r"^pip install -e \S+ && (vae-anomaly fit .*)$")
         run(fit, runs)
         run(score, runs, html="score.html")
         screenshot(pages / "score.html", IMAGES / "score_report.png", 1900, Path(temporary))
