@@ -219,7 +219,7 @@ def four_class_fit(X, seed, **params):
             trim_fraction=0.0,
             validation_fraction=0.0,
             random_state=seed,
-            **params,
+            **{"beta": 1.0, **params},  # issue 15's runs were at beta = 1
         ).fit(X)
 
 
