@@ -40,6 +40,7 @@ def run_seed(seed: int, model_params: dict, folder: Path) -> dict:
     """Fit and score the sample with ``random_state=seed``; the seed's counts."""
     from vae_anomaly.tabular.config import load_config
     from vae_anomaly.tabular.fit_job import fit_job
+    from vae_anomaly.tabular.labels import label_counts
     from vae_anomaly.tabular.score_job import score_job
 
     config = load_config(PIPELINE)
@@ -56,21 +57,12 @@ def run_seed(seed: int, model_params: dict, folder: Path) -> dict:
         folder / "report.json",
         progress=False,
     )
-    labels = pd.read_csv(SAMPLE / "machines_new_labels.csv", dtype={config.id_column: str})
-    output = pd.read_csv(scored, dtype={config.id_column: str})
-    merged = output.merge(labels, on=config.id_column, suffixes=("", "_label"))
-    planted = merged["is_anomaly_label"].astype(bool)
-    flagged = merged["is_anomaly"].astype(bool)
-    by_kind = merged.loc[planted & flagged, "kind"].value_counts().to_dict()
-    kinds = sorted(set(merged.loc[planted, "kind"]))
+    counts = label_counts(scored, SAMPLE / "machines_new_labels.csv", config.id_column)
     return {
         "seed": seed,
-        "planted_found": int((planted & flagged).sum()),
-        "planted": int(planted.sum()),
-        "normal_flagged": int((~planted & flagged).sum()),
-        "normal": int((~planted).sum()),
+        **{key: counts[key] for key in ("planted_found", "planted", "normal_flagged", "normal")},
         "threshold": float(report["threshold"]["anomaly_score"]),
-        **{f"found_{kind}": int(by_kind.get(kind, 0)) for kind in kinds},
+        **{f"found_{kind}": int(counts["found_by_kind"].get(kind, 0)) for kind in counts["kinds"]},
     }
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def compare_with_labels(output, labels_path, id_column: str | None) -> str:
-    """One line: the planted anomalies (``is_anomaly`` = 1 in ``labels_path``) among the
-    rows of ``output`` (.csv or .parquet) that were flagged, by ``kind`` when the labels
-    have one, and the normal rows that were flagged. Rows are matched on ``id_column``.
-    """
+def label_counts(output, labels_path, id_column: str | None) -> dict:
+    """The rows of ``output`` (.csv or .parquet) against ``labels_path``, matched on
+    ``id_column``: {"planted", "planted_found", "normal", "normal_flagged"} as ints, and
+    "found_by_kind" {kind: flagged planted rows} (empty when the labels have no ``kind``),
+    "kinds" (the planted rows' kinds, sorted)."""
     import pandas as pd
 
     if not id_column:
@@ -22,13 +22,29 @@ def compare_with_labels(output, labels_path, id_column: str | None) -> str:
     merged = scored.merge(labels, on=id_column, how="inner", suffixes=("", "_label"))
     planted = merged["is_anomaly_label"].astype(bool)
     flagged = merged["is_anomaly"].astype(str).str.lower().isin({"true", "1"})
-    found = (
-        merged.loc[planted & flagged, "kind"].value_counts().to_dict() if "kind" in merged else {}
-    )
+    has_kind = "kind" in merged
+    return {
+        "planted": int(planted.sum()),
+        "planted_found": int((planted & flagged).sum()),
+        "normal": int((~planted).sum()),
+        "normal_flagged": int((~planted & flagged).sum()),
+        "found_by_kind": (
+            merged.loc[planted & flagged, "kind"].value_counts().to_dict() if has_kind else {}
+        ),
+        "kinds": sorted(set(merged.loc[planted, "kind"])) if has_kind else [],
+    }
+
+
+def compare_with_labels(output, labels_path, id_column: str | None) -> str:
+    """One line: the planted anomalies (``is_anomaly`` = 1 in ``labels_path``) among the
+    rows of ``output`` (.csv or .parquet) that were flagged, by ``kind`` when the labels
+    have one, and the normal rows that were flagged. Rows are matched on ``id_column``.
+    """
+    counts = label_counts(output, labels_path, id_column)
     return (
-        f"labels: {int((planted & flagged).sum())} of the {int(planted.sum())} planted anomalies "
-        f"among the scored rows were flagged ({found}); {int((~planted & flagged).sum())} of "
-        f"{int((~planted).sum())} normal rows were flagged."
+        f"labels: {counts['planted_found']} of the {counts['planted']} planted anomalies "
+        f"among the scored rows were flagged ({counts['found_by_kind']}); "
+        f"{counts['normal_flagged']} of {counts['normal']} normal rows were flagged."
     )
 
 
