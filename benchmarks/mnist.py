@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import math
 import multiprocessing
 import sys
@@ -39,36 +40,35 @@ from vae_anomaly.images.config import IMAGE_MODEL
 from vae_anomaly.images.contrast import ContrastScaler
 
 
-def _vae(X_train, X_test, seed):
-    detector = VAEAnomalyDetector(
-        likelihood="bernoulli", beta=IMAGE_MODEL["beta"], random_state=seed
-    ).fit(X_train)
+def _vae(X_train, X_test, seed, vae_params):
+    settings = {"likelihood": "bernoulli", "beta": IMAGE_MODEL["beta"], **vae_params}
+    detector = VAEAnomalyDetector(**settings, random_state=seed).fit(X_train)
     return -detector.score_samples(X_test)
 
 
-def _vae_conv(X_train, X_test, seed):
+def _vae_conv(X_train, X_test, seed, vae_params):
     """The image job's model: contrast normalisation, then the convolutional VAE."""
     side = math.isqrt(X_train.shape[1])  # square grey images: 28 x 28 for MNIST
-    settings = dict(IMAGE_MODEL, random_state=seed)
+    settings = dict(IMAGE_MODEL, **vae_params, random_state=seed)
     detector = make_pipeline(
         ContrastScaler(), VAEAnomalyDetector(image_shape=(side, side, 1), **settings)
     ).fit(X_train)
     return -detector.score_samples(X_test)
 
 
-def _vae_contrast(X_train, X_test, seed):
+def _vae_contrast(X_train, X_test, seed, vae_params):
     """vae-conv with a dense body: the same normalisation and settings (an ablation)."""
-    settings = dict(IMAGE_MODEL, random_state=seed)
+    settings = dict(IMAGE_MODEL, **vae_params, random_state=seed)
     detector = make_pipeline(ContrastScaler(), VAEAnomalyDetector(**settings)).fit(X_train)
     return -detector.score_samples(X_test)
 
 
-def _iforest(X_train, X_test, seed):
+def _iforest(X_train, X_test, seed, vae_params):
     return -IsolationForest(random_state=seed).fit(X_train).score_samples(X_test)
 
 
 def _pyod(module, cls):
-    def fit_score(X_train, X_test, seed):
+    def fit_score(X_train, X_test, seed, vae_params):
         model_class = getattr(importlib.import_module(module), cls)
         return model_class(random_state=seed, verbose=0).fit(X_train).decision_function(X_test)
 
@@ -96,7 +96,7 @@ def run_task(args, seed: int, digit: int, name: str) -> dict:
         x_test, y_test = x_test[: args.max_test], y_test[: args.max_test]
     normal = x_train[y_train == digit][: args.max_train]
     started = time.perf_counter()
-    scores = DETECTORS[name](normal, x_test, seed)
+    scores = DETECTORS[name](normal, x_test, seed, args.vae_params)
     return {
         "seed": seed,
         "digit": digit,
@@ -134,6 +134,12 @@ def main(argv=None) -> int:
     parser.add_argument("--max-test", type=int, help="subsample test images (smoke tests)")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="a run per seed; tables average them"
+    )
+    parser.add_argument(
+        "--vae-params",
+        type=json.loads,
+        default={},
+        help="JSON of VAEAnomalyDetector parameters for the vae-* detectors (over their own)",
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="processes training at once (timings then overlap)"

@@ -16,6 +16,7 @@ from vae_anomaly import VAEAnomalyDetector, load
 from vae_anomaly.cli import main
 from vae_anomaly.distributions import ContinuousBernoulliHead
 from vae_anomaly.exit_status import ExitStatus
+from vae_anomaly.images import config as image_config
 from vae_anomaly.images import jobs
 from vae_anomaly.images.config import load_image_config
 from vae_anomaly.images.contrast import ContrastScaler
@@ -98,21 +99,39 @@ def test_continuous_bernoulli_head_is_a_density_on_the_unit_interval():
 
 
 @pytest.mark.slow
-def test_conv_detector_scores_defective_parts_below_normal_ones(conv_detector):
+@pytest.mark.parametrize("body", ["conv_detector", "dense_image_detector"])
+def test_image_detector_scores_defective_parts_below_normal_ones(body, request):
+    detector = request.getfixturevalue(body)
     normal, _ = make_parts(40, seed=7)
-    normal_scores = conv_detector.score_samples(normal.reshape(40, -1))
+    normal_scores = detector.score_samples(normal.reshape(40, -1))
     for defect in DEFECTS:
         defective, _ = make_parts(10, defect=defect, seed=8)
-        scores = conv_detector.score_samples(defective.reshape(10, -1))
+        scores = detector.score_samples(defective.reshape(10, -1))
         # Every defective part is less likely than the median normal one.
         assert scores.max() < np.median(normal_scores), defect
 
 
+@pytest.fixture(scope="module")
+def dense_image_detector(parts):
+    """The sample job's model as the job builds it for 32 x 32 images: the dense body."""
+    return VAEAnomalyDetector(
+        image_shape=SHAPE,
+        conv_filters=(),
+        likelihood="discretized_logistic",
+        trim_fraction=0.0,
+        epochs=150,
+        n_iter_no_change=150,
+        random_state=0,
+    ).fit(parts)
+
+
 @pytest.mark.slow
-def test_heat_map_highlights_the_planted_defect(conv_detector):
+@pytest.mark.parametrize("body", ["conv_detector", "dense_image_detector"])
+def test_heat_map_highlights_the_planted_defect(body, request):
+    detector = request.getfixturevalue(body)
     for defect in DEFECTS:
         images, masks = make_parts(6, defect=defect, seed=11)
-        terms = conv_detector.score_features(images.reshape(6, -1))
+        terms = detector.score_features(images.reshape(6, -1))
         maps = pixel_anomaly(terms, SHAPE)
         assert maps.shape == (6, SIZE, SIZE)
         for heat, mask in zip(maps, masks, strict=True):
@@ -147,6 +166,27 @@ def test_conv_scores_do_not_depend_on_batch_or_order_and_survive_save_load(
 def test_image_shape_must_match_the_columns_of_X(parts):
     with pytest.raises(ValueError, match=r"image_shape=\(16, 16, 1\) holds 256 values"):
         VAEAnomalyDetector(image_shape=(16, 16, 1), epochs=1).fit(parts)
+
+
+def test_no_conv_filters_gives_the_dense_model_with_per_pixel_terms(parts, tmp_path):
+    """conv_filters=(): the image model is the tabular dense model, to the bit, and still
+    gives one term per pixel (heat maps) and survives save/load."""
+    settings = dict(likelihood="bernoulli", epochs=2, batch_size=64, random_state=0)
+    dense_image = VAEAnomalyDetector(image_shape=SHAPE, conv_filters=(), **settings).fit(parts)
+    tabular = VAEAnomalyDetector(**settings).fit(parts)
+    assert dense_image.conv_filters_ == ()
+    assert dense_image.model_.encoder.count_params() == tabular.model_.encoder.count_params()
+    np.testing.assert_array_equal(
+        dense_image.score_samples(parts[:20]), tabular.score_samples(parts[:20])
+    )
+    maps = pixel_anomaly(dense_image.score_features(parts[:3]), SHAPE)
+    assert maps.shape == (3, SIZE, SIZE)
+    dense_image.save(tmp_path / "dense")
+    restored = load(tmp_path / "dense")
+    assert restored.conv_filters_ == ()
+    np.testing.assert_array_equal(
+        restored.score_samples(parts[:20]), dense_image.score_samples(parts[:20])
+    )
 
 
 def test_contrast_scaler_ignores_brightness_and_contrast_of_each_image(parts):
@@ -279,6 +319,22 @@ def test_fit_images_records_the_transform_and_the_report(image_model):
         "file,line,reason,raw_line,raw_length"
     ]
     assert report["threshold"]["calibrated"] and report["threshold"]["fpr"] == 0.05
+    assert load(model_dir / "detector").conv_filters_ == ()  # 32 x 32: the dense body
+
+
+def test_the_image_jobs_body_is_dense_for_small_images_unless_the_config_names_one():
+    """image_model: conv_filters () up to DENSE_BODY_MAX_VALUES values per image, None (the
+    default convolution stages) beyond, and a [model] conv_filters is kept as given."""
+    base = {"likelihood": "bernoulli"}
+    assert image_config.image_model(base, (28, 28, 1))["conv_filters"] == ()
+    assert image_config.image_model(base, (64, 64, 1))["conv_filters"] == ()  # 4096 values
+    assert image_config.image_model(base, (64, 64, 3))["conv_filters"] is None
+    assert image_config.image_model(base, (65, 64, 1))["conv_filters"] is None
+    named = dict(base, conv_filters=[16, 32])
+    assert image_config.image_model(named, (28, 28, 1))["conv_filters"] == [16, 32]
+    named = dict(base, conv_filters=[])
+    assert image_config.image_model(named, (256, 256, 3))["conv_filters"] == []
+    assert "conv_filters" not in base  # the config's dict is not changed
 
 
 def test_score_images_accounts_for_every_file_and_draws_heat_maps(image_model, tmp_path, capsys):

@@ -111,7 +111,9 @@ class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         term per pixel value, ``reshape(n, H, W, C)`` for a heat map.
     conv_filters : tuple of int or None, default=None
         Filters of the stride-2 convolution stages (images only). None: 16, 32, ...
-        while the smaller image side stays at least 7 (``default_conv_filters``).
+        while the smaller image side stays at least 7 (``default_conv_filters``). ``()``:
+        no convolutions, the dense body over the flattened pixels (still one likelihood
+        term per pixel value, so heat maps work the same).
     activation : str, default="relu"
         Keras activation of the hidden layers.
     likelihood : {"gaussian", "bernoulli", "continuous_bernoulli", "discretized_logistic"} \
@@ -406,7 +408,7 @@ or sequence of (family, width), default="gaussian"
             for width in self.hidden_units:
                 check_int("each of hidden_units", width, 1)
         check_int_tuple("image_shape", self.image_shape, length=3)
-        check_int_tuple("conv_filters", self.conv_filters)
+        check_int_tuple("conv_filters", self.conv_filters, allow_empty=True)
         if self.image_shape is not None and not isinstance(self.likelihood, str):
             raise ValueError("image_shape takes one likelihood family, not a column layout.")
         if self.corruption == "mask" and not self.corruption_level < 1:

@@ -98,7 +98,8 @@ class VAE(keras.Model):
         x is a flattened image: convolutional encoder and decoder (``networks``), and a
         likelihood head that maps each pixel's features to its C channels.
     conv_filters : tuple of int
-        Filters of the stride-2 convolution stages (images only).
+        Filters of the stride-2 convolution stages (images only). ``()``: the dense
+        body and head of tabular data, over the flattened pixels.
     seed : int
         Seeds the initializers and the training noise.
     body_dtype : str
@@ -175,12 +176,14 @@ class VAE(keras.Model):
         self.body_dtype = str(body_dtype)
 
         head_options = dict(self.likelihood_options)
+        if self.image_shape is not None:
+            self._check_image_shape()
+        convolutional = self.image_shape is not None and bool(self.conv_filters)
         with policy_scope(self.body_dtype):  # the bodies only; heads stay float32
-            if self.image_shape is None:
+            if not convolutional:
                 self.encoder = encoder_body(self.hidden_units, activation, seed=self.seed)
                 self.decoder = decoder_body(self.hidden_units, activation, seed=self.seed + 2000)
             else:
-                self._check_image_shape()
                 image = dict(
                     image_shape=self.image_shape,
                     filters=self.conv_filters,
@@ -189,7 +192,7 @@ class VAE(keras.Model):
                 )
                 self.encoder = ConvEncoder(**image, seed=self.seed, name="encoder")
                 self.decoder = ConvDecoder(**image, seed=self.seed + 2000, name="decoder")
-        if self.image_shape is not None:
+        if convolutional:  # a dense decoder maps its features to every value at once
             head_options["pixel_channels"] = self.image_shape[2]
         self.latent = make_latent(
             latent,
@@ -228,8 +231,6 @@ class VAE(keras.Model):
                 f"image_shape={self.image_shape} has {height * width * channels} values, "
                 f"but x has n_features={self.n_features}."
             )
-        if not self.conv_filters:
-            raise ValueError("conv_filters must name at least one convolution stage.")
         if self.missing:
             raise ValueError("Missing pixels are not supported: images must be complete.")
 

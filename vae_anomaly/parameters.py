@@ -125,13 +125,16 @@ def check_int(name, value, minimum, allow_none=False) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}.")
 
 
-def check_int_tuple(name, value, length=None) -> None:
-    """None, or a tuple of positive integers (of ``length`` items, if given)."""
+def check_int_tuple(name, value, length=None, allow_empty=False) -> None:
+    """None, or a tuple of positive integers (of ``length`` items, if given; ``()`` only
+    with ``allow_empty``)."""
     if value is None:
         return
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be None or a tuple of integers, got {value!r}.")
     items = tuple(value)
+    if not items and allow_empty:
+        return
     if not items or (length is not None and len(items) != length):
         wanted = f"{length} integers" if length else "at least one integer"
         raise ValueError(f"{name} must be {wanted}, got {value!r}.")

@@ -7,7 +7,8 @@
                  ("contrast": per-image contrast normalisation, ``images.contrast``;
                  "none": the pixels as they are)
     [model]      any VAEAnomalyDetector parameter except image_shape, calibration_fraction
-                 and fpr, which the job sets
+                 and fpr, which the job sets; without conv_filters, the body is dense
+                 for small images and convolutional for large ones (``image_model``)
     [threshold]  fpr, calibration_fraction
     [training]   strategy ("default", "mirrored" or "multi-worker": ``jobs.strategy``)
     [score]      batch_size (images in memory at once), heatmaps ("flagged" or "all")
@@ -18,6 +19,7 @@ applies exactly the same one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
@@ -32,6 +34,12 @@ from ..jobs.strategy import STRATEGIES
 # - beta 1: the image models were measured at 1 (the estimator's default for tabular data,
 #   0.3 since issue 16's round 14, has not been measured on images).
 IMAGE_MODEL = {"random_state": 0, "likelihood": "bernoulli", "trim_fraction": 0.0, "beta": 1.0}
+# The body, when [model] does not name conv_filters (``image_model``): dense up to this many
+# values per image, convolutional beyond. The dense body measured best on one-class MNIST
+# (28 x 28, three seeds: 0.9599 against 0.9571) and on the sample washers (32 x 32: the
+# same 6 of 6 defects, with a wider margin to the normal parts); past 64 x 64 grey values a
+# dense first layer would hold more than 2M weights (512 per value) on each side.
+DENSE_BODY_MAX_VALUES = 64 * 64
 COLORS = ("auto", "gray", "rgb")
 HEATMAPS = ("flagged", "all")
 NORMALIZE = ("contrast", "none")
@@ -67,6 +75,17 @@ class ImageJobConfig(JobSettings):
             raise ValueError(
                 f"{source}: size must be [height, width] in pixels, got {self.size!r}."
             )
+
+
+def image_model(model: dict, image_shape) -> dict:
+    """The job's VAEAnomalyDetector parameters for images of ``image_shape`` (H, W, C):
+    ``model`` with ``conv_filters`` set to () (the dense body) for images of at most
+    ``DENSE_BODY_MAX_VALUES`` values and None (the convolutional body) for larger ones,
+    unless ``model`` names it."""
+    if "conv_filters" in model:
+        return dict(model)
+    small = math.prod(image_shape) <= DENSE_BODY_MAX_VALUES
+    return dict(model, conv_filters=() if small else None)
 
 
 def load_image_config(path=None) -> ImageJobConfig:

@@ -55,7 +55,7 @@ from ..jobs.strategy import make_strategy
 from ..persistence import staged
 from ..report import ImageGallery, ScoreSummary, require_matplotlib
 from ..thresholds import verdicts
-from .config import ImageJobConfig
+from .config import ImageJobConfig, image_model
 from .contrast import ContrastScaler
 from .heatmaps import HEATMAP_SUFFIX, heatmap_name, heatmap_path, heatmap_png, pixel_anomaly
 from .loader import (
@@ -97,7 +97,8 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
 
 
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
-    """Fit a convolutional VAE on the images of ``inputs`` and save it; returns the report.
+    """Fit a VAE on the images of ``inputs`` and save it; returns the report. Its body is
+    dense or convolutional by image size (``config.image_model``).
     Trains under the ``tf.distribute`` strategy named by ``config.strategy``."""
     started = time.perf_counter()
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
@@ -122,7 +123,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             image_shape=transform.image_shape,
             calibration_fraction=config.calibration_fraction,
             fpr=config.fpr,
-            **config.model,
+            **image_model(config.model, transform.image_shape),
         )
         with strategy.scope():
             detector.fit(X)
