@@ -4,13 +4,14 @@ Protocol (shared/data/README.md): pixels scaled to [0, 1] and flattened; anomaly
 different from the trained digit; AUROC per digit and its mean over the ten digits.
 vae-anomaly runs three ways: the dense model on flattened pixels at the estimator's
 defaults with a Bernoulli likelihood and the image job's beta (``vae-bernoulli``; beta 1,
-as measured before the tabular default moved to 0.3); the image job's model,
-per-image contrast normalisation (``images.contrast.ContrastScaler``) then the
-convolutional VAE (``image_shape=(28, 28, 1)``) with the image job's model defaults
-(``images.config.IMAGE_MODEL``: Bernoulli, no trimming) (``vae-conv``); and, to separate
-the convolutional body from the rest, the dense model with the same normalisation and the
-same settings (``vae-bernoulli-contrast``). Peers run at their defaults on the [0, 1]
-pixels.
+as measured before the tabular default moved to 0.3); the image job's model for 28 x 28
+images, per-image contrast normalisation (``images.contrast.ContrastScaler``) then the
+dense VAE with the image job's model defaults (``images.config.IMAGE_MODEL``: Bernoulli,
+no trimming; the job picks the dense body for images of at most 64 x 64 values,
+``images.config.image_model``) (``vae-bernoulli-contrast``); and the same with the
+convolutional body (``image_shape=(28, 28, 1)``), the job's body for larger images
+(``vae-conv``). Peers run at their defaults on the [0, 1] pixels. ``--vae-params`` adds
+VAEAnomalyDetector parameters to the vae-* detectors.
 
     python benchmarks/mnist.py --data ../shared/data/images/mnist.npz \
         --out benchmarks/results/mnist --workers 2
@@ -47,7 +48,8 @@ def _vae(X_train, X_test, seed, vae_params):
 
 
 def _vae_conv(X_train, X_test, seed, vae_params):
-    """The image job's model: contrast normalisation, then the convolutional VAE."""
+    """Contrast normalisation, then the convolutional VAE (the image job's for images of
+    more than 64 x 64 values)."""
     side = math.isqrt(X_train.shape[1])  # square grey images: 28 x 28 for MNIST
     settings = dict(IMAGE_MODEL, **vae_params, random_state=seed)
     detector = make_pipeline(
@@ -57,7 +59,7 @@ def _vae_conv(X_train, X_test, seed, vae_params):
 
 
 def _vae_contrast(X_train, X_test, seed, vae_params):
-    """vae-conv with a dense body: the same normalisation and settings (an ablation)."""
+    """The image job's model for 28 x 28 images: vae-conv with the dense body."""
     settings = dict(IMAGE_MODEL, **vae_params, random_state=seed)
     detector = make_pipeline(ContrastScaler(), VAEAnomalyDetector(**settings)).fit(X_train)
     return -detector.score_samples(X_test)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..jobs.settings import JobSettings, setting
 from ..jobs.strategy import STRATEGIES
 
-# The image jobs' model defaults, also benchmarks/mnist.py's vae-conv (see benchmarks/README.md,
+# The image jobs' model defaults, also benchmarks/mnist.py's vae-* (see benchmarks/README.md,
 # "Images: one-class MNIST", and docs/experiments.md for the measurements behind them):
 # - likelihood "bernoulli": the best measured on MNIST;
 # - trim_fraction 0: an inspection team's training folder holds curated good parts, and
