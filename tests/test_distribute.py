@@ -295,10 +295,12 @@ MIRRORED_FIT_IMAGES = textwrap.dedent(
         return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     jobs.make_strategy = two_cpus
     root = Path(sys.argv[1])  # holds the folder images/ (_grey_pngs)
-    config = ImageJobConfig(strategy="mirrored", model={"epochs": 1, "random_state": 0})
+    # The convolutional body (the job's default is dense; the multi-worker test trains that).
+    model = {"epochs": 1, "random_state": 0, "conv_filters": [4]}
+    config = ImageJobConfig(strategy="mirrored", model=model)
     report = jobs.fit_images([root / "images"], root / "model", config)
     print(json.dumps({"named": named, "strategy": report["strategy"],
-                      "n_replicas": report["n_replicas"]}))
+                      "n_replicas": report["n_replicas"], "conv_filters": report["conv_filters"]}))
     """
 )
 
@@ -321,6 +323,7 @@ def test_fit_images_trains_under_the_strategy_its_settings_name(tmp_path):
     run = _run(MIRRORED_FIT_IMAGES, str(tmp_path))
     assert run["named"] == ["mirrored"]
     assert (run["strategy"], run["n_replicas"]) == ("mirrored", 2)
+    assert run["conv_filters"] == [4]
 
 
 @pytest.mark.slow

@@ -319,21 +319,16 @@ def test_fit_images_records_the_transform_and_the_report(image_model):
         "file,line,reason,raw_line,raw_length"
     ]
     assert report["threshold"]["calibrated"] and report["threshold"]["fpr"] == 0.05
-    assert load(model_dir / "detector").conv_filters_ == ()  # 32 x 32: the dense body
+    assert load(model_dir / "detector").conv_filters_ == ()  # the job's default: dense
+    assert report["conv_filters"] == []
 
 
-def test_the_image_jobs_body_is_dense_for_small_images_unless_the_config_names_one():
-    """image_model: conv_filters () up to DENSE_BODY_MAX_VALUES values per image, None (the
-    default convolution stages) beyond, and a [model] conv_filters is kept as given."""
+def test_the_image_jobs_body_is_dense_unless_the_config_names_convolutions():
+    """image_model: conv_filters () unless [model] names it, whatever the image size."""
     base = {"likelihood": "bernoulli"}
-    assert image_config.image_model(base, (28, 28, 1))["conv_filters"] == ()
-    assert image_config.image_model(base, (64, 64, 1))["conv_filters"] == ()  # 4096 values
-    assert image_config.image_model(base, (64, 64, 3))["conv_filters"] is None
-    assert image_config.image_model(base, (65, 64, 1))["conv_filters"] is None
+    assert image_config.image_model(base) == {"likelihood": "bernoulli", "conv_filters": ()}
     named = dict(base, conv_filters=[16, 32])
-    assert image_config.image_model(named, (28, 28, 1))["conv_filters"] == [16, 32]
-    named = dict(base, conv_filters=[])
-    assert image_config.image_model(named, (256, 256, 3))["conv_filters"] == []
+    assert image_config.image_model(named)["conv_filters"] == [16, 32]
     assert "conv_filters" not in base  # the config's dict is not changed
 
 

@@ -17,7 +17,7 @@
     vae-anomaly fit-images --input DIR [--input MORE ...] --model-dir DIR
                            [--config pipelines/images.toml] [--epochs N] [--seed S] [--fpr F]
                            [--strategy default|mirrored|multi-worker]
-        Fit and calibrate a convolutional VAE on a folder of PNG/JPEG images (or .npy/.npz).
+        Fit and calibrate a VAE on a folder of PNG/JPEG images (or .npy/.npz).
     vae-anomaly score-images --model-dir DIR --input DIR (or files, globs) --output OUT.csv
                              --rejects REJECTS.csv --report REPORT.json
                              [--heatmaps HEATMAP_DIR] [--alerts ALERTS.jsonl]

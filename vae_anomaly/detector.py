@@ -101,14 +101,15 @@ class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         Ignored by ``"gaussian"``; scoring never uses it.
     hidden_units : tuple of int or None, default=None
         Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
-        ``()`` gives a linear encoder and decoder. With ``image_shape``: the dense
-        layers between the convolutions and z (the same default, so a convolutional
-        model is the dense model with convolutions in front and behind).
+        ``()`` gives a linear encoder and decoder. With ``image_shape`` and convolutions:
+        the dense layers between the convolutions and z (the same default, so a
+        convolutional model is the dense model with convolutions in front and behind).
     image_shape : (H, W, C) or None, default=None
         Rows of X are images of this shape, flattened in (row, column, channel) order
         (``X = images.reshape(n, -1)``): the encoder and decoder are convolutional
-        (``networks.ConvEncoder``/``ConvDecoder``) and ``score_features`` gives one
-        term per pixel value, ``reshape(n, H, W, C)`` for a heat map.
+        (``networks.ConvEncoder``/``ConvDecoder``) unless ``conv_filters=()``, and
+        ``score_features`` gives one term per pixel value, ``reshape(n, H, W, C)`` for
+        a heat map.
     conv_filters : tuple of int or None, default=None
         Filters of the stride-2 convolution stages (images only). None: 16, 32, ...
         while the smaller image side stays at least 7 (``default_conv_filters``). ``()``:

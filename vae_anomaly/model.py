@@ -54,7 +54,8 @@ class VAE(keras.Model):
         Dimension L of z.
     hidden_units : tuple of int
         Encoder widths; the decoder uses them reversed. ``()`` gives linear maps. With
-        ``image_shape``, the dense layers between the convolutions and z.
+        ``image_shape`` and ``conv_filters``, the dense layers between the convolutions
+        and z.
     activation : str
         Activation of the hidden layers.
     likelihood : str
@@ -95,8 +96,9 @@ class VAE(keras.Model):
         Its standard deviation ("gaussian", in the units the model sees) or drop
         probability ("mask").
     image_shape : (H, W, C) or None
-        x is a flattened image: convolutional encoder and decoder (``networks``), and a
-        likelihood head that maps each pixel's features to its C channels.
+        x is a flattened image: with ``conv_filters``, convolutional encoder and decoder
+        (``networks``), and a likelihood head that maps each pixel's features to its C
+        channels.
     conv_filters : tuple of int
         Filters of the stride-2 convolution stages (images only). ``()``: the dense
         body and head of tabular data, over the flattened pixels.

@@ -9,7 +9,8 @@ Images travel flattened, x [batch, H * W * C] in (row, column, channel) order, s
 estimator, scoring and persistence stay those of tabular data. ``ConvEncoder`` reshapes
 x to [batch, H, W, C] and halves the resolution at every stage; ``ConvDecoder`` mirrors
 it back up to [rows, H, W, F] and returns per-pixel features [rows, H * W, F], from which
-the likelihood head forms each pixel's parameters (``pixel_channels``).
+the likelihood head forms each pixel's parameters (``pixel_channels``). An image model
+without convolution stages (``conv_filters=()``) uses the dense stacks.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
 
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     """Fit a VAE on the images of ``inputs`` and save it; returns the report. Its body is
-    dense or convolutional by image size (``config.image_model``).
+    dense unless ``[model] conv_filters`` names convolution stages (``images.config.image_model``).
     Trains under the ``tf.distribute`` strategy named by ``config.strategy``."""
     started = time.perf_counter()
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
@@ -123,7 +123,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             image_shape=transform.image_shape,
             calibration_fraction=config.calibration_fraction,
             fpr=config.fpr,
-            **image_model(config.model, transform.image_shape),
+            **image_model(config.model),
         )
         with strategy.scope():
             detector.fit(X)
@@ -136,6 +136,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
             detector,
             started,
             image_shape=list(transform.image_shape),
+            conv_filters=list(detector.conv_filters_),  # [] for the dense body
             strategy=config.strategy,
         )
         write_html_report(staging, detector, X, report)
