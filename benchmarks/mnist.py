@@ -50,8 +50,7 @@ def _vae(X_train, X_test, seed, vae_params):
 def _vae_conv(X_train, X_test, seed, vae_params):
     """Contrast normalisation, then the convolutional VAE ([model] conv_filters in the job)."""
     side = math.isqrt(X_train.shape[1])  # square grey images: 28 x 28 for MNIST
-    settings = {**IMAGE_MODEL, "image_shape": (side, side, 1), "random_state": seed}
-    settings.update(vae_params)
+    settings = {**IMAGE_MODEL, "image_shape": (side, side, 1), "random_state": seed, **vae_params}
     detector = make_pipeline(ContrastScaler(), VAEAnomalyDetector(**settings)).fit(X_train)
     return -detector.score_samples(X_test)
 

@@ -41,10 +41,10 @@ def scaler(parts):
     return ContrastScaler().fit(parts)
 
 
-@pytest.fixture(scope="module")
-def conv_detector(parts):
-    """The sample job's model: grey levels as they are, discretised logistic likelihood,
-    no trimming (pipelines/images.toml); 150 epochs (the sample job runs 300)."""
+def _sample_job_model(parts, **body) -> VAEAnomalyDetector:
+    """The sample job's model settings (pipelines/images.toml: grey levels as they are,
+    discretised logistic likelihood, no trimming; 150 epochs, the job runs 300) with the
+    body ``body`` (``conv_filters``), fitted on ``parts``."""
     return VAEAnomalyDetector(
         image_shape=SHAPE,
         likelihood="discretized_logistic",
@@ -52,7 +52,14 @@ def conv_detector(parts):
         epochs=150,
         n_iter_no_change=150,
         random_state=0,
+        **body,
     ).fit(parts)
+
+
+@pytest.fixture(scope="module")
+def conv_detector(parts):
+    """The sample job's settings with the convolutional body (the estimator's default)."""
+    return _sample_job_model(parts)
 
 
 @pytest.fixture(scope="module")
@@ -113,16 +120,8 @@ def test_image_detector_scores_defective_parts_below_normal_ones(body, request):
 
 @pytest.fixture(scope="module")
 def dense_image_detector(parts):
-    """The sample job's model as the job builds it for 32 x 32 images: the dense body."""
-    return VAEAnomalyDetector(
-        image_shape=SHAPE,
-        conv_filters=(),
-        likelihood="discretized_logistic",
-        trim_fraction=0.0,
-        epochs=150,
-        n_iter_no_change=150,
-        random_state=0,
-    ).fit(parts)
+    """The sample job's model as the job builds it: the dense body."""
+    return _sample_job_model(parts, conv_filters=())
 
 
 @pytest.mark.slow
