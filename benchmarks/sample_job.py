@@ -12,6 +12,8 @@ optionally other model parameters, and counts per seed:
     python benchmarks/sample_job.py --seeds 0 1 2 3 4 --out benchmarks/results/sample_job
     python benchmarks/sample_job.py --seeds 0 1 2 3 4 --model-params '{"beta": 0.5}' \\
         --out benchmarks/results/sample_job_beta05
+    python benchmarks/sample_job.py --seeds 0 1 2 3 4 --config pipelines/tabular_clean.toml \\
+        --out benchmarks/results/sample_job_clean
 
 Writes ``runs.csv`` (a row per seed) and ``table.md``.
 """
@@ -36,14 +38,15 @@ PIPELINE = ROOT / "pipelines" / "tabular.toml"
 SAMPLE = ROOT / "sample_data"
 
 
-def run_seed(seed: int, model_params: dict, folder: Path) -> dict:
-    """Fit and score the sample with ``random_state=seed``; the seed's counts."""
+def run_seed(seed: int, model_params: dict, folder: Path, pipeline: Path = PIPELINE) -> dict:
+    """Fit and score the sample with ``pipeline``'s settings and ``random_state=seed``; the
+    seed's counts."""
     from vae_anomaly.tabular.config import load_config
     from vae_anomaly.tabular.fit_job import fit_job
     from vae_anomaly.tabular.labels import label_counts
     from vae_anomaly.tabular.score_job import score_job
 
-    config = load_config(PIPELINE)
+    config = load_config(pipeline)
     config = dataclasses.replace(
         config, model={**config.model, **model_params, "random_state": seed}
     )
@@ -66,12 +69,15 @@ def run_seed(seed: int, model_params: dict, folder: Path) -> dict:
     }
 
 
-def markdown_table(runs: pd.DataFrame, model_params: dict) -> str:
+def markdown_table(runs: pd.DataFrame, model_params: dict, pipeline: Path = PIPELINE) -> str:
     kinds = [c for c in runs.columns if c.startswith("found_")]
     shown = runs[["seed", "planted_found", "normal_flagged", "threshold", *kinds]].copy()
     mean = shown.mean(numeric_only=True).round(2).to_frame().T.assign(seed="mean")
     table = pd.concat([shown.astype(object), mean.astype(object)], ignore_index=True)
-    title = f"README sample job over seeds, model parameters {json.dumps(model_params)}"
+    title = (
+        f"README sample job over seeds, {pipeline.name}, "
+        f"model parameters {json.dumps(model_params)}"
+    )
     planted, normal = int(runs["planted"].iloc[0]), int(runs["normal"].iloc[0])
     note = f"planted_found of {planted}; normal_flagged of {normal} (1% is {normal / 100:.2f})"
     return f"{title}\n\n{note}\n\n{table.to_markdown(index=False)}\n"
@@ -87,14 +93,15 @@ def main(argv=None) -> int:
         default={},
         help="JSON of VAEAnomalyDetector parameters over the pipeline's [model]",
     )
+    parser.add_argument("--config", type=Path, default=PIPELINE, help="the job's settings (TOML)")
     args = parser.parse_args(argv)
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as folder:
-            rows.append(run_seed(seed, args.model_params, Path(folder)))
+            rows.append(run_seed(seed, args.model_params, Path(folder), args.config))
         print(json.dumps(rows[-1]), flush=True)
     runs = pd.DataFrame(rows).fillna(0)
-    write_tables(runs, markdown_table(runs, args.model_params), args.out)
+    write_tables(runs, markdown_table(runs, args.model_params, args.config), args.out)
     return 0
 
 

@@ -227,3 +227,14 @@ def test_sample_job_benchmark_runs_the_readme_job_once_per_seed(tmp_path):
     assert (runs[kinds].sum(axis=1) == runs["planted_found"]).all()
     assert runs["threshold"].nunique() == 2  # a different model per seed
     assert "| mean" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_sample_job_benchmark_runs_the_pipeline_it_is_given(tmp_path):
+    clean = Path(__file__).resolve().parents[1] / "pipelines" / "tabular_clean.toml"
+    run_script(
+        "sample_job.py", "--seeds", "3", "--config", clean, "--model-params", '{"epochs": 2}',
+        "--out", tmp_path / "out",
+    )  # fmt: skip
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert table.startswith("README sample job over seeds, tabular_clean.toml,")
+    assert pd.read_csv(tmp_path / "out" / "runs.csv")["planted"].tolist() == [20]

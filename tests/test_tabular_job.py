@@ -1,5 +1,6 @@
 """The tabular batch jobs: roles, accounting of every line, atomic outputs, resume, engines."""
 
+import dataclasses
 import io
 import json
 import os
@@ -418,3 +419,28 @@ def test_the_same_file_given_twice_is_scored_once(model_dir, tmp_path):
     new = SAMPLE_DATA / "machines_new.csv"
     report, _, _ = run_score(model_dir, [new, str(SAMPLE_DATA / "machines_new.*")], tmp_path)
     assert len(report["files"]) == 1 and report["rows_read"] == 1000
+
+
+def test_the_clean_data_pipeline_is_the_default_pipeline_with_a_sharper_model():
+    default = load_config(ROOT / "pipelines" / "tabular.toml")
+    clean = load_config(ROOT / "pipelines" / "tabular_clean.toml")
+    recipe = {"trim_fraction": 0.0, "min_scale": 0.03, "hidden_units": [128, 128]}
+    assert clean.model == {**default.model, **recipe, "n_iter_no_change": 1000}
+    # Every other setting is the default pipeline's, so the two files cannot drift apart.
+    assert dataclasses.replace(clean, model=default.model) == default
+
+
+def test_the_clean_data_pipeline_trains_the_recipe_it_names(tmp_path):
+    from vae_anomaly.tabular.saved import read_model_dir
+
+    train, _, _ = make_machine_records(n_train=400, n_new=10, n_per_kind=0)
+    (tmp_path / "t.csv").write_text(train)
+    config = load_config(ROOT / "pipelines" / "tabular_clean.toml").with_overrides(
+        model={"epochs": 1}, calibration_fraction=0.0
+    )
+    with eagerly():  # one epoch: the model's settings are what is tested
+        fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    detector = read_model_dir(tmp_path / "m")[0]
+    assert detector.trim_fraction == 0.0 and detector.min_scale == 0.03
+    assert detector.hidden_units_ == (128, 128) and detector.n_iter_no_change == 1000
+    assert detector.model_.likelihood_head.min_scale == 0.03
