@@ -230,11 +230,17 @@ def test_sample_job_benchmark_runs_the_readme_job_once_per_seed(tmp_path):
 
 
 def test_sample_job_benchmark_runs_the_pipeline_it_is_given(tmp_path):
-    clean = Path(__file__).resolve().parents[1] / "pipelines" / "tabular_clean.toml"
-    run_script(
-        "sample_job.py", "--seeds", "3", "--config", clean, "--model-params", '{"epochs": 2}',
-        "--out", tmp_path / "out",
-    )  # fmt: skip
-    table = (tmp_path / "out" / "table.md").read_text()
-    assert table.startswith("README sample job over seeds, tabular_clean.toml,")
-    assert pd.read_csv(tmp_path / "out" / "runs.csv")["planted"].tolist() == [20]
+    pipelines = Path(__file__).resolve().parents[1] / "pipelines"
+    thresholds = {}
+    for name in ("tabular.toml", "tabular_clean.toml"):
+        run_script(
+            "sample_job.py", "--seeds", "3", "--config", pipelines / name,
+            "--model-params", '{"epochs": 2}', "--out", tmp_path / name,
+        )  # fmt: skip
+        table = (tmp_path / name / "table.md").read_text()
+        assert table.startswith(f"README sample job over seeds, {name},")
+        runs = pd.read_csv(tmp_path / name / "runs.csv")
+        assert runs["planted"].tolist() == [20]
+        thresholds[name] = runs["threshold"].iloc[0]
+    # The same seed and epochs: only the pipeline's [model] differs, so the models do.
+    assert thresholds["tabular.toml"] != thresholds["tabular_clean.toml"]
