@@ -245,3 +245,19 @@ def test_a_streamed_fit_is_reproducible_with_an_int_random_state(stream_fitted):
     assert again.history_["loss"] == first.history_["loss"]
     np.testing.assert_array_equal(again.calibration_scores_, first.calibration_scores_)
     np.testing.assert_array_equal(again.score_samples(X[:50]), first.score_samples(X[:50]))
+
+
+@pytest.mark.parametrize("in_memory_mb", [16, 0], ids=["in-memory", "streamed"])
+def test_a_screening_fit_job_accounts_for_the_rows_it_screened_out(tmp_path, in_memory_mb):
+    config = sample_config(
+        in_memory_mb=in_memory_mb, chunk_rows=700, model={"epochs": 1, "screen_outliers": True}
+    )
+    with eagerly():  # one epoch: the accounting is tested
+        report = fit_job([TRAIN], tmp_path / "m", config)
+    assert report["streamed"] is (in_memory_mb == 0)
+    assert report["rows_used"] == 3000 and 0 < report["rows_screened_out"] < 0.25 * 3000
+    if report["streamed"]:  # every row trained on, held out, or screened out
+        shares = ("train", "validation", "calibration", "screened_out")
+        assert sum(report[f"rows_{share}"] for share in shares) == 3000
+    saved = load(tmp_path / "m" / "detector")
+    assert saved.n_screened_out_ == report["rows_screened_out"]

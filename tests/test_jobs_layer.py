@@ -20,7 +20,7 @@ LAYERS = {
         "scoring", "training", "streaming", "precision",
         "persistence", "manifest", "alerts", "schema", "frames", "sparse_rows", "batching",
     },
-    "estimator": {"detector", "parameters", "report", "__init__"},
+    "estimator": {"detector", "parameters", "screening", "report", "__init__"},
     "jobs": {"jobs", "tabular", "images", "sample_data", "machine_records",
              "exit_status"},
     "cli": {"cli", "quiet", "__main__"},

@@ -1,6 +1,7 @@
 """scikit-learn's common estimator checks, with no expected failures."""
 
 import pytest
+from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from vae_anomaly import VAEAnomalyDetector
@@ -16,4 +17,12 @@ CHECKED = VAEAnomalyDetector(
 
 @parametrize_with_checks([CHECKED])
 def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+# The same checks with screening: the screening fit is a clone, so cloning, refitting and
+# the fitted attributes must stay as the contract says. Slow: every fit is two.
+@pytest.mark.slow
+@parametrize_with_checks([clone(CHECKED).set_params(screen_outliers=True)])
+def test_sklearn_compatible_estimator_with_screening(estimator, check):
     check(estimator)

@@ -248,6 +248,11 @@ def fit(args: argparse.Namespace) -> int:
             f"streamed: {report['rows_train']} rows trained on, {report['rows_validation']} "
             f"for early stopping, {report['rows_calibration']} for the threshold"
         )
+    if "rows_screened_out" in report:
+        details.append(
+            f"screening: {report['rows_screened_out']} training rows beyond the robust "
+            "fit's fence were left out of training (screen_outliers)"
+        )
     details += _strategy_lines(report)
     _print_fit("fit", report, "rows", args.model_dir, details=details)
     return ExitStatus.OK

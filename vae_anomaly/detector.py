@@ -39,6 +39,7 @@ from .persistence import (
 )
 from .precision import body_policy, check_trainable_here
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
+from .screening import rows_within_fence, screening_detector
 from .sparse_rows import ScaledRows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
 from .thresholds import (
@@ -157,6 +158,15 @@ or sequence of (family, width), default="gaussian"
         only the rows whose loss is beyond Tukey's far-out fence Q3 + 3 IQR of the
         batch's losses, at most that share. The fence leaves clean batches whole, so
         rows that carry a dependency not yet learned are not dropped for fitting worst.
+    screen_outliers : bool, default=False
+        Fit twice (``screening``). First with the robust settings
+        ``screening.SCREENING_PARAMS`` (``trim_fraction=0.2``, ``min_scale=0.1``, the
+        default ``hidden_units``, ``n_iter_no_change=10``), scoring the fitting rows,
+        a = -log p(x); then this detector's own model on the rows within Tukey's far-out
+        fence a <= Q3(a) + 3 IQR(a) only. It lets a sharp model (``trim_fraction=0``, a low
+        ``min_scale``, wide ``hidden_units``) be fitted on data that may hold anomalies.
+        Calibration rows are held out first and never screened. Fitting takes about
+        twice as long.
     objective : {"elbo", "iwae"}, default="elbo"
         The per-row training loss (``objectives``): ``"elbo"``, the negative ELBO
         -log p(x|z) + beta * KL(q(z|x) || p(z)) from one sample z ~ q(z|x); ``"iwae"``,
@@ -276,6 +286,9 @@ or sequence of (family, width), default="gaussian"
         Whether ``offset_`` is a split-conformal threshold on held-out normal rows.
     calibration_reason_ : str
         Why the threshold is not calibrated ("" when it is).
+    n_screened_out_, screening_fence_ : int, float
+        Only with ``screen_outliers=True``: the fitting rows left out of training, and
+        the fence on the screening fit's anomaly scores they were beyond.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
     feature_roles_ : dict of str to str
@@ -338,6 +351,7 @@ or sequence of (family, width), default="gaussian"
         beta=0.3,
         trim_fraction=0.2,
         trim_rule="fraction",
+        screen_outliers=False,
         objective="elbo",
         n_train_samples=8,
         free_bits=0.0,
@@ -376,6 +390,7 @@ or sequence of (family, width), default="gaussian"
         self.beta = beta
         self.trim_fraction = trim_fraction
         self.trim_rule = trim_rule
+        self.screen_outliers = screen_outliers
         self.objective = objective
         self.n_train_samples = n_train_samples
         self.free_bits = free_bits
@@ -595,6 +610,7 @@ or sequence of (family, width), default="gaussian"
         """
         self._check_params()
         check_trainable_here(self.dtype)
+        X_given = X
         X = self._validate_input(X, reset=True)
         n_samples, n_features = X.shape
         if n_samples < MIN_TRAINING_ROWS:
@@ -618,6 +634,10 @@ or sequence of (family, width), default="gaussian"
             warnings.warn(too_few, CalibrationWarning, stacklevel=2)
             n_calibration = 0  # every row trains; the threshold comes from their scores
         calibration_rows, fitting_rows = order[:n_calibration], order[n_calibration:]
+        all_fitting_rows = fitting_rows  # the training threshold speaks for all of them
+        self._forget_screening()
+        if self.screen_outliers:
+            fitting_rows = fitting_rows[self._screened(X_given, X, fitting_rows)]
         n_validation = int(self.validation_fraction * len(fitting_rows))
         if n_validation < 1 or n_validation >= len(fitting_rows):
             n_validation = 0
@@ -635,11 +655,34 @@ or sequence of (family, width), default="gaussian"
         self.n_replicas_ = replicas(model)
         self.model_ = model
         self.score_seed_ = score_seed
-        training_scores = self._log_density(X[fitting_rows], rows=fitting_rows)
+        training_scores = self._log_density(X[all_fitting_rows], rows=all_fitting_rows)
         self._set_training_threshold(training_scores, too_few, "the training scores")
         if n_calibration:
             self._calibrate(X[calibration_rows], self.fpr, rows=calibration_rows)
         return self
+
+    def _forget_screening(self) -> None:
+        for name in ("n_screened_out_", "screening_fence_"):  # from an earlier fit
+            self.__dict__.pop(name, None)
+
+    def _screened(self, X_given, X, rows) -> np.ndarray:
+        """Mask of ``rows`` within the screening fit's Tukey fence (``screening``); sets
+        ``n_screened_out_`` and ``screening_fence_``. ``X_given`` is X as passed to fit
+        (a DataFrame keeps its column roles), ``X`` as validated."""
+        subset = X_given.iloc[rows] if isinstance(X_given, pd.DataFrame) else X[rows]
+        screen = screening_detector(self).fit(subset)
+        keep, self.screening_fence_ = rows_within_fence(screen, subset)
+        self.n_screened_out_ = int(np.count_nonzero(~keep))
+        return keep
+
+    def _within_screen(self, screen, X) -> np.ndarray:
+        """Mask of the rows of X within ``screening_fence_`` under the fitted ``screen``
+        (every row when ``screen`` is None); counts the others in ``n_screened_out_``."""
+        if screen is None or len(X) == 0:
+            return np.ones(len(X), dtype=bool)
+        within = -screen.score_samples(X) <= self.screening_fence_
+        self.n_screened_out_ += int(np.count_nonzero(~within))
+        return within
 
     def _start_fit(self) -> tuple[int, int, int, int]:
         """Forget an earlier fit's calibration; the fit's four seeds (model, shuffle,
@@ -707,6 +750,15 @@ or sequence of (family, width), default="gaussian"
         c = float(self.calibration_fraction)
         fitting_rows = max((1.0 - c) * n_rows, 1.0)
         v = (1.0 - c) * min(float(self.validation_fraction), STREAM_VALIDATION_ROWS / fitting_rows)
+        self._forget_screening()
+        screen = None
+        if self.screen_outliers:  # fitted on the sample's fitting rows, applied to every chunk
+            sample_fitting = position_uniform(sample_keys, split_seed) >= c
+            enough = sample_fitting.sum() >= MIN_TRAINING_ROWS
+            screened = sample[sample_fitting] if enough else sample
+            screen = screening_detector(self).fit(screened)
+            self.screening_fence_ = rows_within_fence(screen, screened)[1]
+            self.n_screened_out_ = 0
 
         with scratch_folder() as folder:
             train_store = RowStore(folder, "train", n_features, np.float32)
@@ -717,8 +769,10 @@ or sequence of (family, width), default="gaussian"
                 r = position_uniform(keys, split_seed)
                 held_out = r < c
                 calibration_store.append(X[held_out])
-                U = self._scaled(X[~held_out])
-                validating = r[~held_out] < c + v
+                within = self._within_screen(screen, X[~held_out])
+                fitting, r_fitting = X[~held_out][within], r[~held_out][within]
+                U = self._scaled(fitting)
+                validating = r_fitting < c + v
                 validation.append(U[validating])
                 train_store.append(U[~validating])
             n_validation = sum(len(rows) for rows in validation)
@@ -732,7 +786,7 @@ or sequence of (family, width), default="gaussian"
             if too_few:
                 warnings.warn(too_few, CalibrationWarning, stacklevel=2)
                 for X in calibration_store.chunks():  # every row trains, as in fit
-                    train_store.append(self._scaled(X))
+                    train_store.append(self._scaled(X[self._within_screen(screen, X)]))
                 calibration_store = RowStore(folder, "none", n_features, np.float64)
             validation_rows = np.concatenate(validation)
             if train_store.n_rows == 0:  # as in fit: no row left to train on, no validation
@@ -743,6 +797,8 @@ or sequence of (family, width), default="gaussian"
                 "validation": len(validation_rows),
                 "calibration": calibration_store.n_rows,
             }
+            if screen is not None:
+                self._stream_counts["screened_out"] = self.n_screened_out_
             model = self._new_model(
                 n_features, layout, image_shape, model_seed, self._scaled(sample)
             )

@@ -55,6 +55,9 @@ def detector_manifest(detector) -> dict:
         fitted["calibration_scores_"] = detector.calibration_scores_.tolist()
     if hasattr(detector, "fpr_"):
         fitted["fpr_"] = detector.fpr_
+    if hasattr(detector, "n_screened_out_"):  # screen_outliers=True
+        fitted["n_screened_out_"] = int(detector.n_screened_out_)
+        fitted["screening_fence_"] = float(detector.screening_fence_)
     fitted["calibrated_"] = bool(getattr(detector, "calibrated_", False))
     fitted["calibration_reason_"] = str(getattr(detector, "calibration_reason_", ""))
     return {"class": type(detector).__name__, "params": params, "fitted": fitted}
@@ -102,6 +105,9 @@ def detector_from_manifest(cls, manifest: dict, model, path):
             )
         if "fpr_" in fitted:
             detector.fpr_ = float(fitted["fpr_"])
+        if "n_screened_out_" in fitted:
+            detector.n_screened_out_ = int(fitted["n_screened_out_"])
+            detector.screening_fence_ = float(fitted["screening_fence_"])
         detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
         detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
         detector._check_params()

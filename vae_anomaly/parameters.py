@@ -58,6 +58,7 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "beta": [_at_least(Real, 0)],
     "trim_fraction": [Interval(Real, 0, 1, closed="left")],
     "trim_rule": [StrOptions(set(TRIM_RULES))],
+    "screen_outliers": ["boolean"],
     "objective": [StrOptions(set(OBJECTIVES))],
     "n_train_samples": [_at_least(Integral, 1)],
     "free_bits": [_at_least(Real, 0)],

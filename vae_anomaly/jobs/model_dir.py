@@ -82,12 +82,17 @@ def threshold_info(detector) -> dict:
 def fit_report(unit: str, inputs, used: int, rejected: int, detector, started: float, **details):
     """The report of a fit job: ``{unit}_read = {unit}_used + {unit}_rejected``, the job's
     ``details``, the epochs, the replicas that trained (``n_replicas_``), the threshold and
-    the seconds since ``started`` (``time.perf_counter``)."""
+    the seconds since ``started`` (``time.perf_counter``). A detector fitted with
+    ``screen_outliers`` adds ``{unit}_screened_out``: used rows left out of training."""
+    screened = {}
+    if hasattr(detector, "n_screened_out_"):
+        screened[f"{unit}_screened_out"] = int(detector.n_screened_out_)
     return {
         "inputs": [str(item) for item in inputs],
         f"{unit}_read": used + rejected,
         f"{unit}_used": used,
         f"{unit}_rejected": rejected,
+        **screened,
         **details,
         "n_epochs": int(detector.n_epochs_),
         "n_replicas": int(detector.n_replicas_),

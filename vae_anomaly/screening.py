@@ -1,0 +1,61 @@
+"""Screening the training rows before the fit (``VAEAnomalyDetector(screen_outliers=True)``).
+
+Training data in practice holds anomalies, and a sharp model (a wide network, a low
+floor on the likelihood scale, no trimmed loss) learns them as normal. A robust model
+does not learn them, but it is blurred: it misses anomalies that only break a thin
+relation between columns. Screening uses each for what it does well:
+
+1. fit the detector with the robust settings ``SCREENING_PARAMS`` (a trimmed loss, the
+   floor 0.1, the default width, early stopping after 10 epochs without progress);
+2. score the fitting rows with it, a = -log p_screen(x);
+3. fit the detector's own model on the rows within Tukey's far-out fence,
+
+       a <= Q3(a) + 3 (Q3(a) - Q1(a)),
+
+   the rows beyond it being left out of training (the fence of ``trim_rule="fence"``).
+
+This is the reweighting step of a robust covariance estimate (scikit-learn's
+``MinCovDet``: a raw robust fit, then the classical fit on the points within a
+cut-off of it), with a VAE in both roles. Calibration rows are held out before
+screening and are never screened, so the split-conformal threshold still speaks for
+all new normal rows. docs/experiments.md, round 17, has the measurements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import clone
+
+# The robust settings of the screening fit: the estimator's defaults for these five.
+SCREENING_PARAMS = {
+    "trim_fraction": 0.2,
+    "trim_rule": "fraction",
+    "min_scale": 0.1,
+    "hidden_units": None,
+    "n_iter_no_change": 10,
+}
+FENCE_FACTOR = 3.0  # Tukey's far-out fence; 1.5 (his inner fence) was measured too
+
+
+def tukey_fence(anomaly_scores: np.ndarray, factor: float | None = None) -> float:
+    """Q3 + factor * (Q3 - Q1) of ``anomaly_scores`` (factor: ``FENCE_FACTOR``); larger
+    scores are outliers."""
+    factor = FENCE_FACTOR if factor is None else factor
+    q1, q3 = np.percentile(np.asarray(anomaly_scores, dtype=np.float64), [25.0, 75.0])
+    return float(q3 + factor * (q3 - q1))
+
+
+def screening_detector(detector):
+    """An unfitted copy of ``detector`` with ``SCREENING_PARAMS``, that does not screen,
+    holds no row out for calibration and prints nothing."""
+    return clone(detector).set_params(
+        **SCREENING_PARAMS, screen_outliers=False, calibration_fraction=0.0, verbose=0
+    )
+
+
+def rows_within_fence(screen, X) -> tuple[np.ndarray, float]:
+    """(mask of the rows of X within the Tukey fence of their anomaly scores under the
+    fitted ``screen``, the fence)."""
+    anomaly_scores = -screen.score_samples(X)
+    fence = tukey_fence(anomaly_scores)
+    return anomaly_scores <= fence, fence
