@@ -44,11 +44,11 @@ def share_of_group_below_normal_1pct(detector, X) -> float:
     return float(np.mean(scores[N_NORMAL:] < np.quantile(scores[:N_NORMAL], 0.01)))
 
 
-def test_tukey_fence_is_the_third_quartile_plus_three_interquartile_ranges():
+def test_tukey_fence_is_the_third_quartile_plus_one_and_a_half_interquartile_ranges():
     scores = np.arange(101.0)  # Q1 = 25, Q3 = 75
-    assert FENCE_FACTOR == 3.0
-    assert tukey_fence(scores) == 75.0 + 3.0 * 50.0
-    assert tukey_fence(scores, 1.5) == 150.0
+    assert FENCE_FACTOR == 1.5
+    assert tukey_fence(scores) == 75.0 + 1.5 * 50.0
+    assert tukey_fence(scores, 3.0) == 225.0
 
 
 def test_the_screening_fit_is_the_detector_with_the_robust_settings():
@@ -64,8 +64,9 @@ def test_the_screening_fit_is_the_detector_with_the_robust_settings():
 def test_screening_keeps_a_sharp_model_from_learning_a_group_of_outliers(fitted_both_ways):
     X, plain, screened = fitted_both_ways
     assert not hasattr(plain, "n_screened_out_")
-    # The robust fit puts the whole group beyond the fence, with a few normal rows.
-    assert N_GROUP <= screened.n_screened_out_ <= N_GROUP + 0.03 * N_NORMAL
+    # The robust fit puts the whole group beyond the fence, and the tail of the normal
+    # rows' scores (a few percent: the fence is Tukey's, not a cut-off for clean data).
+    assert N_GROUP <= screened.n_screened_out_ <= N_GROUP + 0.06 * N_NORMAL
     assert np.isfinite(screened.screening_fence_)
     # Without screening the sharp model learns the group: most of it scores as normal.
     assert share_of_group_below_normal_1pct(plain, X) < 0.6

@@ -162,8 +162,8 @@ or sequence of (family, width), default="gaussian"
         Fit twice (``screening``). First with the robust settings
         ``screening.SCREENING_PARAMS`` (``trim_fraction=0.2``, ``min_scale=0.1``, the
         default ``hidden_units``, ``n_iter_no_change=10``), scoring the fitting rows,
-        a = -log p(x); then this detector's own model on the rows within Tukey's far-out
-        fence a <= Q3(a) + 3 IQR(a) only. It lets a sharp model (``trim_fraction=0``, a low
+        a = -log p(x); then this detector's own model on the rows within Tukey's fence
+        a <= Q3(a) + 1.5 IQR(a) only. It lets a sharp model (``trim_fraction=0``, a low
         ``min_scale``, wide ``hidden_units``) be fitted on data that may hold anomalies.
         Calibration rows are held out first and never screened. Fitting takes about
         twice as long.
