@@ -1,5 +1,5 @@
 """screen_outliers=True: a robust fit screens the training rows, and the detector's own
-(sharp) model is fitted on the rows within the far-out fence of their anomaly scores."""
+(sharp) model is fitted on the rows within Tukey's fence of their anomaly scores."""
 
 import numpy as np
 import pytest

@@ -39,7 +39,7 @@ from .persistence import (
 )
 from .precision import body_policy, check_trainable_here
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
-from .screening import rows_within_fence, screening_detector
+from .screening import fit_screen
 from .sparse_rows import ScaledRows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
 from .thresholds import (
@@ -670,16 +670,16 @@ or sequence of (family, width), default="gaussian"
         ``n_screened_out_`` and ``screening_fence_``. ``X_given`` is X as passed to fit
         (a DataFrame keeps its column roles), ``X`` as validated."""
         subset = X_given.iloc[rows] if isinstance(X_given, pd.DataFrame) else X[rows]
-        screen = screening_detector(self).fit(subset)
-        keep, self.screening_fence_ = rows_within_fence(screen, subset)
+        _, self.screening_fence_, anomaly_scores = fit_screen(self, subset)
+        keep = anomaly_scores <= self.screening_fence_
         self.n_screened_out_ = int(np.count_nonzero(~keep))
         return keep
 
     def _within_screen(self, screen, X) -> np.ndarray:
-        """Mask of the rows of X within ``screening_fence_`` under the fitted ``screen``
-        (every row when ``screen`` is None); counts the others in ``n_screened_out_``."""
-        if screen is None or len(X) == 0:
-            return np.ones(len(X), dtype=bool)
+        """Mask of the rows of X within ``screening_fence_`` under the fitted ``screen``;
+        counts the others in ``n_screened_out_``."""
+        if len(X) == 0:
+            return np.ones(0, dtype=bool)
         within = -screen.score_samples(X) <= self.screening_fence_
         self.n_screened_out_ += int(np.count_nonzero(~within))
         return within
@@ -755,9 +755,9 @@ or sequence of (family, width), default="gaussian"
         if self.screen_outliers:  # fitted on the sample's fitting rows, applied to every chunk
             sample_fitting = position_uniform(sample_keys, split_seed) >= c
             enough = sample_fitting.sum() >= MIN_TRAINING_ROWS
-            screened = sample[sample_fitting] if enough else sample
-            screen = screening_detector(self).fit(screened)
-            self.screening_fence_ = rows_within_fence(screen, screened)[1]
+            screen, self.screening_fence_, _ = fit_screen(
+                self, sample[sample_fitting] if enough else sample
+            )
             self.n_screened_out_ = 0
 
         with scratch_folder() as folder:
@@ -769,8 +769,10 @@ or sequence of (family, width), default="gaussian"
                 r = position_uniform(keys, split_seed)
                 held_out = r < c
                 calibration_store.append(X[held_out])
-                within = self._within_screen(screen, X[~held_out])
-                fitting, r_fitting = X[~held_out][within], r[~held_out][within]
+                fitting, r_fitting = X[~held_out], r[~held_out]
+                if screen is not None:
+                    within = self._within_screen(screen, fitting)
+                    fitting, r_fitting = fitting[within], r_fitting[within]
                 U = self._scaled(fitting)
                 validating = r_fitting < c + v
                 validation.append(U[validating])
@@ -786,7 +788,9 @@ or sequence of (family, width), default="gaussian"
             if too_few:
                 warnings.warn(too_few, CalibrationWarning, stacklevel=2)
                 for X in calibration_store.chunks():  # every row trains, as in fit
-                    train_store.append(self._scaled(X[self._within_screen(screen, X)]))
+                    if screen is not None:
+                        X = X[self._within_screen(screen, X)]
+                    train_store.append(self._scaled(X))
                 calibration_store = RowStore(folder, "none", n_features, np.float64)
             validation_rows = np.concatenate(validation)
             if train_store.n_rows == 0:  # as in fit: no row left to train on, no validation

@@ -55,9 +55,9 @@ def screening_detector(detector):
     )
 
 
-def rows_within_fence(screen, X) -> tuple[np.ndarray, float]:
-    """(mask of the rows of X within the Tukey fence of their anomaly scores under the
-    fitted ``screen``, the fence)."""
+def fit_screen(detector, X) -> tuple[object, float, np.ndarray]:
+    """(the screening fit of ``detector`` on X, the Tukey fence of X's anomaly scores
+    a = -log p(x) under it, those scores)."""
+    screen = screening_detector(detector).fit(X)
     anomaly_scores = -screen.score_samples(X)
-    fence = tukey_fence(anomaly_scores)
-    return anomaly_scores <= fence, fence
+    return screen, tukey_fence(anomaly_scores), anomaly_scores
