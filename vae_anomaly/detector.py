@@ -39,7 +39,7 @@ from .persistence import (
 )
 from .precision import body_policy, check_trainable_here
 from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
-from .screening import fit_screen
+from .screening import categorical_levels, fit_screen, row_fences
 from .sparse_rows import ScaledRows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
 from .thresholds import (
@@ -163,8 +163,10 @@ or sequence of (family, width), default="gaussian"
         ``screening.SCREENING_PARAMS`` (``trim_fraction=0.2``, ``min_scale=0.1``, the
         default ``hidden_units``, ``n_iter_no_change=10``), scoring the fitting rows,
         a = -log p(x); then this detector's own model on the rows within Tukey's fence
-        a <= Q3(a) + 1.5 IQR(a) only. It lets a sharp model (``trim_fraction=0``, a low
-        ``min_scale``, wide ``hidden_units``) be fitted on data that may hold anomalies.
+        a <= Q3(a) + 1.5 IQR(a) only, or, with categorical columns, within the fence of
+        the rows sharing one of its levels (``screening.row_fences``). It lets a sharp
+        model (``trim_fraction=0``, a low ``min_scale``, wide ``hidden_units``) be fitted
+        on data that may hold anomalies.
         Calibration rows are held out first and never screened. Fitting takes about
         twice as long.
     objective : {"elbo", "iwae"}, default="elbo"
@@ -288,7 +290,11 @@ or sequence of (family, width), default="gaussian"
         Why the threshold is not calibrated ("" when it is).
     n_screened_out_, screening_fence_ : int, float
         Only with ``screen_outliers=True``: the fitting rows left out of training, and
-        the fence on the screening fit's anomaly scores they were beyond.
+        the fence F on the screening fit's anomaly scores over all fitting rows.
+    screening_level_fences_ : list of ndarray
+        Only with ``screen_outliers=True``: for each categorical column, the fence of
+        each level's rows (F for levels of fewer than ``screening.MIN_LEVEL_ROWS``
+        rows). A row was left out when beyond F and its levels' fences.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
     feature_roles_ : dict of str to str
@@ -662,25 +668,31 @@ or sequence of (family, width), default="gaussian"
         return self
 
     def _forget_screening(self) -> None:
-        for name in ("n_screened_out_", "screening_fence_"):  # from an earlier fit
+        for name in ("n_screened_out_", "screening_fence_", "screening_level_fences_"):
             self.__dict__.pop(name, None)
 
     def _screened(self, X_given, X, rows) -> np.ndarray:
-        """Mask of ``rows`` within the screening fit's Tukey fence (``screening``); sets
-        ``n_screened_out_`` and ``screening_fence_``. ``X_given`` is X as passed to fit
-        (a DataFrame keeps its column roles), ``X`` as validated."""
+        """Mask of ``rows`` within the screening fit's fences (``screening``); sets
+        ``n_screened_out_``, ``screening_fence_`` and ``screening_level_fences_``.
+        ``X_given`` is X as passed to fit (a DataFrame keeps its column roles), ``X`` as
+        validated."""
         subset = X_given.iloc[rows] if isinstance(X_given, pd.DataFrame) else X[rows]
-        _, self.screening_fence_, anomaly_scores = fit_screen(self, subset)
-        keep = anomaly_scores <= self.screening_fence_
+        layout = self._layout(X.shape[1])
+        _, self.screening_fence_, self.screening_level_fences_, anomaly_scores, fences = fit_screen(
+            self, subset, X[rows], layout
+        )
+        keep = anomaly_scores <= fences
         self.n_screened_out_ = int(np.count_nonzero(~keep))
         return keep
 
     def _within_screen(self, screen, X) -> np.ndarray:
-        """Mask of the rows of X within ``screening_fence_`` under the fitted ``screen``;
-        counts the others in ``n_screened_out_``."""
+        """Mask of the rows of X within their fences under the fitted ``screen``
+        (``screening.row_fences``); counts the others in ``n_screened_out_``."""
         if len(X) == 0:
             return np.ones(0, dtype=bool)
-        within = -screen.score_samples(X) <= self.screening_fence_
+        levels = categorical_levels(X, self._layout(X.shape[1]))
+        fences = row_fences(self.screening_fence_, self.screening_level_fences_, levels, len(X))
+        within = -screen.score_samples(X) <= fences
         self.n_screened_out_ += int(np.count_nonzero(~within))
         return within
 
@@ -755,8 +767,9 @@ or sequence of (family, width), default="gaussian"
         if self.screen_outliers:  # fitted on the sample's fitting rows, applied to every chunk
             sample_fitting = position_uniform(sample_keys, split_seed) >= c
             enough = sample_fitting.sum() >= MIN_TRAINING_ROWS
-            screen, self.screening_fence_, _ = fit_screen(
-                self, sample[sample_fitting] if enough else sample
+            rows = sample[sample_fitting] if enough else sample
+            screen, self.screening_fence_, self.screening_level_fences_, _, _ = fit_screen(
+                self, rows, rows, layout
             )
             self.n_screened_out_ = 0
 

@@ -58,6 +58,9 @@ def detector_manifest(detector) -> dict:
     if hasattr(detector, "n_screened_out_"):  # screen_outliers=True
         fitted["n_screened_out_"] = int(detector.n_screened_out_)
         fitted["screening_fence_"] = float(detector.screening_fence_)
+        fitted["screening_level_fences_"] = [
+            [float(f) for f in fences] for fences in detector.screening_level_fences_
+        ]
     fitted["calibrated_"] = bool(getattr(detector, "calibrated_", False))
     fitted["calibration_reason_"] = str(getattr(detector, "calibration_reason_", ""))
     return {"class": type(detector).__name__, "params": params, "fitted": fitted}
@@ -108,6 +111,10 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         if "n_screened_out_" in fitted:
             detector.n_screened_out_ = int(fitted["n_screened_out_"])
             detector.screening_fence_ = float(fitted["screening_fence_"])
+            detector.screening_level_fences_ = [
+                np.asarray(fences, dtype=np.float64)
+                for fences in fitted.get("screening_level_fences_", [])
+            ]
         detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
         detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
         detector._check_params()
