@@ -78,8 +78,13 @@ def test_a_fit_takes_exactly_the_planned_steps_every_epoch(n, batch_size):
     # compiled loop, where Keras runs whole calls of steps_per_execution steps.
     X = np.random.default_rng(0).normal(size=(n, 3))
     detector = VAEAnomalyDetector(
-        epochs=3, batch_size=batch_size, validation_fraction=0.0, random_state=0
+        epochs=3,
+        batch_size=batch_size,
+        validation_fraction=0.0,
+        screen_outliers=False,
+        random_state=0,
     ).fit(X)
-    plan = epoch_plan(n, batch_size, 32)  # every row trains (no validation, no calibration)
+    plan = epoch_plan(n, batch_size, 32)  # every row trains (no validation, no calibration,
+    # no screening)
     assert int(detector.model_.optimizer.iterations) == 3 * plan.batches
     assert len(detector.history_["loss"]) == 3

@@ -101,7 +101,7 @@ def _small_images(directory: Path) -> Path:
 # here, what the fit commands print about it.
 @pytest.mark.filterwarnings("ignore::vae_anomaly.errors.CalibrationWarning")
 @pytest.mark.parametrize(
-    ("command", "write", "n_lines"), [("fit", _small_table, 3), ("fit-images", _small_images, 2)]
+    ("command", "write", "n_lines"), [("fit", _small_table, 4), ("fit-images", _small_images, 2)]
 )
 def test_fit_prints_why_its_threshold_is_not_calibrated(tmp_path, capsys, command, write, n_lines):
     """40 rows (30 images) hold out too few to certify the default fpr of 0.01: the

@@ -11,6 +11,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.parameters import default_hidden_units
 from vae_anomaly.scoring import MAX_BATCH_ELEMENTS, _compiled_scorers, scoring_batch_rows
 
 
@@ -74,7 +75,7 @@ def test_scoring_runs_through_one_fixed_batch_shape_bounded_in_memory(fitted, te
 
 def test_threads_scoring_at_once_get_the_serial_scores(test_X):
     # The scoring job scores two chunks at once (tabular.engines.run_pipeline).
-    detector = VAEAnomalyDetector(epochs=2, random_state=0).fit(test_X)
+    detector = VAEAnomalyDetector(epochs=2, screen_outliers=False, random_state=0).fit(test_X)
     serial = detector.score_samples(test_X)
     _compiled_scorers.pop(detector.model_, None)  # built and traced by the threads below
     start, results = threading.Barrier(4), {}
@@ -140,7 +141,11 @@ def test_training_history_reports_loss_terms_for_fit_and_validation(fitted):
 
 def test_kl_warmup_ramps_the_kl_weight(train_X):
     detector = VAEAnomalyDetector(
-        epochs=4, kl_warmup_epochs=4, validation_fraction=0.0, random_state=0
+        epochs=4,
+        kl_warmup_epochs=4,
+        validation_fraction=0.0,
+        screen_outliers=False,
+        random_state=0,
     ).fit(train_X)
     history = detector.history_
     # Epoch 1 has weight 0: the loss is the reconstruction term alone.
@@ -152,33 +157,54 @@ def test_kl_warmup_ramps_the_kl_weight(train_X):
 
 def test_early_stopping_stops_before_the_epoch_budget(train_X):
     detector = VAEAnomalyDetector(
-        epochs=400, n_iter_no_change=2, learning_rate=0.01, random_state=0
+        epochs=400,
+        n_iter_no_change=2,
+        learning_rate=0.01,
+        screen_outliers=False,
+        random_state=0,
     ).fit(train_X)
     assert detector.n_epochs_ < 400
 
 
+def test_the_default_model_is_the_screened_sharp_recipe():
+    """Issue 16, rounds 16-18: a robust fit screens the training rows, and a sharp model
+    (no trimmed loss, a floor of 0.03, two layers of 128, the whole step budget) is
+    fitted on the rest."""
+    params = VAEAnomalyDetector().get_params()
+    assert params["screen_outliers"] is True and params["trim_fraction"] == 0.0
+    assert params["min_scale"] == 0.03 and params["hidden_units"] == (128, 128)
+    assert params["n_iter_no_change"] == 1000 and params["beta"] == 0.3
+
+
 def test_defaults_size_the_network_from_the_data(fitted, train_X):
     detector = fitted  # fitted on train_X with the default sizes and scaling
-    assert detector.latent_dim_ == 3 and detector.hidden_units_ == (16, 8)
+    assert detector.latent_dim_ == 3 and detector.hidden_units_ == (128, 128)
     median = np.median(train_X, axis=0)
     iqr = np.subtract(*np.percentile(train_X, [75, 25], axis=0))
     np.testing.assert_allclose(detector.center_, median)  # robust scaling by default
     np.testing.assert_allclose(detector.scale_, iqr / 1.349)
-    assert detector.hidden_units is None and detector.latent_dim is None  # params untouched
+    assert detector.hidden_units == (128, 128) and detector.latent_dim is None  # untouched
+    # hidden_units=None sizes the network from d: (h, h / 2), h = 2d rounded up to a power
+    # of two, at least 16 (the screening fit's width, and the image job's).
+    assert default_hidden_units(4) == (16, 8) and default_hidden_units(784) == (512, 256)
 
 
 def test_bernoulli_likelihood_on_binary_data():
     rng = np.random.default_rng(0)
     prototype = rng.random(12) < 0.5
     X = np.where(rng.random((400, 12)) < 0.05, ~prototype, prototype).astype(float)
-    detector = VAEAnomalyDetector(likelihood="bernoulli", epochs=20, random_state=0).fit(X)
+    detector = VAEAnomalyDetector(
+        likelihood="bernoulli", epochs=20, screen_outliers=False, random_state=0
+    ).fit(X)
     assert np.all(detector.center_ == 0) and np.all(detector.scale_ == 1)  # no scaling
     inverted = 1.0 - X[:5]
     assert np.max(detector.score_samples(inverted)) < np.min(detector.score_samples(X))
 
 
 def test_gaussian_scale_per_sample_is_available(train_X, test_X):
-    detector = VAEAnomalyDetector(likelihood_scale="sample", epochs=3, random_state=0)
+    detector = VAEAnomalyDetector(
+        likelihood_scale="sample", epochs=3, screen_outliers=False, random_state=0
+    )
     assert np.all(np.isfinite(detector.fit(train_X).score_samples(test_X)))
 
 

@@ -20,6 +20,14 @@ from vae_anomaly.objectives import NegativeELBO, NegativeIWAE, make_objective
 # training began drawing each epoch's order of rows as one permutation in near-equal
 # batches (``batching``), the one change to what is trained since. Defaults must not
 # change what is trained or scored.
+RECORDED_DEFAULTS = dict(
+    beta=1.0,
+    trim_fraction=0.2,
+    min_scale=0.1,
+    hidden_units=None,
+    n_iter_no_change=10,
+    screen_outliers=False,
+)
 RECORDED_TABULAR = [
     -9.238949573427362,
     -9.877657598644419,
@@ -47,26 +55,30 @@ IMAGE_MODEL = dict(
     likelihood="continuous_bernoulli",
     conv_filters=(4,),
     hidden_units=(8,),
+    screen_outliers=False,
 )
 
 
+@pytest.mark.slow  # three small fits, each scored twice
 def test_defaults_train_and_score_as_before_the_family_existed(monkeypatch):
     # The values were recorded with the plain-graph scorer; scored that way, the same bits
     # say that training is unchanged. The XLA scorer (the default since) agrees with them
     # to float32 rounding.
-    # beta = 1: the default when the values were recorded (0.3 since issue 16's round 14).
+    # RECORDED_DEFAULTS: the defaults when the values were recorded (beta 0.3 since issue
+    # 16's round 14, the screened recipe since round 18).
     monkeypatch.setattr(scoring, "SCORING_JIT_COMPILE", False)
     X = correlated_gaussian(300, seed=0)
-    tabular = VAEAnomalyDetector(epochs=3, beta=1.0, random_state=0).fit(X)
+    tabular = VAEAnomalyDetector(epochs=3, **RECORDED_DEFAULTS, random_state=0).fit(X)
     np.testing.assert_allclose(tabular.score_samples(X[:5]), RECORDED_TABULAR, rtol=1e-12)
     assert tabular.offset_ == pytest.approx(RECORDED_TABULAR_OFFSET, rel=1e-12)
     mixed = VAEAnomalyDetector(
-        likelihood=LAYOUT, missing="mask", epochs=3, beta=1.0, random_state=0
+        likelihood=LAYOUT, missing="mask", epochs=3, **RECORDED_DEFAULTS, random_state=0
     )
     mixed.fit(mixed_rows(300, 0))
     np.testing.assert_allclose(mixed.score_samples(mixed_rows(5, 1)), RECORDED_MIXED, rtol=1e-12)
     images = small_images(64, seed=0)
-    image = VAEAnomalyDetector(**IMAGE_MODEL, epochs=2, beta=1.0, random_state=0).fit(images)
+    image_model = {**RECORDED_DEFAULTS, **IMAGE_MODEL}
+    image = VAEAnomalyDetector(**image_model, epochs=2, random_state=0).fit(images)
     np.testing.assert_allclose(image.score_samples(images[:3]), RECORDED_IMAGE, rtol=1e-12)
 
     monkeypatch.setattr(scoring, "SCORING_JIT_COMPILE", True)
@@ -215,7 +227,14 @@ def test_the_encoder_sees_the_corrupted_input_and_the_likelihood_the_clean_one()
 
 # ----------------------------------------------------------------------------- estimator
 
-SMALL = dict(hidden_units=(8,), latent_dim=2, epochs=3, n_score_samples=4, random_state=0)
+SMALL = dict(
+    hidden_units=(8,),
+    latent_dim=2,
+    epochs=3,
+    n_score_samples=4,
+    screen_outliers=False,  # the members are tested, in one fit each
+    random_state=0,
+)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,9 @@ def sample_config(**overrides) -> JobConfig:
 def streamed_model(tmp_path_factory):
     """The sample training file fitted through the streamed path (few epochs)."""
     target = tmp_path_factory.mktemp("streamed") / "machines"
-    config = sample_config(in_memory_mb=0, chunk_rows=700, model={"epochs": 3})
+    # One fit: the streamed path is tested here, its screening in the tests below.
+    model = {"epochs": 3, "screen_outliers": False}
+    config = sample_config(in_memory_mb=0, chunk_rows=700, model=model)
     report = fit_job([TRAIN], target, config)
     return target, report
 
@@ -167,7 +169,8 @@ def test_calibration_rows_are_held_out_by_position(stream_fitted):
     expected = np.sort(-detector.score_samples(X[held_out]))
     np.testing.assert_allclose(detector.calibration_scores_, expected, rtol=1e-6)
     counts = detector._stream_counts
-    assert counts["train"] + counts["validation"] + counts["calibration"] == 3000
+    shares = ("train", "validation", "calibration", "screened_out")  # screened by default
+    assert sum(counts[share] for share in shares) == 3000
 
 
 def test_position_shares_are_uniform_and_do_not_alias_with_periods():

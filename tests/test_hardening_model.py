@@ -19,7 +19,7 @@ from vae_anomaly.model import VAE
 from vae_anomaly.schema import Column, TabularSchema
 from vae_anomaly.scoring import SCORING_MEMORY_BYTES, scoring_batch_rows, scoring_row_bytes
 
-SMALL = dict(epochs=2, hidden_units=(8,), n_score_samples=4, random_state=0)
+SMALL = dict(epochs=2, hidden_units=(8,), n_score_samples=4, screen_outliers=False, random_state=0)
 
 
 @pytest.fixture(scope="module")

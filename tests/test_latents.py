@@ -125,6 +125,8 @@ CATEGORICAL = dict(
     hidden_units=(16,),
     epochs=10,
     n_score_samples=16,
+    screen_outliers=False,
+    validation_fraction=0.0,  # no best epoch restored: the last epoch's temperature stays
     random_state=0,
 )
 

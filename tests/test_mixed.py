@@ -31,6 +31,7 @@ def mixed_detector():
         epochs=40,
         n_score_samples=8,
         trim_fraction=0.0,
+        screen_outliers=False,
         random_state=0,
     )
     return detector.fit(mixed_rows(1500, seed=0))

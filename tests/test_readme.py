@@ -12,6 +12,7 @@ from vae_anomaly import VAEAnomalyDetector
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow  # a fit at the defaults: the whole step budget, and the screening fit
 def test_usage_example_runs(tmp_path, monkeypatch):
     usage = README.read_text().split("## Usage", 1)[1]
     code = re.search(r"```python\n(.*?)```", usage, re.S).group(1)

@@ -44,7 +44,7 @@ def rows_with_a_group_of_outliers() -> np.ndarray:
 @pytest.fixture(scope="module")
 def fitted_both_ways():
     X = rows_with_a_group_of_outliers()
-    plain = VAEAnomalyDetector(**SHARP).fit(X)
+    plain = VAEAnomalyDetector(**SHARP, screen_outliers=False).fit(X)
     screened = VAEAnomalyDetector(screen_outliers=True, **SHARP).fit(X)
     return X, plain, screened
 
@@ -165,6 +165,7 @@ def test_the_screening_is_saved_with_the_model(fitted_both_ways, tmp_path):
     np.testing.assert_array_equal(loaded.score_samples(X), screened.score_samples(X))
 
 
+@pytest.mark.slow  # the job's streamed fit screens in the default suite (test_fit_stream.py)
 def test_a_streamed_fit_screens_every_chunk():
     X = rows_with_a_group_of_outliers()
     order = np.random.RandomState(1).permutation(len(X))  # the group spread over chunks

@@ -421,16 +421,15 @@ def test_the_same_file_given_twice_is_scored_once(model_dir, tmp_path):
     assert len(report["files"]) == 1 and report["rows_read"] == 1000
 
 
-def test_the_clean_data_pipeline_is_the_default_pipeline_with_a_sharper_model():
+def test_the_clean_data_pipeline_is_the_default_pipeline_without_screening():
     default = load_config(ROOT / "pipelines" / "tabular.toml")
     clean = load_config(ROOT / "pipelines" / "tabular_clean.toml")
-    recipe = {"trim_fraction": 0.0, "min_scale": 0.03, "hidden_units": [128, 128]}
-    assert clean.model == {**default.model, **recipe, "n_iter_no_change": 1000}
+    assert clean.model == {**default.model, "screen_outliers": False}
     # Every other setting is the default pipeline's, so the two files cannot drift apart.
     assert dataclasses.replace(clean, model=default.model) == default
 
 
-def test_the_clean_data_pipeline_trains_the_recipe_it_names(tmp_path):
+def test_the_clean_data_pipeline_trains_every_row_with_the_default_model(tmp_path):
     from vae_anomaly.tabular.saved import read_model_dir
 
     train, _, _ = make_machine_records(n_train=400, n_new=10, n_per_kind=0)
@@ -439,8 +438,10 @@ def test_the_clean_data_pipeline_trains_the_recipe_it_names(tmp_path):
         model={"epochs": 1}, calibration_fraction=0.0
     )
     with eagerly():  # one epoch: the model's settings are what is tested
-        fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+        report = fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
     detector = read_model_dir(tmp_path / "m")[0]
+    assert detector.screen_outliers is False and not hasattr(detector, "n_screened_out_")
+    assert "rows_screened_out" not in report
     assert detector.trim_fraction == 0.0 and detector.min_scale == 0.03
     assert detector.hidden_units_ == (128, 128) and detector.n_iter_no_change == 1000
     assert detector.model_.likelihood_head.min_scale == 0.03

@@ -100,11 +100,13 @@ class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         Initial temperature tau_0 of the Gumbel-softmax relaxation; it decays per epoch
         e as max(min(0.5, tau_0), tau_0 * exp(-0.05 e)) (``latents.annealed_temperature``).
         Ignored by ``"gaussian"``; scoring never uses it.
-    hidden_units : tuple of int or None, default=None
-        Encoder widths (the decoder mirrors them). None: ``default_hidden_units``.
-        ``()`` gives a linear encoder and decoder. With ``image_shape`` and convolutions:
-        the dense layers between the convolutions and z (the same default, so a
-        convolutional model is the dense model with convolutions in front and behind).
+    hidden_units : tuple of int or None, default=(128, 128)
+        Encoder widths (the decoder mirrors them). None: ``default_hidden_units``, two
+        layers (h, h / 2) with h = 2d rounded up to a power of two (the screening fit's
+        and the image job's). ``()`` gives a linear encoder and decoder. With
+        ``image_shape`` and convolutions: the dense layers between the convolutions and
+        z (the same default, so a convolutional model is the dense model with
+        convolutions in front and behind).
     image_shape : (H, W, C) or None, default=None
         Rows of X are images of this shape, flattened in (row, column, channel) order
         (``X = images.reshape(n, -1)``): the encoder and decoder are convolutional
@@ -134,12 +136,13 @@ or sequence of (family, width), default="gaussian"
         ``likelihood="gaussian"``. See "Input" below.
     likelihood_scale : {"feature", "sample"}, default="feature"
         Gaussian only: one learned scale per feature, or one per feature and row.
-    min_scale : float or "auto", default=0.1
+    min_scale : float or "auto", default=0.03
         Gaussian only: floor on the likelihood scale, in scaled units. It keeps the
-        density from spiking on repeated or discretised values. ``"auto"``: one floor per
-        column from its resolution, max(1e-3, g_j / sqrt(12)) with g_j the smallest gap
-        between two distinct training values of column j (the spread of dequantisation
-        noise over one step; ``distributions.resolution_floors``).
+        density from spiking on repeated or discretised values; it must stay below the
+        width of the thinnest relation to be learned (round 16: 0.1 blurred the ring).
+        ``"auto"``: one floor per column from its resolution, max(1e-3, g_j / sqrt(12))
+        with g_j the smallest gap between two distinct training values of column j (the
+        spread of dequantisation noise over one step; ``distributions.resolution_floors``).
     beta : float, default=0.3
         Weight of the KL term during training: the loss is -log p(x|z) + beta * KL(q(z|x)
         || p(z)) (the beta-VAE). Scoring always uses the true bound (beta = 1) of the
@@ -148,17 +151,19 @@ or sequence of (family, width), default="gaussian"
         term, so the latent stays in use (no posterior collapse) and thin relations
         between columns are learned: at 1 the decoder settles on a blob around them.
         0.3 was chosen on issue 16's benchmarks (docs/experiments.md, round 14).
-    trim_fraction : float in [0, 1), default=0.2
+    trim_fraction : float in [0, 1), default=0.0
         Share of each training batch's worst-fitting rows left out of the loss (a
-        trimmed likelihood). Training data in practice holds some anomalies; fitting
-        them too would make them look normal. Scoring is unaffected (the full bound).
+        trimmed likelihood). Scoring is unaffected (the full bound). Off by default:
+        ``screen_outliers`` keeps anomalies in the training data out of the fit instead,
+        and a trimmed loss drops the rows that carry a dependency not yet learned. The
+        screening fit trims 0.2.
     trim_rule : {"fraction", "fence"}, default="fraction"
         Which rows ``trim_fraction`` leaves out (``objectives.trimmed_means``):
         ``"fraction"``, always that share of each batch, the worst-fitting; ``"fence"``,
         only the rows whose loss is beyond Tukey's far-out fence Q3 + 3 IQR of the
         batch's losses, at most that share. The fence leaves clean batches whole, so
         rows that carry a dependency not yet learned are not dropped for fitting worst.
-    screen_outliers : bool, default=False
+    screen_outliers : bool, default=True
         Fit twice (``screening``). First with the robust settings
         ``screening.SCREENING_PARAMS`` (``trim_fraction=0.2``, ``min_scale=0.1``, the
         default ``hidden_units``, ``n_iter_no_change=10``), scoring the fitting rows,
@@ -166,9 +171,9 @@ or sequence of (family, width), default="gaussian"
         a <= Q3(a) + 1.5 IQR(a) only, or, with categorical columns, within the fence of
         the rows sharing one of its levels (``screening.row_fences``). It lets a sharp
         model (``trim_fraction=0``, a low ``min_scale``, wide ``hidden_units``) be fitted
-        on data that may hold anomalies.
+        on data that may hold anomalies (docs/experiments.md, rounds 17 and 18).
         Calibration rows are held out first and never screened. Fitting takes about
-        twice as long.
+        twice as long; ``False`` for training data known to be clean.
     objective : {"elbo", "iwae"}, default="elbo"
         The per-row training loss (``objectives``): ``"elbo"``, the negative ELBO
         -log p(x|z) + beta * KL(q(z|x) || p(z)) from one sample z ~ q(z|x); ``"iwae"``,
@@ -209,8 +214,11 @@ or sequence of (family, width), default="gaussian"
     validation_fraction : float, default=0.1
         Share of rows held out for early stopping on the validation loss; 0 turns it off
         (so does a share that leaves no row on either side).
-    n_iter_no_change : int, default=10
-        Early-stopping patience in epochs; the best weights are restored.
+    n_iter_no_change : int, default=1000
+        Early-stopping patience in epochs; the best weights on the validation rows are
+        restored. The default trains for all ``epochs`` and keeps the best (round 16:
+        stopping after 10 epochs without progress stopped before thin structure was
+        learned); the screening fit stops after 10.
     missing : {"error", "mask"}, default="error"
         ``"mask"``: NaN marks a missing entry, left out of the likelihood (the exact
         marginal of the observed entries, not an imputation) and shown to the encoder
@@ -346,18 +354,18 @@ or sequence of (family, width), default="gaussian"
         latent="gaussian",
         latent_categories=10,
         temperature=1.0,
-        hidden_units=None,
+        hidden_units=(128, 128),
         image_shape=None,
         conv_filters=None,
         activation="relu",
         likelihood="gaussian",
         column_roles=None,
         likelihood_scale="feature",
-        min_scale=0.1,
+        min_scale=0.03,
         beta=0.3,
-        trim_fraction=0.2,
+        trim_fraction=0.0,
         trim_rule="fraction",
-        screen_outliers=False,
+        screen_outliers=True,
         objective="elbo",
         n_train_samples=8,
         free_bits=0.0,
@@ -368,7 +376,7 @@ or sequence of (family, width), default="gaussian"
         batch_size=128,
         learning_rate=1e-3,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=1000,
         missing="error",
         missing_indicator=False,
         scaling="auto",
@@ -688,10 +696,11 @@ or sequence of (family, width), default="gaussian"
     def _within_screen(self, screen, X) -> np.ndarray:
         """Mask of the rows of X within their fences under the fitted ``screen``
         (``screening.row_fences``); counts the others in ``n_screened_out_``."""
-        if len(X) == 0:
+        n_rows = X.shape[0]
+        if n_rows == 0:
             return np.ones(0, dtype=bool)
         levels = categorical_levels(X, self._layout(X.shape[1]))
-        fences = row_fences(self.screening_fence_, self.screening_level_fences_, levels, len(X))
+        fences = row_fences(self.screening_fence_, self.screening_level_fences_, levels, n_rows)
         within = -screen.score_samples(X) <= fences
         self.n_screened_out_ += int(np.count_nonzero(~within))
         return within
