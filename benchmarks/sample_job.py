@@ -8,6 +8,7 @@ the same job, fit on ``sample_data/machines_train.csv`` and score of
 optionally other model parameters, and counts per seed:
 
     planted found (of 20, by kind)   normal rows flagged (of 975)   threshold
+    training rows screened out (``screen_outliers``)
 
     python benchmarks/sample_job.py --seeds 0 1 2 3 4 --out benchmarks/results/sample_job
     python benchmarks/sample_job.py --seeds 0 1 2 3 4 --model-params '{"beta": 0.5}' \\
@@ -51,7 +52,7 @@ def run_seed(seed: int, model_params: dict, folder: Path, pipeline: Path = PIPEL
         config, model={**config.model, **model_params, "random_state": seed}
     )
     model_dir, scored = folder / "model", folder / "scored.csv"
-    fit_job([SAMPLE / "machines_train.csv"], model_dir, config)
+    fit = fit_job([SAMPLE / "machines_train.csv"], model_dir, config)
     report, _ = score_job(
         model_dir,
         [SAMPLE / "machines_new.csv"],
@@ -65,13 +66,16 @@ def run_seed(seed: int, model_params: dict, folder: Path, pipeline: Path = PIPEL
         "seed": seed,
         **{key: counts[key] for key in ("planted_found", "planted", "normal_flagged", "normal")},
         "threshold": float(report["threshold"]["anomaly_score"]),
+        # training rows the screening fit left out; empty when the pipeline does not screen
+        "screened_out": fit.get("rows_screened_out"),
         **{f"found_{kind}": int(counts["found_by_kind"].get(kind, 0)) for kind in counts["kinds"]},
     }
 
 
 def markdown_table(runs: pd.DataFrame, model_params: dict, pipeline: Path = PIPELINE) -> str:
     kinds = [c for c in runs.columns if c.startswith("found_")]
-    shown = runs[["seed", "planted_found", "normal_flagged", "threshold", *kinds]].copy()
+    columns = ["seed", "planted_found", "normal_flagged", "threshold", "screened_out", *kinds]
+    shown = runs[columns].copy()
     mean = shown.mean(numeric_only=True).round(2).to_frame().T.assign(seed="mean")
     table = pd.concat([shown.astype(object), mean.astype(object)], ignore_index=True)
     title = (
@@ -100,7 +104,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as folder:
             rows.append(run_seed(seed, args.model_params, Path(folder), args.config))
         print(json.dumps(rows[-1]), flush=True)
-    runs = pd.DataFrame(rows).fillna(0)
+    runs = pd.DataFrame(rows)
+    kinds = [c for c in runs.columns if c.startswith("found_")]
+    runs[kinds] = runs[kinds].fillna(0).astype(int)
     write_tables(runs, markdown_table(runs, args.model_params, args.config), args.out)
     return 0
 
