@@ -206,6 +206,15 @@ def test_xla_scoring_benchmark_runs_both_kinds_and_they_agree(tmp_path):
     assert graph != xla and np.isclose(graph, xla, rtol=1e-5)  # XLA really ran, same model
 
 
+def test_score_blocks_benchmark_times_blocks_against_the_whole_array(tmp_path):
+    run_script("score_blocks.py", "--rows", 30_000, "--rounds", 1, "--out", tmp_path / "out")
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert list(runs["kind"]) == ["blocks", "whole array"]
+    blocks, whole = runs["block_rows"]
+    assert blocks < whole == 30_000 and (runs["rows_per_s"] > 0).all()
+    assert "numpy_peak_mb" in (tmp_path / "out" / "table.md").read_text()
+
+
 def test_sample_oracle_scores_the_bundled_sample_with_the_generators_density(tmp_path):
     run_script("sample_oracle.py", "--out", tmp_path / "out")
     result = json.loads((tmp_path / "out" / "oracle.json").read_text())

@@ -11,6 +11,8 @@ from conftest import eagerly
 from sklearn.exceptions import NotFittedError
 
 import vae_anomaly
+import vae_anomaly.detector as detector_module
+import vae_anomaly.scoring as scoring
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.errors import CalibrationWarning, ModelFileError, TrainingDivergedError
 from vae_anomaly.integrity import seal_directory
@@ -225,3 +227,62 @@ def test_schema_from_dict_names_the_column_of_a_bad_entry(entry, message):
     good = {"name": "y", "role": "numeric", "levels": [], "reason": ""}
     with pytest.raises(ValueError, match=message):
         TabularSchema.from_dict({"columns": [good, entry]})
+
+
+# ------------------------------------------- scoring a large input a block of rows at a time
+
+
+@pytest.fixture
+def many_rows(small, monkeypatch):
+    """Blocks of one scoring batch, and 4,000 rows like ``small``'s, which span several of
+    them: (detector, rows, rows per block)."""
+    detector, X = small
+    monkeypatch.setattr(scoring, "SCORING_BLOCK_VALUES", 1)
+    block_rows = scoring.scoring_block_rows(detector.model_, detector.n_score_samples, 3)
+    rows = pd.DataFrame(np.random.default_rng(1).normal(size=(4000, 3)), columns=X.columns)
+    assert 3 * block_rows < len(rows)
+    return detector, rows, block_rows
+
+
+def test_block_rows_are_whole_scoring_batches_of_about_the_block_values(small):
+    model = small[0].model_
+    batch_rows = scoring_batch_rows(model, 16)
+    rows = scoring.scoring_block_rows(model, 16, 10)
+    assert rows % batch_rows == 0
+    assert rows * 10 <= scoring.SCORING_BLOCK_VALUES < (rows + batch_rows) * 10
+    assert scoring.scoring_block_rows(model, 16, 10**9) == batch_rows  # one batch at least
+
+
+def test_scores_in_blocks_equal_the_scores_in_one_block(many_rows, monkeypatch):
+    detector, X, block_rows = many_rows
+    calls = []
+    score_terms = detector_module.score_terms
+    monkeypatch.setattr(
+        detector_module,
+        "score_terms",
+        lambda model, U, *a, **k: calls.append(len(U)) or score_terms(model, U, *a, **k),
+    )
+    blocked = detector.score_terms(X)
+    assert calls == [block_rows] * (len(X) // block_rows) + [len(X) % block_rows]
+    monkeypatch.setattr(scoring, "SCORING_BLOCK_VALUES", 10**9)  # one block
+    assert scoring.scoring_block_rows(detector.model_, detector.n_score_samples, 3) > len(X)
+    whole = detector.score_terms(X)
+    assert calls[-1] == len(X)
+    for name in ("elbo", "iwae", "elbo_mc", "kl", "feature_log_likelihood"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+
+
+def test_a_value_out_of_range_in_a_later_block_is_named_by_its_row(many_rows):
+    detector, X, block_rows = many_rows
+    row = block_rows + 3  # in the second block
+    X.iloc[row, 1] = 1e308
+    with pytest.raises(ValueError, match=rf"row {row}, column 'b' \(index 1\).*overflows float32"):
+        detector.score_samples(X)
+
+
+def test_a_score_overflowing_in_a_later_block_is_named_by_its_row(many_rows):
+    detector, X, block_rows = many_rows
+    row = 2 * block_rows + 1  # in the third block
+    X.iloc[row, 0] = 1e30
+    with pytest.raises(ValueError, match=rf"row {row} scores -?inf.*column 'a' \(index 0\)"):
+        detector.score_samples(X)

@@ -38,7 +38,13 @@ from .persistence import (
     write_bundle,
 )
 from .precision import body_policy, check_trainable_here
-from .scoring import ScoreTerms, exact_log_marginals, posterior_means, score_terms
+from .scoring import (
+    ScoreTerms,
+    exact_log_marginals,
+    posterior_means,
+    score_terms,
+    scoring_block_rows,
+)
 from .screening import categorical_levels, fit_screen, row_fences
 from .sparse_rows import ScaledRows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
@@ -977,13 +983,23 @@ or sequence of (family, width), default="gaussian"
         """Score terms of validated X, in the units of X (log-Jacobian of the scaling added).
 
         A row whose score is not finite is a ValueError (``rows``: its index in the
-        caller's X, when X is a selection of it). A sparse X is scored a dense block of
-        rows at a time: a row's score does not depend on the rows scored with it."""
-        if sparse.issparse(X):
-            rows = np.arange(X.shape[0]) if rows is None else np.asarray(rows)
+        caller's X, when X is a selection of it). X is scaled and scored a block of rows
+        at a time (``scoring.scoring_block_rows``; a sparse X made dense a block at a
+        time): a row's score does not depend on the rows scored with it."""
+        n_rows, n_columns = X.shape
+        block_rows = scoring_block_rows(self.model_, self.n_score_samples, n_columns)
+        if sparse.issparse(X) or n_rows > block_rows:
+            rows = np.arange(n_rows) if rows is None else np.asarray(rows)
             blocks = [
-                self._terms(X[start:stop].toarray(), features, rows[start:stop], start)
-                for start, stop in row_blocks(*X.shape)
+                self._terms(
+                    X[start : start + block_rows].toarray()
+                    if sparse.issparse(X)
+                    else X[start : start + block_rows],
+                    features,
+                    rows[start : start + block_rows],
+                    first_row + start,
+                )
+                for start in range(0, n_rows, block_rows)
             ]
             return ScoreTerms(
                 *(

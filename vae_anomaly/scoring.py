@@ -37,6 +37,12 @@ SCORING_MEMORY_BYTES = 16 * 2**20
 # The same budget in float32 values.
 MAX_BATCH_ELEMENTS = SCORING_MEMORY_BYTES // 4
 
+# Values of X (float64) the detector scales, checks and scores per block (1 MiB): the
+# NumPy work around the model then runs on arrays that stay in the CPU's cache, where on
+# the whole of a large X it ran at a third of the speed (benchmarks/README.md, "Scoring a
+# large array in blocks").
+SCORING_BLOCK_VALUES = 2**17
+
 # XLA compilation of the ELBO/IWAE scorer: 1.36-1.84x the rows per second of the plain
 # graph on this project's 2-core CPU, for 0.13-1.16 s more per fit (its compile time; a
 # fit scores its training rows), in benchmarks/xla_scoring.py (benchmarks/README.md,
@@ -82,6 +88,13 @@ def scoring_batch_rows(model, n_samples: int) -> int:
     [1, MAX_BATCH_ROWS] (one row at least, even when it alone exceeds the budget)."""
     rows = SCORING_MEMORY_BYTES // scoring_row_bytes(model, n_samples)
     return int(np.clip(rows, 1, MAX_BATCH_ROWS))
+
+
+def scoring_block_rows(model, n_samples: int, n_columns: int) -> int:
+    """Rows of an input the detector scales and scores at a time: whole batches of
+    ``scoring_batch_rows``, about SCORING_BLOCK_VALUES values of X (one batch at least)."""
+    batch_rows = scoring_batch_rows(model, n_samples)
+    return batch_rows * max(1, SCORING_BLOCK_VALUES // (max(1, n_columns) * batch_rows))
 
 
 def _scorer(model, n_samples: int):
