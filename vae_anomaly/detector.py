@@ -46,7 +46,7 @@ from .scoring import (
     scoring_block_rows,
 )
 from .screening import categorical_levels, fit_screen, row_fences
-from .sparse_rows import ScaledRows, row_blocks
+from .sparse_rows import ScaledRows, dense_block_rows, row_blocks
 from .streaming import RowStore, StreamedRows, position_uniform, scratch_folder
 from .thresholds import (
     benjamini_hochberg,
@@ -988,6 +988,8 @@ or sequence of (family, width), default="gaussian"
         time): a row's score does not depend on the rows scored with it."""
         n_rows, n_columns = X.shape
         block_rows = scoring_block_rows(self.model_, self.n_score_samples, n_columns)
+        if sparse.issparse(X):  # its dense blocks within the densifying budget too
+            block_rows = min(block_rows, dense_block_rows(n_columns))
         if sparse.issparse(X) or n_rows > block_rows:
             rows = np.arange(n_rows) if rows is None else np.asarray(rows)
             blocks = [

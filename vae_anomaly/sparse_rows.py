@@ -19,9 +19,14 @@ from scipy import sparse
 from .validation import DENSE_BLOCK_VALUES
 
 
+def dense_block_rows(n_columns: int) -> int:
+    """Rows of a block of at most DENSE_BLOCK_VALUES values (one row at least)."""
+    return max(1, DENSE_BLOCK_VALUES // max(1, n_columns))
+
+
 def row_blocks(n_rows: int, n_columns: int) -> Iterator[tuple[int, int]]:
     """(start, stop) of consecutive row blocks of at most DENSE_BLOCK_VALUES values."""
-    step = max(1, DENSE_BLOCK_VALUES // max(1, n_columns))
+    step = dense_block_rows(n_columns)
     for start in range(0, n_rows, step):
         yield start, min(start + step, n_rows)
 
