@@ -46,9 +46,7 @@ def main(argv=None) -> int:
     detector.fit(rng.normal(size=(20_000, args.columns)))
     X = rng.normal(size=(args.rows, args.columns))
     detector.score_samples(X[:5_000])  # traced, not timed
-    block_rows = scoring.scoring_block_rows(
-        detector.model_, detector.n_score_samples, args.columns
-    )
+    block_rows = scoring.scoring_block_rows(detector.model_, detector.n_score_samples, args.columns)
 
     kinds = [("blocks", shipped), ("whole array", 2**62)]
     runs, scores = [], {}
