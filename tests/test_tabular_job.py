@@ -176,6 +176,33 @@ def test_scores_do_not_depend_on_the_chunk_size(model_dir, tmp_path):
     assert small["rejects.csv"].read_bytes() == large["rejects.csv"].read_bytes()
 
 
+def test_a_local_run_renames_its_scored_log_into_place_without_copying_rows(
+    model_dir, tmp_path, monkeypatch
+):
+    from vae_anomaly.tabular import scored_log
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the scored rows were copied to a new file")
+
+    renamed = []
+
+    def replace(source, target):
+        renamed.append((Path(source).name, Path(target)))
+        return real_replace(source, target)
+
+    real_replace = os.replace
+    monkeypatch.setattr(scored_log, "atomic_open", no_copy)
+    monkeypatch.setattr(os, "replace", replace)
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
+    report, _, paths = run_score(model_dir, [new], tmp_path, config=settings)
+    assert ("scored.csv.log", paths["csv"]) in renamed
+    scored = pd.read_csv(paths["csv"])
+    assert len(scored) == report["rows_scored"] > 0 and report["chunks"] > 5
+    assert scored["source_line"].is_monotonic_increasing  # the chunks in plan order
+    assert not (tmp_path / ".run.csv.parts").exists()
+
+
 def test_parquet_output_holds_the_same_rows_as_csv(model_dir, tmp_path):
     new = SAMPLE_DATA / "machines_new.csv"
     settings = saved_settings(model_dir)

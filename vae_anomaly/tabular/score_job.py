@@ -5,9 +5,10 @@ file (file, line, reason, raw line). Per file, rows_read = rows_scored + rows_re
 
 The work is split into chunks of ``chunk_rows`` lines (``reader.plan_chunks``). Each
 chunk is scored on its own (``score_chunk``: by this process, or by a Dask worker) and
-its results are committed as part files in ``.OUTPUT.parts/``, the stats file last. When
-every chunk is committed, the parts are joined into the outputs, each written under a
-temporary name and renamed, and the report is written last. ``--resume`` keeps the
+its results are committed as part files in ``.OUTPUT.parts/``, the stats file last (the
+local engine appends the scored rows to one log instead: ``scored_log``). When every chunk
+is committed, the parts are joined into the outputs, each written under a temporary name
+and renamed (the log is renamed as it is), and the report is written last. ``--resume`` keeps the
 committed chunks of an interrupted run of the same job and scores only the others.
 Peak memory depends on ``chunk_rows``, not on the size of the files.
 """
@@ -43,6 +44,7 @@ from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from .engines import run_pipeline, run_tasks
 from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import model_fingerprint, read_model_dir
+from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")
@@ -126,9 +128,13 @@ def commit_chunk(scored: dict) -> dict:
             columns["feature_terms"][flagged],
         )
 
+    scored_range = {}
     if settings.format == "parquet":
         with atomic_path(parts / f"{stem}.scored.parquet") as temporary:
             _scored_frame(schema, plan, columns).to_parquet(temporary, index=False)
+    elif task.get("scored_log"):  # the local engine: one commit at a time, in plan order
+        rows = _scored_csv(schema, plan, columns)
+        scored_range[RANGE_KEY] = append(Path(task["scored_log"]), rows)
     else:
         write_bytes_atomically(parts / f"{stem}.scored.csv", _scored_csv(schema, plan, columns))
     reject_frame = pd.DataFrame(
@@ -162,6 +168,7 @@ def commit_chunk(scored: dict) -> dict:
         "rows_flagged": len(flagged),
         "unknown_categories": unknown,
         "reject_reasons": dict(Counter(reason_kind(reason) for _, reason, _ in rejected)),
+        **scored_range,
     }
     if stats["rows_scored"] + stats["rows_rejected"] != stats["rows_read"]:
         raise RuntimeError(f"Accounting error in {plan.path} chunk {plan.index}: {stats}.")
@@ -341,7 +348,13 @@ def score_job(
             resume,
             {"model": fingerprint, "inputs": inputs, "settings": asdict(settings)},
         )
-        done = _committed(parts, plans)
+        committed = _committed(parts, plans)
+        header = _scored_header(schema).encode()
+        if settings.format == "csv":  # chunks whose rows the log lost are scored again
+            lost = reconcile(parts, committed, header)
+            committed = {stem: stats for stem, stats in committed.items() if stem not in lost}
+        done = set(committed)
+        in_log = engine == "local" and settings.format == "csv"
         tasks = [
             {
                 "plan": asdict(plan),
@@ -350,6 +363,7 @@ def score_job(
                 "model_dir": model_dir,
                 "fingerprint": fingerprint,
                 "parts_dir": str(parts),
+                "scored_log": str(parts / SCORED_LOG) if in_log else None,
             }
             for i, plan in plans
             if _part_stem(plan, i) not in done
@@ -367,7 +381,10 @@ def score_job(
 
         stems = [_part_stem(plan, i) for i, plan in plans]
         all_stats = [json.loads((parts / f"{stem}.stats.json").read_text()) for stem in stems]
-        _join_scored(parts, stems, output, settings, schema)
+        if settings.format == "csv":
+            join(parts, stems, all_stats, output, header)
+        else:
+            _join_parquet(parts, stems, output, schema)
         _join_csv(parts, stems, "rejects.csv", rejects, ",".join(REJECT_FIELDS) + "\n")
         n_alerts = sum(s["rows_flagged"] for s in all_stats)
         if alerts:
@@ -391,14 +408,16 @@ def score_job(
         return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
 
 
-def _committed(parts: Path, plans) -> set[str]:
-    """Stems of the chunks committed in ``parts`` whose bytes are those planned now (the
-    SHA-256 recorded in their stats file equals the plan's)."""
-    done = set()
+def _committed(parts: Path, plans) -> dict[str, dict]:
+    """The stats of the chunks committed in ``parts`` whose bytes are those planned now
+    (the SHA-256 recorded in their stats file equals the plan's), by stem."""
+    done = {}
     for i, plan in plans:
         stats_file = parts / f"{_part_stem(plan, i)}.stats.json"
-        if stats_file.is_file() and json.loads(stats_file.read_text()).get("sha256") == plan.sha256:
-            done.add(_part_stem(plan, i))
+        if stats_file.is_file():
+            stats = json.loads(stats_file.read_text())
+            if stats.get("sha256") == plan.sha256:
+                done[_part_stem(plan, i)] = stats
     return done
 
 
@@ -432,14 +451,17 @@ def _join_csv(parts: Path, stems, suffix: str, target: Path, header: str) -> Non
                 shutil.copyfileobj(part, handle)
 
 
-def _join_scored(parts: Path, stems, output: Path, settings: JobConfig, schema) -> None:
-    columns = (
-        [c.name for c in schema.by_role("passthrough")] + list(SOURCE_COLUMNS) + list(SCORE_COLUMNS)
-    )
-    if settings.format == "csv":
-        header = pd.DataFrame(columns=columns).to_csv(index=False)
-        _join_csv(parts, stems, "scored.csv", output, header)
-        return
+def _output_columns(schema) -> list[str]:
+    passthrough = [c.name for c in schema.by_role("passthrough")]
+    return passthrough + list(SOURCE_COLUMNS) + list(SCORE_COLUMNS)
+
+
+def _scored_header(schema) -> str:
+    """The header line of the scored CSV output."""
+    return pd.DataFrame(columns=_output_columns(schema)).to_csv(index=False)
+
+
+def _join_parquet(parts: Path, stems, output: Path, schema) -> None:
     import pyarrow.parquet as pq
 
     with atomic_path(output) as temporary:
@@ -452,7 +474,7 @@ def _join_scored(parts: Path, stems, output: Path, settings: JobConfig, schema) 
                 writer = pq.ParquetWriter(temporary, table.schema)
             writer.write_table(table.cast(writer.schema))
         if writer is None:  # no row was scored: an empty file with the columns
-            pd.DataFrame(columns=columns).to_parquet(temporary, index=False)
+            pd.DataFrame(columns=_output_columns(schema)).to_parquet(temporary, index=False)
         else:
             writer.close()
 
