@@ -385,3 +385,21 @@ def test_a_plan_without_its_byte_length_reads_up_to_its_last_line_break(tmp_path
     for plan in plan_chunks(path, 7):
         unsized = dataclasses.replace(plan, n_bytes=-1)
         assert_same_chunk(read_chunk(plan), read_chunk_columns(unsized))
+
+
+@pytest.mark.parametrize("block", [64, 1 << 22])  # many blocks per chunk and per file; one
+def test_the_scan_gives_the_sha256_of_the_file_and_of_each_chunks_bytes(
+    tmp_path, monkeypatch, block
+):
+    import hashlib
+
+    monkeypatch.setattr(reader_module, "_BLOCK", block)
+    path = odd_lines_file(tmp_path / "odd.csv")
+    data = path.read_bytes()
+    plans, digest = reader_module.scan_file(path, 7)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert len(plans) > 3
+    for plan in plans:
+        chunk = data[plan.offset : plan.offset + plan.n_bytes]
+        assert plan.sha256 == hashlib.sha256(chunk).hexdigest()
+    assert plans[-1].offset + plans[-1].n_bytes == len(data)
