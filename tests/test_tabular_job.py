@@ -176,7 +176,7 @@ def test_scores_do_not_depend_on_the_chunk_size(model_dir, tmp_path):
     assert small["rejects.csv"].read_bytes() == large["rejects.csv"].read_bytes()
 
 
-def test_a_local_run_renames_its_scored_log_into_place_without_copying_rows(
+def test_a_local_run_links_its_scored_log_into_place_without_copying_rows(
     model_dir, tmp_path, monkeypatch
 ):
     from vae_anomaly.tabular import scored_log
@@ -184,22 +184,82 @@ def test_a_local_run_renames_its_scored_log_into_place_without_copying_rows(
     def no_copy(*args, **kwargs):
         raise AssertionError("the scored rows were copied to a new file")
 
-    renamed = []
+    linked = []
 
-    def replace(source, target):
-        renamed.append((Path(source).name, Path(target)))
-        return real_replace(source, target)
+    def link(source, target):
+        linked.append(Path(source).name)
+        return real_link(source, target)
 
-    real_replace = os.replace
+    real_link = os.link
     monkeypatch.setattr(scored_log, "atomic_open", no_copy)
-    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
     new = SAMPLE_DATA / "machines_new.csv"
     settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
     report, _, paths = run_score(model_dir, [new], tmp_path, config=settings)
-    assert ("scored.csv.log", paths["csv"]) in renamed
+    assert linked == ["scored.csv.log"]
     scored = pd.read_csv(paths["csv"])
     assert len(scored) == report["rows_scored"] > 0 and report["chunks"] > 5
     assert scored["source_line"].is_monotonic_increasing  # the chunks in plan order
+    assert paths["csv"].stat().st_nlink == 1  # the log went with the part directory
+    assert not (tmp_path / ".run.csv.parts").exists()
+
+
+def failing_once(monkeypatch, module, name, when):
+    """Make ``module.name`` raise OSError on the call for which ``when(args)`` is true
+    first; calls before and after it run."""
+    real, state = getattr(module, name), {"failed": False}
+
+    def fail(*args, **kwargs):
+        if not state["failed"] and when(args):
+            state["failed"] = True
+            raise OSError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, fail)
+
+
+def test_resume_after_a_failure_between_append_and_commit_gives_the_whole_output(
+    model_dir, tmp_path, monkeypatch
+):
+    """The fourth chunk's rows are in the log, its rejects part cannot be written, so it
+    is not committed: the resumed run cuts its rows off and appends them again."""
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
+    _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
+    failing_once(
+        monkeypatch,
+        score_job_module,
+        "write_bytes_atomically",
+        lambda args: str(args[0]).endswith("00000-0000003.rejects.csv"),
+    )
+    with pytest.raises(OSError, match="disk on fire"):
+        run_score(model_dir, [new], tmp_path / "out", config=settings)
+    log = tmp_path / "out" / ".run.csv.parts" / "scored.csv.log"
+    stats = json.loads((log.parent / "00000-0000002.stats.json").read_text())
+    assert log.stat().st_size > stats["scored_log"][1]  # the fourth chunk's rows
+    report, _, resumed = run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
+    assert report["chunks_resumed"] >= 3
+    for key in ("csv", "rejects.csv"):
+        assert resumed[key].read_bytes() == whole[key].read_bytes()
+
+
+def test_resume_after_a_failure_past_the_join_scores_nothing_again(
+    model_dir, tmp_path, monkeypatch
+):
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
+    failing_once(monkeypatch, score_job_module, "_join_csv", lambda args: True)  # rejects
+    with pytest.raises(OSError, match="disk on fire"):
+        run_score(model_dir, [new], tmp_path, config=settings)
+    whole = (tmp_path / "run.csv").read_bytes()  # joined before the failure
+    scored = []
+    real_commit = score_job_module.commit_chunk
+    monkeypatch.setattr(
+        score_job_module, "commit_chunk", lambda item: scored.append(1) or real_commit(item)
+    )
+    report, _, resumed = run_score(model_dir, [new], tmp_path, config=settings, resume=True)
+    assert scored == [] and report["chunks_resumed"] == report["chunks"]
+    assert resumed["csv"].read_bytes() == whole
     assert not (tmp_path / ".run.csv.parts").exists()
 
 
@@ -369,6 +429,38 @@ def test_resume_after_a_kill_gives_the_uninterrupted_output(model_dir, tmp_path)
             assert resumed[key].read_bytes() == whole[key].read_bytes()
     assert report["rows_read"] == 12_000 == report["rows_scored"] + report["rows_rejected"]
     assert not parts.exists()
+
+
+def test_resume_takes_a_part_directory_written_before_the_scored_log(
+    model_dir, tmp_path, monkeypatch
+):
+    """Layout 1 (no "layout" in job.json; scored rows in part files) is resumed, its
+    part files joined with the rows the resumed run appends to the log."""
+    new = SAMPLE_DATA / "machines_new.csv"
+    settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
+    _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
+    failing_once(
+        monkeypatch,
+        score_job_module,
+        "write_bytes_atomically",
+        lambda args: str(args[0]).endswith("00000-0000003.rejects.csv"),
+    )
+    with pytest.raises(OSError, match="disk on fire"):
+        run_score(model_dir, [new], tmp_path / "out", config=settings)
+    parts = tmp_path / "out" / ".run.csv.parts"
+    job = json.loads((parts / "job.json").read_text())
+    assert job.pop("layout") == 2
+    (parts / "job.json").write_text(json.dumps(job))
+    log = (parts / "scored.csv.log").read_bytes()
+    for stem in ("00000-0000000", "00000-0000001", "00000-0000002"):  # as layout 1 wrote them
+        stats = json.loads((parts / f"{stem}.stats.json").read_text())
+        start, end = stats.pop("scored_log")
+        (parts / f"{stem}.scored.csv").write_bytes(log[start:end])
+        (parts / f"{stem}.stats.json").write_text(json.dumps(stats))
+    (parts / "scored.csv.log").unlink()
+    report, _, resumed = run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
+    assert report["chunks_resumed"] == 3
+    assert resumed["csv"].read_bytes() == whole["csv"].read_bytes()
 
 
 def test_resume_refuses_a_different_job(model_dir, tmp_path):

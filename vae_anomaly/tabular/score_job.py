@@ -48,6 +48,10 @@ from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
 SOURCE_COLUMNS = ("source_file", "source_line")
+# 2: a local run's scored rows are in one log (``scored_log``). A part directory of
+# layout 1 (before the log; no "layout" in its job.json) is resumed as it is; a version
+# that knows only layout 1 refuses to resume a layout 2 directory (another job).
+PARTS_LAYOUT = 2
 _loaded_models: dict[tuple[str, str], tuple] = {}  # per process: each worker loads once
 
 
@@ -346,7 +350,12 @@ def score_job(
         parts = _prepare_parts(
             output,
             resume,
-            {"model": fingerprint, "inputs": inputs, "settings": asdict(settings)},
+            {
+                "model": fingerprint,
+                "inputs": inputs,
+                "settings": asdict(settings),
+                "layout": PARTS_LAYOUT,
+            },
         )
         committed = _committed(parts, plans)
         header = _scored_header(schema).encode()
@@ -404,6 +413,7 @@ def score_job(
             page = _html_report(parts, stems, detector, document, model_dir, labels, settings)
             write_bytes_atomically(html, page.encode())
         write_bytes_atomically(report, json.dumps(document, indent=2, allow_nan=False).encode())
+        (parts / "job.json").unlink()  # first: a removal cut short is never resumed
         shutil.rmtree(parts, ignore_errors=True)
         return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
 
@@ -428,6 +438,8 @@ def _prepare_parts(output: Path, resume: bool, job: dict) -> Path:
     job = json.loads(json.dumps(job, allow_nan=False))  # as stored: tuples become lists
     if resume and job_file.is_file():
         previous = json.loads(job_file.read_text())
+        if "layout" not in previous:  # layout 1: its part files are joined as before
+            previous["layout"] = job["layout"]
         if previous != job:
             changed = [key for key in job if previous.get(key) != job[key]]
             raise ValueError(

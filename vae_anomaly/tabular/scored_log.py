@@ -5,37 +5,55 @@ chunk's output rows to ``PARTS/scored.csv.log`` (which starts with the header) i
 of writing a part file per chunk, and records the byte range ``[start, end)`` in the
 chunk's stats file, which is written after the bytes are on disk (``append``). When the
 run ends and the ranges of all chunks follow one another in plan order, the log *is*
-the output: it is renamed into place (``join``), where a join of part files copies
-every output byte once more (3.6 GB for the 2 GB input of ``benchmarks/stream.py``).
+the output: a hard link to it replaces the output (``join``), where a join of part
+files copies every output byte once more (3.6 GB for the 2 GB input of
+``benchmarks/stream.py``). The log itself stays until the part directory is removed,
+so a job killed between the join and its report resumes without scoring again.
 
 Chunks committed as part files (by Dask workers, or by an older version kept by
 ``--resume``) are joined from their part files, in the same plan order, with the same
 bytes. After a kill, the log may end with the bytes of a chunk whose stats file was
-never written: ``reconcile`` cuts them off before a resumed run appends again.
+never written: ``reconcile`` cuts them off before a resumed run appends again, and
+gives the log an inode of its own first if the output shares it (a job killed after its
+join, resumed with chunks lost from its part directory).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import threading
+import uuid
 from pathlib import Path
 
-from ..atomic import atomic_open, replace_with, write_bytes_atomically
+from ..atomic import atomic_open, real_target, replace_with, write_bytes_atomically
 
 SCORED_LOG = "scored.csv.log"
 RANGE_KEY = "scored_log"  # in a chunk's stats: [start, end) of its rows in the log
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+_appending = threading.Lock()
 
 
 def append(log: Path, data: bytes) -> list[int]:
     """Append ``data`` to ``log`` and flush it to disk; its byte range ``[start, end)``.
 
-    Only one writer may append at a time (the local engine's single commit thread)."""
+    One process appends at a time (the job's lock on its outputs); its threads take turns."""
+    with _appending:
+        _detach(log)
+        return _append(log, data)
+
+
+def _append(log: Path, data: bytes) -> list[int]:
     with open(log, "ab") as handle:
         start = handle.tell()
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-        return [start, handle.tell()]
+        end = handle.tell()
+    if end - start != len(data):
+        raise RuntimeError(f"{log}: {len(data)} bytes appended at {start}, but it ends at {end}.")
+    return [start, end]
 
 
 def reconcile(parts: Path, committed: dict[str, dict], header: bytes) -> set[str]:
@@ -60,7 +78,8 @@ def reconcile(parts: Path, committed: dict[str, dict], header: bytes) -> set[str
     end = max((end for stem, (_, end) in ranges.items() if stem not in lost), default=None)
     if end is None:
         write_bytes_atomically(log, header)
-    else:
+    elif end < size:
+        _detach(log)
         with open(log, "rb+") as handle:
             handle.truncate(end)
             os.fsync(handle.fileno())
@@ -70,10 +89,10 @@ def reconcile(parts: Path, committed: dict[str, dict], header: bytes) -> set[str
 def join(parts: Path, stems: list[str], stats: list[dict], output: Path, header: bytes) -> None:
     """Write the scored output: the header, then every chunk's rows in plan order.
 
-    When every chunk's rows are in the log, one after the other from the header on, the
-    log is renamed to ``output``. Otherwise (or when ``output`` is on another filesystem)
-    the rows are copied from the log's ranges and the part files into a new file, written
-    atomically."""
+    When every chunk's rows are in the log, one after the other from the header on, a
+    hard link to the log replaces ``output``. Otherwise (or when ``output`` is on another
+    filesystem, or the filesystem has no hard links) the rows are copied from the log's
+    ranges and the part files into a new file, written atomically."""
     log = parts / SCORED_LOG
     position, contiguous = len(header), True
     for chunk in stats:
@@ -81,11 +100,17 @@ def join(parts: Path, stems: list[str], stats: list[dict], output: Path, header:
         contiguous = contiguous and start == position
         position = end if end is not None else position
     if contiguous and log.is_file() and log.stat().st_size == position:
+        target = real_target(output)
+        linked = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
-            replace_with(log, output)
+            os.link(log, linked)
+            replace_with(linked, target)
             return
-        except OSError:  # another filesystem: copy below
-            pass
+        except OSError as error:
+            if error.errno not in _NO_LINK:
+                raise
+        finally:
+            linked.unlink(missing_ok=True)
     with atomic_open(output, "wb") as handle:
         handle.write(header)
         for stem, chunk in zip(stems, stats, strict=True):
@@ -97,6 +122,21 @@ def join(parts: Path, stems: list[str], stats: list[dict], output: Path, header:
             else:
                 with open(parts / f"{stem}.scored.csv", "rb") as part:
                     shutil.copyfileobj(part, handle)
+
+
+def _detach(path: Path) -> None:
+    """Give ``path`` an inode of its own if another name (the output) shares it: a copy
+    of it replaces it, so writing to it never changes the output."""
+    if not path.is_file() or path.stat().st_nlink == 1:
+        return
+    copy = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        shutil.copyfile(path, copy)
+        with open(copy, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(copy, path)
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def _copy(source, target, length: int, block: int = 1 << 20) -> None:
