@@ -218,11 +218,10 @@ def failing_once(monkeypatch, module, name, when):
     monkeypatch.setattr(module, name, fail)
 
 
-def test_resume_after_a_failure_between_append_and_commit_gives_the_whole_output(
-    model_dir, tmp_path, monkeypatch
-):
-    """The fourth chunk's rows are in the log, its rejects part cannot be written, so it
-    is not committed: the resumed run cuts its rows off and appends them again."""
+def interrupted_at_the_fourth_commit(model_dir, tmp_path, monkeypatch):
+    """Score the sample file in 100-row chunks into ``tmp_path/whole``, then again into
+    ``tmp_path/out``, failing once where the fourth chunk's rejects part is written (its
+    rows already in the log, its stats not). (input, settings, the whole run's paths)."""
     new = SAMPLE_DATA / "machines_new.csv"
     settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
     _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
@@ -234,6 +233,15 @@ def test_resume_after_a_failure_between_append_and_commit_gives_the_whole_output
     )
     with pytest.raises(OSError, match="disk on fire"):
         run_score(model_dir, [new], tmp_path / "out", config=settings)
+    return new, settings, whole
+
+
+def test_resume_after_a_failure_between_append_and_commit_gives_the_whole_output(
+    model_dir, tmp_path, monkeypatch
+):
+    """The fourth chunk's rows are in the log, its rejects part cannot be written, so it
+    is not committed: the resumed run cuts its rows off and appends them again."""
+    new, settings, whole = interrupted_at_the_fourth_commit(model_dir, tmp_path, monkeypatch)
     log = tmp_path / "out" / ".run.csv.parts" / "scored.csv.log"
     stats = json.loads((log.parent / "00000-0000002.stats.json").read_text())
     assert log.stat().st_size > stats["scored_log"][1]  # the fourth chunk's rows
@@ -436,17 +444,7 @@ def test_resume_takes_a_part_directory_written_before_the_scored_log(
 ):
     """Layout 1 (no "layout" in job.json; scored rows in part files) is resumed, its
     part files joined with the rows the resumed run appends to the log."""
-    new = SAMPLE_DATA / "machines_new.csv"
-    settings = saved_settings(model_dir).with_overrides(chunk_rows=100)
-    _, _, whole = run_score(model_dir, [new], tmp_path / "whole", config=settings)
-    failing_once(
-        monkeypatch,
-        score_job_module,
-        "write_bytes_atomically",
-        lambda args: str(args[0]).endswith("00000-0000003.rejects.csv"),
-    )
-    with pytest.raises(OSError, match="disk on fire"):
-        run_score(model_dir, [new], tmp_path / "out", config=settings)
+    new, settings, whole = interrupted_at_the_fourth_commit(model_dir, tmp_path, monkeypatch)
     parts = tmp_path / "out" / ".run.csv.parts"
     job = json.loads((parts / "job.json").read_text())
     assert job.pop("layout") == 2
