@@ -31,16 +31,10 @@ def atomic_path(path):
         yield temporary
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
-        replace_with(temporary, path)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def replace_with(source: Path, path) -> None:
-    """Rename the finished file ``source`` (on disk already) over ``path``, with the
-    permissions a new file gets (a link at ``path`` is written through: ``real_target``)."""
-    os.chmod(source, 0o666 & ~_umask())
-    os.replace(source, real_target(path))
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ chunk is scored on its own (``score_chunk``: by this process, or by a Dask worke
 its results are committed as part files in ``.OUTPUT.parts/``, the stats file last (the
 local engine appends the scored rows to one log instead: ``scored_log``). When every chunk
 is committed, the parts are joined into the outputs, each written under a temporary name
-and renamed (the log is renamed as it is), and the report is written last. ``--resume`` keeps the
+and renamed (the log's is a hard link to it), and the report is written last. ``--resume`` keeps the
 committed chunks of an interrupted run of the same job and scores only the others.
 Peak memory depends on ``chunk_rows``, not on the size of the files.
 """

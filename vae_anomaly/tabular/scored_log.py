@@ -24,10 +24,9 @@ import errno
 import os
 import shutil
 import threading
-import uuid
 from pathlib import Path
 
-from ..atomic import atomic_open, real_target, replace_with, write_bytes_atomically
+from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 
 SCORED_LOG = "scored.csv.log"
 RANGE_KEY = "scored_log"  # in a chunk's stats: [start, end) of its rows in the log
@@ -100,17 +99,13 @@ def join(parts: Path, stems: list[str], stats: list[dict], output: Path, header:
         contiguous = contiguous and start == position
         position = end if end is not None else position
     if contiguous and log.is_file() and log.stat().st_size == position:
-        target = real_target(output)
-        linked = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
-            os.link(log, linked)
-            replace_with(linked, target)
+            with atomic_path(output) as linked:
+                os.link(log, linked)
             return
         except OSError as error:
             if error.errno not in _NO_LINK:
                 raise
-        finally:
-            linked.unlink(missing_ok=True)
     with atomic_open(output, "wb") as handle:
         handle.write(header)
         for stem, chunk in zip(stems, stats, strict=True):
@@ -129,14 +124,8 @@ def _detach(path: Path) -> None:
     of it replaces it, so writing to it never changes the output."""
     if not path.is_file() or path.stat().st_nlink == 1:
         return
-    copy = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(path) as copy:
         shutil.copyfile(path, copy)
-        with open(copy, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(copy, path)
-    finally:
-        copy.unlink(missing_ok=True)
 
 
 def _copy(source, target, length: int, block: int = 1 << 20) -> None:
