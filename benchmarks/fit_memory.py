@@ -11,7 +11,10 @@ a fresh process so that its peak resident memory (VmHWM) is its own, TensorFlow
 included: ``memory`` holds the file in memory (the job's path for inputs up to
 ``[fit] in_memory_mb``, today's model exactly), ``stream`` streams it (the path above).
 ``--code DIR`` runs a mode with the package of another checkout (``memory@/work/main``:
-the fit job before streaming existed). Writes OUT/runs.csv and OUT/table.md.
+the fit job before streaming existed). ``--chunk-rows`` sets ``[score] chunk_rows`` (the
+chunks a streamed fit reads and stores), each value in turn; ``--rounds`` repeats the
+whole cycle, so that settings alternate on a shared machine. Writes OUT/runs.csv and
+OUT/table.md.
 """
 
 from __future__ import annotations
@@ -56,12 +59,15 @@ def worker(task: dict) -> None:
     overrides = {"model": {"epochs": task["epochs"]}} if task["epochs"] else {}
     if task["mode"] != "before":  # the key exists only where streaming does
         overrides["in_memory_mb"] = 0 if task["mode"] == "stream" else 10**6
+    if task["chunk_rows"]:
+        overrides["chunk_rows"] = task["chunk_rows"]
     config = config.with_overrides(**overrides)
     started = time.perf_counter()
-    report = fit_job([task["csv"]], Path(task["out"]) / task["mode"], config)
+    report = fit_job([task["csv"]], Path(task["out"]), config)
     print(
         json.dumps(
             {
+                "chunk_rows": config.chunk_rows,
                 "rows_read": report["rows_read"],
                 "rows_used": report["rows_used"],
                 "n_epochs": report["n_epochs"],
@@ -84,6 +90,10 @@ def main(argv=None) -> int:
         help="stream, memory, or before@DIR (the fit job of the checkout DIR, unchanged)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="default: the job's")
+    parser.add_argument(
+        "--chunk-rows", type=int, nargs="+", default=[None], help="default: the config's"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="cycles over the settings")
     parser.add_argument("--work", type=Path, help="folder for the generated files (default: temp)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -96,26 +106,35 @@ def main(argv=None) -> int:
         for rows in args.rows:
             csv = work / f"train_{rows}.csv"
             size = write_training_csv(csv, rows)
-            for mode in args.modes:
+            settings = [
+                (round_, mode, chunk_rows)
+                for round_ in range(args.rounds)
+                for mode in args.modes
+                for chunk_rows in args.chunk_rows
+            ]
+            for index, (round_, mode, chunk_rows) in enumerate(settings):
                 name, _, code = mode.partition("@")
                 task = {
                     "mode": name,
                     "code": str(Path(code).resolve()) if code else str(ROOT),
                     "csv": str(csv),
-                    "out": str(work),
+                    "out": str(work / f"model_{rows}_{index}"),
                     "epochs": args.epochs,
+                    "chunk_rows": chunk_rows,
                 }
                 result = run_isolated(__file__, task)
-                result.update(rows=rows, file_mb=round(size / 1e6, 1), mode=mode)
+                result.update(rows=rows, file_mb=round(size / 1e6, 1), mode=mode, round=round_)
                 runs.append(result)
                 print(
-                    f"{mode} {rows} rows ({size / 1e6:.0f} MB): peak {result['peak_rss_mb']:.0f} "
-                    f"MB, {result['seconds']:.0f} s, {result['n_epochs']} epochs",
+                    f"{mode} {rows} rows ({size / 1e6:.0f} MB), chunks of "
+                    f"{result['chunk_rows']}: peak {result['peak_rss_mb']:.0f} MB, "
+                    f"{result['seconds']:.0f} s, {result['n_epochs']} epochs",
                     file=sys.stderr,
                     flush=True,
                 )
             csv.unlink()
-    columns = ["mode", "rows", "file_mb", "rows_used", "n_epochs", "seconds", "peak_rss_mb"]
+    columns = ["mode", "rows", "file_mb", "chunk_rows", "round", "rows_used", "n_epochs"]
+    columns += ["seconds", "peak_rss_mb"]
     write_results(runs, columns, args.out)
     return 0
 

@@ -19,7 +19,12 @@ from vae_anomaly.machine_records import make_machine_records
 from vae_anomaly.streaming import position_keys, position_uniform
 from vae_anomaly.tabular.config import JobConfig, load_config
 from vae_anomaly.tabular.fit_job import fit_job
-from vae_anomaly.tabular.fit_stream import read_profile, streamed_schema
+from vae_anomaly.tabular.fit_stream import (
+    FIT_CHUNK_ROWS,
+    plans_of,
+    read_profile,
+    streamed_schema,
+)
 from vae_anomaly.tabular.reader import plan_chunks, read_header
 from vae_anomaly.tabular.score_job import score_job
 from vae_anomaly.validation import fit_scaling
@@ -80,6 +85,20 @@ def test_on_a_file_sampled_whole_schema_and_scaling_are_the_in_memory_ones(
     a, b = load(memory_dir / "detector"), load(model_dir / "detector")
     np.testing.assert_array_equal(a.center_, b.center_)
     np.testing.assert_array_equal(a.scale_, b.scale_)
+
+
+def test_a_streamed_fit_reads_chunks_of_at_most_fit_chunk_rows(tmp_path):
+    """The score job's default chunks (50,000 lines) are longer than the fit's memory was
+    measured at; the fit reads chunks of ``chunk_rows`` only when that is shorter."""
+    path = tmp_path / "long.csv"
+    lines = FIT_CHUNK_ROWS + 5
+    path.write_text("a,b\n" + "1,2\n" * lines)
+    config = sample_config()
+    assert config.chunk_rows > FIT_CHUNK_ROWS  # the score job's default
+    [(_, plans)] = plans_of([path], config)
+    assert [plan.n_lines for plan in plans] == [FIT_CHUNK_ROWS, 5]
+    [(_, plans)] = plans_of([path], config.with_overrides(chunk_rows=7_000))
+    assert [plan.n_lines for plan in plans] == [7_000, 7_000, 6_005]
 
 
 def test_a_sample_of_the_file_gives_its_levels_exactly_and_its_scaling_closely():

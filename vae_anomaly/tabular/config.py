@@ -33,7 +33,7 @@ class JobConfig(JobSettings):
     fpr: float = setting("threshold", 0.01)
     calibration_fraction: float = setting("threshold", 0.2)
     strategy: str = setting("training", "default", choices=STRATEGIES)
-    chunk_rows: int = setting("score", 20_000, at_least=1)
+    chunk_rows: int = setting("score", 50_000, at_least=1)
     top_columns: int = setting("score", 3, at_least=0)
     format: str = setting("score", "csv", choices=FORMATS)
     in_memory_mb: int = setting("fit", 16, at_least=0)

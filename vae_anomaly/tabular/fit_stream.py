@@ -42,6 +42,10 @@ from .reader import plan_chunks, read_chunk
 # share to within 0.2%, sees every level more frequent than 1 in 10,000 with probability
 # 1 - e^-10, and holds about 80 MB of text cells for 11 columns.
 SAMPLE_ROWS = 100_000
+# The longest chunk a streamed fit reads: ``[score] chunk_rows`` when smaller. Its peak
+# memory was measured at 20,000 lines (1.31-1.34 GB for a 2M-row file, against 1.42-1.44
+# GB at 50,000: benchmarks/README.md, "Fitting large files").
+FIT_CHUNK_ROWS = 20_000
 
 
 class Profile:
@@ -192,8 +196,10 @@ def fit_streamed(
 
 
 def plans_of(paths, config: JobConfig):
-    """[(path, chunk plans)] of the input files: one scan of each file's bytes."""
-    return [(path, plan_chunks(path, config.chunk_rows, config.delimiter)) for path in paths]
+    """[(path, chunk plans)] of the input files: one scan of each file's bytes, in chunks
+    of ``config.chunk_rows`` lines, at most ``FIT_CHUNK_ROWS``."""
+    rows = min(config.chunk_rows, FIT_CHUNK_ROWS)
+    return [(path, plan_chunks(path, rows, config.delimiter)) for path in paths]
 
 
 def range_scaling(schema: TabularSchema, sample_cells: dict, n: int):
