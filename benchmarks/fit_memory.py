@@ -11,8 +11,9 @@ a fresh process so that its peak resident memory (VmHWM) is its own, TensorFlow
 included: ``memory`` holds the file in memory (the job's path for inputs up to
 ``[fit] in_memory_mb``, today's model exactly), ``stream`` streams it (the path above).
 ``--code DIR`` runs a mode with the package of another checkout (``memory@/work/main``:
-the fit job before streaming existed). ``--chunk-rows`` sets ``[score] chunk_rows`` (the
-chunks a streamed fit reads and stores), each value in turn; ``--rounds`` repeats the
+the fit job before streaming existed). ``--chunk-rows`` sets ``[score] chunk_rows``, each
+value in turn (the chunks a streamed fit reads and stores: from 06d152e, at most
+``fit_stream.FIT_CHUNK_ROWS``; runs.csv gives the length the fit used); ``--rounds`` repeats the
 whole cycle, so that settings alternate on a shared machine. Writes OUT/runs.csv and
 OUT/table.md.
 """
@@ -61,13 +62,19 @@ def worker(task: dict) -> None:
         overrides["in_memory_mb"] = 0 if task["mode"] == "stream" else 10**6
     if task["chunk_rows"]:
         overrides["chunk_rows"] = task["chunk_rows"]
+    try:  # from 06d152e a streamed fit reads at most FIT_CHUNK_ROWS lines per chunk
+        from vae_anomaly.tabular.fit_stream import FIT_CHUNK_ROWS
+    except ImportError:
+        FIT_CHUNK_ROWS = None
     config = config.with_overrides(**overrides)
     started = time.perf_counter()
     report = fit_job([task["csv"]], Path(task["out"]), config)
     print(
         json.dumps(
             {
-                "chunk_rows": config.chunk_rows,
+                "chunk_rows": min(config.chunk_rows, FIT_CHUNK_ROWS or config.chunk_rows)
+                if task["mode"] == "stream"
+                else config.chunk_rows,
                 "rows_read": report["rows_read"],
                 "rows_used": report["rows_used"],
                 "n_epochs": report["n_epochs"],
