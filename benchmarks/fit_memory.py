@@ -62,19 +62,21 @@ def worker(task: dict) -> None:
         overrides["in_memory_mb"] = 0 if task["mode"] == "stream" else 10**6
     if task["chunk_rows"]:
         overrides["chunk_rows"] = task["chunk_rows"]
-    try:  # from 06d152e a streamed fit reads at most FIT_CHUNK_ROWS lines per chunk
-        from vae_anomaly.tabular.fit_stream import FIT_CHUNK_ROWS
-    except ImportError:
-        FIT_CHUNK_ROWS = None
     config = config.with_overrides(**overrides)
+    chunk_rows = config.chunk_rows  # the length the fit reads
+    if task["mode"] == "stream":
+        try:  # from 06d152e a streamed fit reads at most FIT_CHUNK_ROWS lines per chunk
+            from vae_anomaly.tabular.fit_stream import FIT_CHUNK_ROWS
+
+            chunk_rows = min(chunk_rows, FIT_CHUNK_ROWS)
+        except ImportError:
+            pass
     started = time.perf_counter()
     report = fit_job([task["csv"]], Path(task["out"]), config)
     print(
         json.dumps(
             {
-                "chunk_rows": min(config.chunk_rows, FIT_CHUNK_ROWS or config.chunk_rows)
-                if task["mode"] == "stream"
-                else config.chunk_rows,
+                "chunk_rows": chunk_rows,
                 "rows_read": report["rows_read"],
                 "rows_used": report["rows_used"],
                 "n_epochs": report["n_epochs"],
