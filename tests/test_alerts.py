@@ -12,7 +12,14 @@ import pytest
 from conftest import COLUMNS, correlated_gaussian
 
 from vae_anomaly import exit_status
-from vae_anomaly.alerts import FIELDS, alert_records, write_alerts
+from vae_anomaly.alerts import (
+    FIELDS,
+    alert_records,
+    json_line,
+    smallest_first,
+    top_feature_shares,
+    write_alerts,
+)
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
 
@@ -117,3 +124,44 @@ def test_rank_with_alerts_writes_them_and_exits_with_the_alert_status(tmp_path, 
     ]
     assert {1005, 1006} <= set(ids)
     assert "alert records written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("d", [2, 8, 14, 40, 784])
+@pytest.mark.parametrize("top", [0, 1, 3, 5])
+def test_smallest_first_is_the_stable_sort_with_ties_and_non_finite_values(d, top):
+    rng = np.random.default_rng(d * 10 + top)
+    values = np.round(rng.normal(size=(300, d)), 1)  # many equal values within a row
+    values[::5, : d // 2] = 0.0  # rows of ties
+    assert np.array_equal(
+        smallest_first(values, top), np.argsort(values, axis=1, kind="stable")[:, :top]
+    )
+    assert np.array_equal(  # float32, as the image job's maps are
+        smallest_first(values.astype(np.float32), top),
+        np.argsort(values.astype(np.float32), axis=1, kind="stable")[:, :top],
+    )
+    values[3, -1], values[4, 0], values[5, 0] = np.nan, -np.inf, np.inf
+    assert np.array_equal(
+        smallest_first(values, top), np.argsort(values, axis=1, kind="stable")[:, :top]
+    )
+
+
+def test_top_feature_shares_follow_the_formula_row_by_row():
+    """share_j = max(0, -f_j) / sum_k max(0, -f_k), largest first, ties in column order,
+    0 for a row with no excess; the same floats as the formula computed row by row."""
+    rng = np.random.default_rng(7)
+    contributions = np.round(rng.normal(size=(200, 14)), 1)
+    contributions[::6] = np.abs(contributions[::6])  # no excess at all
+    columns, shares = top_feature_shares(contributions, 3)
+    for row, f in enumerate(contributions):
+        excess = np.maximum(0.0, -f)
+        order = np.argsort(-excess, kind="stable")[:3]
+        expected = excess[order] / excess.sum() if excess.sum() > 0 else np.zeros(3)
+        assert columns[row].tolist() == order.tolist()
+        assert shares[row].tolist() == expected.tolist()
+
+
+def test_json_line_is_json_dumps_without_nan():
+    record = {"row_id": 'a\u00e9"b', "anomaly_score": 0.1 + 0.2, "p_value": None}
+    assert json_line(record) == json.dumps(record, allow_nan=False) + "\n"
+    with pytest.raises(ValueError):
+        json_line({"anomaly_score": float("nan")})

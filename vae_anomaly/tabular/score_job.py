@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..alerts import AlertSink, flagged_records
+from ..alerts import AlertSink, flagged_records, json_line, smallest_first
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..jobs.model_dir import threshold_info
@@ -150,7 +150,7 @@ def commit_chunk(scored: dict) -> dict:
     )
     write_bytes_atomically(
         parts / f"{stem}.alerts.jsonl",
-        "".join(json.dumps(a, allow_nan=False) + "\n" for a in alerts).encode(),
+        "".join(json_line(a) for a in alerts).encode(),
     )
     summary = ScoreSummary()  # for --html: this chunk's scores, p-values and top alerts
     if columns:
@@ -199,9 +199,7 @@ def _scored_columns(detector, schema, settings, scored) -> dict | None:
         detector.offset_,
         getattr(detector, "calibration_scores_", None),
     )
-    columns["top_order"] = np.argsort(terms.feature_log_likelihood, axis=1, kind="stable")[
-        :, : settings.top_columns
-    ]
+    columns["top_order"] = smallest_first(terms.feature_log_likelihood, settings.top_columns)
     columns["feature_terms"] = terms.feature_log_likelihood
     return columns
 
@@ -272,9 +270,10 @@ def _alerts(detector, schema, settings, flagged, feature_terms) -> list[dict]:
     if settings.id_column and settings.id_column in flagged:
         row_ids = flagged[settings.id_column].to_numpy()
     else:
+        names = {f: Path(f).name for f in flagged["source_file"].unique()}
         row_ids = np.array(
             [
-                f"{Path(f).name}:{line}"
+                f"{names[f]}:{line}"
                 for f, line in zip(flagged["source_file"], flagged["source_line"], strict=True)
             ],
             dtype=object,
