@@ -152,6 +152,8 @@ def test_top_feature_shares_follow_the_formula_row_by_row():
     contributions = np.round(rng.normal(size=(200, 14)), 1)
     contributions[::6] = np.abs(contributions[::6])  # no excess at all
     columns, shares = top_feature_shares(contributions, 3)
+    in_columns = top_feature_shares(np.asfortranarray(contributions), 3)  # same floats
+    assert np.array_equal(in_columns[0], columns) and np.array_equal(in_columns[1], shares)
     for row, f in enumerate(contributions):
         excess = np.maximum(0.0, -f)
         order = np.argsort(-excess, kind="stable")[:3]

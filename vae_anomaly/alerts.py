@@ -58,7 +58,8 @@ def top_feature_shares(contributions: np.ndarray, top: int) -> tuple[np.ndarray,
     """Per row of ``contributions`` f (n, d): the ``top`` columns of largest excess
     e_j = max(0, -f_j) (equal ones in column order) and their shares e_j / sum_k e_k
     (0 when the sum is 0): (columns (n, top), shares (n, top))."""
-    excess = np.maximum(0.0, -np.asarray(contributions))  # in the dtype of f
+    # In the dtype of f, a row at a time in memory: row sums add in the order of a 1-d sum.
+    excess = np.maximum(0.0, -np.ascontiguousarray(contributions))
     total = excess.sum(axis=1, keepdims=True)
     order = smallest_first(-excess, top)
     picked = np.take_along_axis(excess, order, axis=1)
