@@ -15,6 +15,7 @@ from vae_anomaly import exit_status
 from vae_anomaly.alerts import (
     FIELDS,
     alert_records,
+    flagged_records,
     json_line,
     smallest_first,
     top_feature_shares,
@@ -140,26 +141,83 @@ def test_smallest_first_is_the_stable_sort_with_ties_and_non_finite_values(d, to
         np.argsort(values.astype(np.float32), axis=1, kind="stable")[:, :top],
     )
     values[3, -1], values[4, 0], values[5, 0] = np.nan, -np.inf, np.inf
-    assert np.array_equal(
-        smallest_first(values, top), np.argsort(values, axis=1, kind="stable")[:, :top]
-    )
+    for dtype in (np.float64, np.float32):
+        with_non_finite = values.astype(dtype)
+        assert np.array_equal(
+            smallest_first(with_non_finite, top),
+            np.argsort(with_non_finite, axis=1, kind="stable")[:, :top],
+        )
 
 
-def test_top_feature_shares_follow_the_formula_row_by_row():
+def test_smallest_first_sorts_integers_beyond_float64s_precision():
+    values = np.zeros((2, 12), dtype=np.int64)
+    values[:, 0], values[:, 1] = 2**53 + 1, 2**53  # equal once made float64
+    values[:, 2:] = 2**60
+    assert smallest_first(values, 2).tolist() == [[1, 0], [1, 0]]
+
+
+def _top_features_row_by_row(f: np.ndarray, names, top: int) -> list[dict]:
+    """The formula one row at a time, as alerts.py computed it before commit b6709de."""
+    excess = np.maximum(0.0, -f)
+    total = excess.sum()
+    order = np.argsort(-excess, kind="stable")[:top]
+    return [
+        {"feature": str(names[j]), "share": float(excess[j] / total) if total > 0 else 0.0}
+        for j in order
+    ]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_top_feature_shares_follow_the_formula_row_by_row(dtype):
     """share_j = max(0, -f_j) / sum_k max(0, -f_k), largest first, ties in column order,
-    0 for a row with no excess; the same floats as the formula computed row by row."""
+    0 for a row with no excess (or a NaN); the same floats, in f's dtype, as the formula
+    computed row by row, whatever the memory order of f."""
     rng = np.random.default_rng(7)
-    contributions = np.round(rng.normal(size=(200, 14)), 1)
+    contributions = np.round(rng.normal(size=(200, 14)), 1).astype(dtype)
     contributions[::6] = np.abs(contributions[::6])  # no excess at all
+    contributions[5, 2] = np.nan
     columns, shares = top_feature_shares(contributions, 3)
-    in_columns = top_feature_shares(np.asfortranarray(contributions), 3)  # same floats
-    assert np.array_equal(in_columns[0], columns) and np.array_equal(in_columns[1], shares)
+    assert shares.dtype == dtype
+    column_major = top_feature_shares(np.asfortranarray(contributions), 3)
+    assert np.array_equal(column_major[0], columns)
+    assert np.array_equal(column_major[1], shares, equal_nan=True)
+    names = [f"c{j}" for j in range(14)]
     for row, f in enumerate(contributions):
-        excess = np.maximum(0.0, -f)
-        order = np.argsort(-excess, kind="stable")[:3]
-        expected = excess[order] / excess.sum() if excess.sum() > 0 else np.zeros(3)
-        assert columns[row].tolist() == order.tolist()
-        assert shares[row].tolist() == expected.tolist()
+        expected = _top_features_row_by_row(f, names, 3)
+        assert [names[j] for j in columns[row]] == [e["feature"] for e in expected]
+        if row != 5:  # NaN excess: the share's value is not compared, only its column
+            assert shares[row].tolist() == [e["share"] for e in expected]
+
+
+@pytest.mark.parametrize("top", [0, 3, 20])
+def test_flagged_records_are_the_row_by_row_records(top):
+    """The records, and their JSON text, as the formula row by row gives them: row ids
+    as Python values, scores and p-values as floats, p_value None without calibration."""
+    rng = np.random.default_rng(3)
+    contributions = rng.normal(size=(40, 14)).astype(np.float32)  # as the image job's maps
+    scores, p_values = rng.normal(size=40), rng.uniform(size=40)
+    names = np.array([f"c{j}" for j in range(14)])
+    when = datetime(2026, 11, 29)
+    for row_ids in (np.arange(40), np.array([f"r{i}" for i in range(40)], dtype=object)):
+        for p in (p_values, None):
+            records = flagged_records(row_ids, scores, 1.5, p, contributions, names, top, when)
+            expected = [
+                {
+                    "row_id": row_id.item() if hasattr(row_id, "item") else row_id,
+                    "anomaly_score": float(scores[i]),
+                    "threshold": 1.5,
+                    "p_value": None if p is None else float(p[i]),
+                    "top_features": _top_features_row_by_row(contributions[i], names, top),
+                    "scored_at": when.isoformat(),
+                }
+                for i, row_id in enumerate(row_ids)
+            ]
+            assert records == expected
+            assert [type(r["row_id"]) for r in records] == [type(e["row_id"]) for e in expected]
+            assert "".join(map(json_line, records)) == "".join(
+                json.dumps(e, allow_nan=False) + "\n" for e in expected
+            )
+    assert flagged_records([], scores[:0], 1.5, None, contributions[:0], names) == []
 
 
 def test_json_line_is_json_dumps_without_nan():

@@ -18,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vae_anomaly import ModelFileError, VAEAnomalyDetector, load, sparse_rows, validation
+from vae_anomaly.alerts import alert_records
 from vae_anomaly.jobs.rejects import RejectWriter
 from vae_anomaly.schema import TabularSchema
 from vae_anomaly.tabular.config import load_config
@@ -343,6 +344,26 @@ def test_column_roles_override_the_inference(eager_functions):
     assert detector.feature_roles_["size"] == "ignore"
     assert len(detector.feature_levels_["load"]) == frame["load"].nunique()
     assert list(detector.score_features(frame.head(3)).columns) == ["kind", "x", "on", "load"]
+
+
+def test_alert_records_of_a_frame_with_an_ignored_column_name_the_modelled_columns(
+    eager_functions,
+):
+    """score_features leaves out "ignore" columns: the alerts' top features are named
+    from its columns, not from X's (which would shift every name after the ignored one)."""
+    frame = mixed_frame(200, 5)
+    detector = VAEAnomalyDetector(column_roles={"kind": "ignore"}, missing="mask", **TINY).fit(
+        frame
+    )
+    detector.offset_ = np.inf  # every row flagged
+    rows = frame.head(20)
+    records = alert_records(detector, rows, top_features=2)
+    terms = detector.score_features(rows)
+    assert "kind" in frame.columns and "kind" not in terms.columns
+    for record, (_, f) in zip(records, terms.iterrows(), strict=True):
+        excess = np.maximum(0.0, -f.to_numpy())
+        worst = [terms.columns[j] for j in np.argsort(-excess, kind="stable")[:2]]
+        assert [feature["feature"] for feature in record["top_features"]] == worst
 
 
 def test_a_numeric_frame_is_modelled_as_an_array_bit_for_bit(fitted, fitted_frame, test_X):

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .atomic import atomic_open
 from .thresholds import conformal_p_values
@@ -35,15 +36,22 @@ def json_line(record: dict) -> str:
     return _JSON.encode(record) + "\n"
 
 
+_EXACT_IN_FLOAT64 = (np.float16, np.float32, np.float64)
+
+
 def smallest_first(values: np.ndarray, top: int) -> np.ndarray:
-    """Per row of ``values`` (n, d): the columns of its ``top`` smallest values, smallest
-    first, equal values in column order: ``np.argsort(values, axis=1, kind="stable")[:,
-    :top]``, found by ``top`` passes of ``argmin`` when every value is finite and ``top``
-    is small (a full sort of every row costs twice as much at d = 14, top = 3)."""
+    """Per row of ``values`` (n, d): the columns of its ``top`` (>= 0) smallest values,
+    smallest first, equal values in column order: ``np.argsort(values, axis=1,
+    kind="stable")[:, :top]``, found by ``top`` passes of ``argmin`` when the values are
+    finite floats and ``top`` is small (a full sort of every row costs twice as much at
+    d = 14, top = 3)."""
     values = np.asarray(values)
     n, d = values.shape
-    top = min(top, d)
-    if top * 3 > d or not np.isfinite(values).all():  # argmin's NaN order is not sort's
+    if (
+        top * 3 > d
+        or values.dtype.type not in _EXACT_IN_FLOAT64  # the passes work in float64
+        or not np.isfinite(values).all()  # argmin's NaN order is not sort's
+    ):
         return np.argsort(values, axis=1, kind="stable")[:, :top]
     remaining = values.astype(np.float64, copy=True)
     rows = np.arange(n)
@@ -74,8 +82,12 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     if flagged.size == 0:
         return []
     rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
-    names = getattr(detector, "feature_names_in_", None)
-    names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
+    contributions = detector.score_features(rows)
+    if isinstance(contributions, pd.DataFrame):  # by column roles: the modelled columns
+        names, contributions = list(contributions.columns), contributions.to_numpy()
+    else:
+        names = getattr(detector, "feature_names_in_", None)
+        names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
     calibration = getattr(detector, "calibration_scores_", None)
     p_values = (  # from the scores already computed: no second scoring pass
         None if calibration is None else conformal_p_values(calibration, -scores[flagged])
@@ -87,7 +99,7 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
         -scores[flagged],
         -detector.offset_,
         p_values,
-        detector.score_features(rows),
+        contributions,
         names,
         top_features,
         scored_at,

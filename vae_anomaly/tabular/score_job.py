@@ -270,10 +270,10 @@ def _alerts(detector, schema, settings, flagged, feature_terms) -> list[dict]:
     if settings.id_column and settings.id_column in flagged:
         row_ids = flagged[settings.id_column].to_numpy()
     else:
-        names = {f: Path(f).name for f in flagged["source_file"].unique()}
+        file_names = {f: Path(f).name for f in flagged["source_file"].unique()}
         row_ids = np.array(
             [
-                f"{names[f]}:{line}"
+                f"{file_names[f]}:{line}"
                 for f, line in zip(flagged["source_file"], flagged["source_line"], strict=True)
             ],
             dtype=object,

@@ -5,7 +5,7 @@
 Loads ``vae_anomaly/alerts.py`` as it was at b6709de's parent (``git show``) beside the
 current one, builds the records of 5,000 flagged rows with each (d = 8 and 14 float64
 columns as the tabular job's terms, d = 784 float32 as the image job's 28 x 28 maps)
-and writes them as JSON Lines, each version's own way: ``json.dumps`` per record before,
+and encodes them as JSON Lines text, each version's own way: ``json.dumps`` per record before,
 ``json_line`` after. Prints the process CPU per flagged row (best of five) and whether
 the two versions wrote the same bytes.
 """
