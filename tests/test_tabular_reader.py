@@ -220,6 +220,12 @@ def test_csv_text_built_by_column_is_what_pandas_writes():
     columns = [quoted(pa.array(texts, pa.string())), path, int_text(ints)]
     columns += [float_text(floats), bool_text(flags), float_text(p_values)]
     assert csv_lines(columns) == frame.to_csv(index=False, header=False).encode()
+    # A column of one value last, and a single column: each line still ends in "\n".
+    assert (
+        csv_lines([*columns, path])
+        == frame.assign(g="/a,b/c.csv").to_csv(index=False, header=False).encode()
+    )
+    assert csv_lines([int_text(ints)]) == frame[["i"]].to_csv(index=False, header=False).encode()
 
 
 # ----------------------------------------------------------------------------- the job
