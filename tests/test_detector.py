@@ -271,3 +271,24 @@ def test_parameters_are_validated_once_in_fit_and_scoring_checks_only_its_own(fi
         detector.score_samples(test_X)
     with pytest.raises(InvalidParameterError, match=r"'(learning_rate|epochs)' parameter"):
         detector.set_params(score_method="elbo").fit(test_X)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"likelihood": "bernoulli"}, {"missing": "mask"}, {"latent": "categorical"}],
+)
+def test_scoring_refuses_a_model_form_changed_after_fit(fitted, test_X, change):
+    import copy
+
+    detector = copy.deepcopy(fitted)
+    expected = fitted.score_samples(test_X)
+    detector.set_params(**change)  # the model keeps the form it was fitted with
+    ((name, value),) = change.items()
+    for method in ("score_samples", "predict", "transform", "get_feature_names_out"):
+        args = () if method == "get_feature_names_out" else (test_X,)
+        with pytest.raises(ValueError, match=rf"{name}={value!r} \(fitted with "):
+            getattr(detector, method)(*args)
+    with pytest.raises(ValueError, match=rf"{name}={value!r} \(fitted with "):
+        detector.calibrate(test_X, fpr=0.05)
+    detector.set_params(**{name: fitted.get_params()[name]})  # set back: scores as before
+    np.testing.assert_array_equal(detector.score_samples(test_X), expected)

@@ -199,6 +199,8 @@ def _edited_copy(small, tmp_path, edit):
         (lambda f: f["center_"].__setitem__(0, float("nan")), "center_"),
         (lambda f: f.update(center_=f["center_"][:2]), "center_"),
         (lambda f: f.update(feature_names_in_=["a", "b"]), "feature_names_in_"),
+        (lambda f: f.update(hidden_units_=[99]), "hidden_units_"),
+        (lambda f: f.update(conv_filters_=[4]), "conv_filters_"),
         (lambda f: f.update(calibration_scores_=[1.0, float("inf")], fpr_=0.5), "calibration_"),
     ],
 )

@@ -35,6 +35,13 @@ def test_save_load_gives_bit_identical_scores(fitted, saved, test_X):
     assert loaded.offset_ == fitted.offset_
 
 
+def test_a_loaded_or_unpickled_model_keeps_its_form(saved, fitted, test_X):
+    for restored in (vae_anomaly.load(saved), pickle.loads(pickle.dumps(fitted))):
+        restored.set_params(likelihood="bernoulli")  # the model stays Gaussian
+        with pytest.raises(ValueError, match=r"likelihood='bernoulli' \(fitted with 'gaussian'\)"):
+            restored.score_samples(test_X)
+
+
 def test_pickle_and_joblib_give_bit_identical_scores(fitted, test_X):
     expected = fitted.score_samples(test_X)
     restored = pickle.loads(pickle.dumps(fitted))

@@ -67,6 +67,10 @@ from .validation import (
 
 # Parameters a scoring call reads, which set_params may change after fit.
 _SCORING_PARAMS = ("score_method", "n_score_samples")
+# Parameters that give the fitted model its form, which scoring also reads (the column
+# layout, the latent's names, the handling of NaN): changed after fit, they would score
+# with a form the model does not have, so scoring refuses (``_check_fitted_form``).
+_FORM_PARAMS = ("likelihood", "missing", "image_shape", "latent", "latent_categories")
 # contamination="auto": Tukey's far-out fence on the low side of the training scores,
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
@@ -473,10 +477,44 @@ or sequence of (family, width), default="gaussian"
                 f"likelihood={self.likelihood!r} needs; use scaling='auto' or None."
             )
 
+    def _form(self) -> dict:
+        """The values of ``_FORM_PARAMS``, lists as tuples (as a manifest restores them)."""
+        form = {}
+        for key in _FORM_PARAMS:
+            value = getattr(self, key)
+            if isinstance(value, (list, tuple)):
+                value = tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
+            form[key] = value
+        return form
+
+    def _remember_form(self) -> None:
+        """Record ``_FORM_PARAMS`` as the model was fitted (by ``fit``, and by ``load``)."""
+        self._fitted_form = self._form()
+
+    def _check_fitted_form(self) -> None:
+        """ValueError naming each of ``_FORM_PARAMS`` that ``set_params`` changed since
+        ``fit``: the model keeps the form it was fitted with."""
+        fitted = getattr(self, "_fitted_form", None)
+        if fitted is None:  # pickled before the form was recorded
+            return
+        now = self._form()
+        changed = [
+            f"{key}={now[key]!r} (fitted with {fitted[key]!r})"
+            for key in _FORM_PARAMS
+            if now[key] != fitted[key]
+        ]
+        if changed:
+            raise ValueError(
+                "This VAEAnomalyDetector was fitted with another form than its parameters now "
+                f"say: {', '.join(changed)}. Set them back, or fit again."
+            )
+
     def _check_scoring_params(self) -> None:
         """What a scoring call reads and ``set_params`` may have changed since ``fit``
         (``score_method``, ``n_score_samples``); everything else was validated once, in
-        ``fit``."""
+        ``fit``, and the parameters of the model's form must be those it was fitted with
+        (``_check_fitted_form``)."""
+        self._check_fitted_form()
         validate_parameter_constraints(
             {key: self._parameter_constraints[key] for key in _SCORING_PARAMS},
             {key: getattr(self, key) for key in _SCORING_PARAMS},
@@ -857,6 +895,7 @@ or sequence of (family, width), default="gaussian"
 
     def _set_architecture(self, n_features: int):
         """Set ``latent_dim_``, ``hidden_units_``, ``conv_filters_``; the image shape or None."""
+        self._remember_form()
         self.latent_dim_ = self.latent_dim or default_latent_dim(n_features)
         if self.score_method == "exact":
             self._check_exact(self.latent_dim_)
@@ -1081,6 +1120,7 @@ or sequence of (family, width), default="gaussian"
             the other rows passed with it.
         """
         check_is_fitted(self)
+        self._check_fitted_form()
         X = self._validate_input(X, reset=False)
         if not sparse.issparse(X):
             return posterior_means(self.model_, self._scaled(X))
@@ -1098,6 +1138,7 @@ or sequence of (family, width), default="gaussian"
         ``set_output(transform="pandas")`` makes ``transform`` return a DataFrame with
         these column names (and the index of X when X is a DataFrame)."""
         check_is_fitted(self)
+        self._check_fitted_form()
         _check_feature_names_in(self, input_features)
         if self.latent == "categorical":
             names = [
@@ -1128,6 +1169,7 @@ or sequence of (family, width), default="gaussian"
         normal row with probability at most ``fpr``. Returns self.
         """
         check_is_fitted(self)
+        self._check_scoring_params()
         fpr = self.fpr if fpr is None else fpr
         check_real("fpr", fpr, 0, 1, low_open=True, high_open=True)
         return self._calibrate(self._validate_input(X_normal, reset=False), fpr)

@@ -118,6 +118,7 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         detector.calibrated_ = bool(fitted.get("calibrated_", "calibration_scores_" in fitted))
         detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
         detector._check_params()
+        detector._remember_form()
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
     check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
@@ -157,6 +158,12 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
         raise bad(
             "latent_dim_", f"{detector.latent_dim_} does not match the model's {model.latent_dim}"
         )
+    for entry, fitted_value, model_value in (
+        ("hidden_units_", tuple(detector.hidden_units_), model.hidden_units),
+        ("conv_filters_", tuple(detector.conv_filters_), model.conv_filters),
+    ):
+        if fitted_value != model_value:
+            raise bad(entry, f"{list(fitted_value)} does not match the model's {list(model_value)}")
     latent = model.latent
     categories = getattr(latent, "categories", detector.latent_categories)
     if latent.kind != detector.latent or categories != detector.latent_categories:
