@@ -275,9 +275,14 @@ def test_parameters_are_validated_once_in_fit_and_scoring_checks_only_its_own(fi
 
 @pytest.mark.parametrize(
     "change",
-    [{"likelihood": "bernoulli"}, {"missing": "mask"}, {"latent": "categorical"}],
+    [
+        {"likelihood": "bernoulli"},
+        {"missing": "mask"},
+        {"latent": "categorical"},
+        {"dtype": "mixed_bfloat16"},
+    ],
 )
-def test_scoring_refuses_a_model_form_changed_after_fit(fitted, test_X, change):
+def test_scoring_and_saving_refuse_a_model_form_changed_after_fit(fitted, test_X, change, tmp_path):
     import copy
 
     detector = copy.deepcopy(fitted)
@@ -290,5 +295,8 @@ def test_scoring_refuses_a_model_form_changed_after_fit(fitted, test_X, change):
             getattr(detector, method)(*args)
     with pytest.raises(ValueError, match=rf"{name}={value!r} \(fitted with "):
         detector.calibrate(test_X, fpr=0.05)
+    with pytest.raises(ValueError, match=rf"{name}={value!r} \(fitted with "):
+        detector.save(tmp_path / "model")  # its manifest would disagree with the model
+    assert not (tmp_path / "model").exists()
     detector.set_params(**{name: fitted.get_params()[name]})  # set back: scores as before
     np.testing.assert_array_equal(detector.score_samples(test_X), expected)

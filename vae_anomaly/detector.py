@@ -67,10 +67,11 @@ from .validation import (
 
 # Parameters a scoring call reads, which set_params may change after fit.
 _SCORING_PARAMS = ("score_method", "n_score_samples")
-# Parameters that give the fitted model its form, which scoring also reads (the column
-# layout, the latent's names, the handling of NaN): changed after fit, they would score
-# with a form the model does not have, so scoring refuses (``_check_fitted_form``).
-_FORM_PARAMS = ("likelihood", "missing", "image_shape", "latent", "latent_categories")
+# Parameters that give the fitted model its form, which scoring and saving read (the
+# column layout, the latent's names, the handling of NaN, the layers' dtype policy):
+# changed after fit, they would score with a form the model does not have, or save a
+# manifest that disagrees with the model, so both refuse (``_check_fitted_form``).
+_FORM_PARAMS = ("likelihood", "missing", "image_shape", "latent", "latent_categories", "dtype")
 # contamination="auto": Tukey's far-out fence on the low side of the training scores,
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
@@ -1239,6 +1240,7 @@ or sequence of (family, width), default="gaussian"
     def save(self, path):
         """Save to the directory ``path`` (``model.keras`` + ``manifest.json``), atomically."""
         check_is_fitted(self)
+        self._check_fitted_form()
         return write_bundle(path, self.model_, self._manifest())
 
     def _manifest(self) -> dict:
