@@ -251,6 +251,24 @@ def test_resume_after_a_failure_between_append_and_commit_gives_the_whole_output
         assert resumed[key].read_bytes() == whole[key].read_bytes()
 
 
+def test_resume_refuses_an_input_named_otherwise_and_keeps_its_parts(
+    model_dir, tmp_path, monkeypatch
+):
+    """Each scored row names its file as the command did (source_file): a resumed run that
+    names it another way (relative, not absolute) would mix two names in one output."""
+    new, settings, whole = interrupted_at_the_fourth_commit(model_dir, tmp_path, monkeypatch)
+    renamed = Path(os.path.relpath(new))
+    assert renamed.resolve() == new.resolve() and str(renamed) != str(new)
+    with pytest.raises(
+        ValueError, match=rf"--resume: the input {re.escape(str(renamed))} was named"
+    ):
+        run_score(model_dir, [renamed], tmp_path / "out", config=settings, resume=True)
+    report, _, resumed = run_score(model_dir, [new], tmp_path / "out", config=settings, resume=True)
+    assert report["chunks_resumed"] >= 3  # the parts were kept for the right name
+    for key in ("csv", "rejects.csv"):
+        assert resumed[key].read_bytes() == whole[key].read_bytes()
+
+
 def test_resume_after_a_failure_past_the_join_scores_nothing_again(
     model_dir, tmp_path, monkeypatch
 ):

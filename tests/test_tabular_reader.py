@@ -2,7 +2,9 @@
 text built by column and the overlapped local engine, each against what it replaces."""
 
 import dataclasses
+import io
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from vae_anomaly.tabular.config import JobConfig
 from vae_anomaly.tabular.csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from vae_anomaly.tabular.engines import run_pipeline
 from vae_anomaly.tabular.fit_job import fit_job
-from vae_anomaly.tabular.reader import plan_chunks, read_chunk, read_chunk_columns
+from vae_anomaly.tabular.reader import plan_chunks, read_chunk, read_chunk_columns, read_header
 from vae_anomaly.tabular.score_job import score_job
 
 
@@ -219,13 +221,25 @@ def test_csv_text_built_by_column_is_what_pandas_writes():
     path = quoted(pa.array(["/a,b/c.csv"])).to_pylist()[0]
     columns = [quoted(pa.array(texts, pa.string())), path, int_text(ints)]
     columns += [float_text(floats), bool_text(flags), float_text(p_values)]
-    assert csv_lines(columns) == frame.to_csv(index=False, header=False).encode()
+    assert csv_lines(columns) == pandas_csv(frame)
     # A column of one value last, and a single column: each line still ends in "\n".
-    assert (
-        csv_lines([*columns, path])
-        == frame.assign(g="/a,b/c.csv").to_csv(index=False, header=False).encode()
-    )
-    assert csv_lines([int_text(ints)]) == frame[["i"]].to_csv(index=False, header=False).encode()
+    assert csv_lines([*columns, path]) == pandas_csv(frame.assign(g="/a,b/c.csv"))
+    assert csv_lines([int_text(ints)]) == pandas_csv(frame[["i"]])
+
+
+def pandas_csv(frame) -> bytes:
+    """What ``to_csv`` writes on Python 3.12 or newer, on any version: a cell holding "\r"
+    quoted (Python 3.11's csv.writer quotes it only when "\r" is in the line terminator;
+    no cell here holds "\r\n", so the line ends alone are replaced)."""
+    text = frame.to_csv(index=False, header=False, lineterminator="\r\n")
+    return text.replace("\r\n", "\n").encode()
+
+
+def test_a_carriage_return_in_a_cell_is_quoted_so_readers_keep_the_row_whole():
+    cells = ["a\rb", "c"]
+    text = csv_lines([quoted(pa.array(cells)), quoted(pa.array(["x", "y"]))])
+    assert text == b'"a\rb",x\nc,y\n'
+    assert pd.read_csv(io.BytesIO(text), header=None)[0].tolist() == cells
 
 
 # ----------------------------------------------------------------------------- the job
@@ -278,6 +292,15 @@ def test_the_job_writes_the_bytes_of_the_line_by_line_path(model_dir, tmp_path, 
     assert columnar["alerts"] and columnar["report"]["rows_rejected"] >= 10 * (
         make is odd_lines_file
     )
+    # Read back by a CSV reader, each output row is one row, a cell holding "\r" too.
+    scored = pd.read_csv(io.BytesIO(columnar["scored"]), dtype=str, keep_default_na=False)
+    rejects = pd.read_csv(io.BytesIO(columnar["rejects"]), dtype=str, keep_default_na=False)
+    assert len(scored) == columnar["report"]["rows_scored"]
+    assert len(rejects) == columnar["report"]["rows_rejected"]
+    numbers = scored["source_line"].astype(int).tolist() + rejects["line"].astype(int).tolist()
+    assert sorted(numbers) == list(range(2, columnar["report"]["rows_read"] + 2))
+    if make is odd_lines_file:
+        assert "a\rb" in scored["record_id"].tolist()
 
 
 def test_a_broken_quote_rejects_its_line_and_the_rest_is_scored(model_dir, tmp_path):
@@ -409,3 +432,30 @@ def test_the_scan_gives_the_sha256_of_the_file_and_of_each_chunks_bytes(
         chunk = data[plan.offset : plan.offset + plan.n_bytes]
         assert plan.sha256 == hashlib.sha256(chunk).hexdigest()
     assert plans[-1].offset + plans[-1].n_bytes == len(data)
+
+
+# ----------------------------------------------------------------------------- the header
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        # Lines ended by "\r" alone: one line, read whole as the header, its record lost.
+        (b"a,b\r1,2\r", r"line 1: cannot read the header: the header line holds a carriage"),
+        (b"a,b\r1,2", r"line 1: cannot read the header: the header line holds a carriage"),
+        (b"", r"line 1: the file is empty or its header line is blank"),
+        (b"a,a\n1,2\n", r"line 1: header has empty or repeated column names"),
+        (b"a,,b\n1,2,3\n", r"line 1: header has empty or repeated column names"),
+    ],
+)
+def test_a_header_that_cannot_be_read_is_an_error_naming_the_file_and_line(tmp_path, data, message):
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}, {message}"):
+        plan_chunks(path, 1000)
+
+
+def test_a_header_ending_in_crlf_is_read(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"a,b\r\n1,2\r\n")
+    assert read_header(path) == (["a", "b"], 5)

@@ -1,6 +1,7 @@
 """CSV text built a column at a time (Arrow compute), byte for byte what pandas writes.
 
-``DataFrame.to_csv(index=False, header=False)`` formats a float column with
+``DataFrame.to_csv(index=False, header=False)`` (on Python 3.12 or newer: see
+``QUOTED_CHARACTERS``) formats a float column with
 ``numpy.ndarray.astype(str)`` (the shortest text that reads back as the same float, as
 ``repr``; NaN as an empty cell), booleans as ``True``/``False``, and hands the rows to
 Python's ``csv.writer`` (minimal quoting, lines ending in ``\\n``). The functions here
@@ -9,9 +10,6 @@ without a Python object per cell: the per-row cost of writing a chunk.
 """
 
 from __future__ import annotations
-
-import csv
-import io
 
 import numpy as np
 import pyarrow as pa
@@ -23,16 +21,11 @@ import pyarrow.compute as pc
 _ARROW_FLOAT_RANGE = (1e-4, 1e10)
 
 
-def _csv_quotes(character: str) -> bool:
-    """Whether Python's csv.writer, as pandas sets it up, quotes a field holding it."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow([f"a{character}b", "c"])
-    return out.getvalue().startswith('"')
-
-
-# The characters that make csv.writer quote a field (its delimiter, quote character and
-# line terminator; "\r" too from Python 3.12 on): asked of the csv module itself.
-QUOTED_CHARACTERS = tuple(c for c in (",", '"', "\n", "\r") if _csv_quotes(c))
+# The characters that make a field quoted: the delimiter, the quote character and both
+# line-break characters. Python's csv.writer quotes "\r" from Python 3.12 on; before, with
+# pandas' line terminator "\n", it leaves a "\r" bare, and CSV readers (pandas, csv.reader)
+# then split the row in two there. The text here is what 3.12 writes, on every version.
+QUOTED_CHARACTERS = (",", '"', "\n", "\r")
 
 
 def float_text(values: np.ndarray) -> pa.Array:

@@ -83,8 +83,14 @@ def read_header(path, delimiter: str = ",") -> tuple[list[str], int]:
         raise ValueError(f"{path}, line 1: the file is empty or its header line is blank.")
     try:
         text = first.decode("utf-8-sig").rstrip("\r\n")
+        if "\r" in text:
+            raise ValueError(
+                "the header line holds a carriage return (\\r) before its end: lines ended "
+                "by \\r alone (classic Mac OS line endings) are not lines here, so the whole "
+                "file would be read as its header. Convert its line endings to \\n or \\r\\n"
+            )
         names = [name.strip() for name in _split(text, delimiter)]
-    except (UnicodeDecodeError, csv.Error) as error:
+    except (UnicodeDecodeError, csv.Error, ValueError) as error:
         raise ValueError(f"{path}, line 1: cannot read the header: {error}.") from error
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates or "" in names:

@@ -141,13 +141,7 @@ def commit_chunk(scored: dict) -> dict:
         scored_range[RANGE_KEY] = append(Path(task["scored_log"]), rows)
     else:
         write_bytes_atomically(parts / f"{stem}.scored.csv", _scored_csv(schema, plan, columns))
-    reject_frame = pd.DataFrame(
-        [reject_row(plan.path, line, reason, raw) for line, reason, raw in rejected],
-        columns=REJECT_FIELDS,
-    )
-    write_bytes_atomically(
-        parts / f"{stem}.rejects.csv", reject_frame.to_csv(index=False, header=False).encode()
-    )
+    write_bytes_atomically(parts / f"{stem}.rejects.csv", _rejects_csv(plan.path, rejected))
     write_bytes_atomically(
         parts / f"{stem}.alerts.jsonl",
         "".join(json_line(a) for a in alerts).encode(),
@@ -417,15 +411,44 @@ def score_job(
         return document, ExitStatus.ALERTS if n_alerts else ExitStatus.OK
 
 
+def _rejects_csv(path: str, rejected) -> bytes:
+    """The reject rows (``REJECT_FIELDS``) of a chunk's (line, reason, raw) tuples as CSV,
+    quoted as the scored output is (``csv_columns``)."""
+    if not rejected:
+        return b""
+    rows = [reject_row(path, line, reason, raw) for line, reason, raw in rejected]
+    files, lines, reasons, raws, lengths = zip(*rows, strict=True)
+    return csv_lines(
+        [
+            quoted(pa.array(files, pa.string())),
+            int_text(np.array(lines)),
+            quoted(pa.array(reasons, pa.string())),
+            quoted(pa.array(raws, pa.string())),
+            int_text(np.array(lengths)),
+        ]
+    )
+
+
 def _committed(parts: Path, plans) -> dict[str, dict]:
     """The stats of the chunks committed in ``parts`` whose bytes are those planned now
-    (the SHA-256 recorded in their stats file equals the plan's), by stem."""
+    (the SHA-256 recorded in their stats file equals the plan's), by stem.
+
+    ValueError when a committed chunk's file was named otherwise (``in/a.csv`` against
+    ``/data/in/a.csv``): the name is in every row it wrote (``source_file``, ``file``)
+    and in the report, so a resumed run must name its inputs as the interrupted one did."""
     done = {}
     for i, plan in plans:
         stats_file = parts / f"{_part_stem(plan, i)}.stats.json"
         if stats_file.is_file():
             stats = json.loads(stats_file.read_text())
             if stats.get("sha256") == plan.sha256:
+                if stats.get("file", str(plan.path)) != str(plan.path):
+                    raise ValueError(
+                        f"--resume: the input {plan.path} was named {stats['file']} in the "
+                        "interrupted run, and that name is written in every row it scored "
+                        "(source_file); name it the same way to resume, or rerun without "
+                        "--resume to start over."
+                    )
                 done[_part_stem(plan, i)] = stats
     return done
 
