@@ -6,6 +6,7 @@ already (conftest), and what a user sees is a fresh process's stderr.
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -194,3 +195,25 @@ def test_scoring_with_several_models_logs_no_retracing_warning(
         detector.score_samples(test_X[:20])
         detector.score_samples(test_X[:7])
     assert [m for m in tensorflow_warnings if "retracing" in m] == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["score", "--chunk-rows", "0"], "argument --chunk-rows: must be an integer of 1 or more"),
+        (["score", "--chunk-rows", "1.5"], "argument --chunk-rows: must be an integer of 1 or"),
+        (["score-images", "--batch-size", "-3"], "argument --batch-size: must be an integer of 1"),
+        (["fit", "--epochs", "0"], "argument --epochs: must be an integer of 1 or more"),
+        (["fit", "--seed", "-1"], r"argument --seed: must be an integer in \[0, 4294967295\]"),
+        (["fit-images", "--fpr", "1"], r"argument --fpr: must be a number between 0 and 1"),
+        (["fit", "--fpr", "nan"], r"argument --fpr: must be a number between 0 and 1"),
+        (["rank", "--top", "0"], "argument --top: must be an integer of 1 or more"),
+    ],
+)
+def test_a_flag_value_out_of_range_is_a_malformed_command_line(argv, message, capsys):
+    from vae_anomaly.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2  # the README's status for a malformed command line
+    assert re.search(message, capsys.readouterr().err)

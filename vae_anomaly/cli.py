@@ -304,6 +304,32 @@ def score(args: argparse.Namespace) -> int:
     return status
 
 
+def _number(text: str, kind: type, wanted: str, fits) -> int | float:
+    """``kind(text)`` if ``fits`` it, else the error argparse reports (exit status 2)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not fits(value):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    return _number(text, int, "an integer of 1 or more", lambda v: v >= 1)
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a random_state, an integer in [0, 2**32 - 1]."""
+    return _number(text, int, "an integer in [0, 4294967295]", lambda v: 0 <= v < 2**32)
+
+
+def _rate(text: str) -> float:
+    """An argparse type: a rate strictly between 0 and 1."""
+    return _number(text, float, "a number between 0 and 1 (not included)", lambda v: 0 < v < 1)
+
+
 def _fit_command(commands, name: str, run, what: str, inputs: str, config: str):
     """A fit command (``fit``, ``fit-images``): inputs, a model directory, settings;
     returned for its own arguments."""
@@ -311,9 +337,9 @@ def _fit_command(commands, name: str, run, what: str, inputs: str, config: str):
     command.add_argument("--input", required=True, action="append", help=inputs)
     command.add_argument("--model-dir", required=True, help="directory to save the model in")
     command.add_argument("--config", help=f"job settings (TOML), e.g. {config}")
-    command.add_argument("--epochs", type=int, help="overrides [model] epochs")
-    command.add_argument("--seed", type=int, help="overrides [model] random_state")
-    command.add_argument("--fpr", type=float, help="overrides [threshold] fpr")
+    command.add_argument("--epochs", type=_count, help="overrides [model] epochs")
+    command.add_argument("--seed", type=_seed, help="overrides [model] random_state")
+    command.add_argument("--fpr", type=_rate, help="overrides [threshold] fpr")
     command.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -356,10 +382,10 @@ def parser() -> argparse.ArgumentParser:
     ranking = commands.add_parser("rank", help="fit on a CSV and print its most anomalous rows")
     ranking.add_argument("--input", required=True, help="CSV file with a header row")
     ranking.add_argument("--id-column", help="column carried through as the row identifier")
-    ranking.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+    ranking.add_argument("--top", type=_count, default=10, help="rows to print (default 10)")
     ranking.add_argument("--labels", help="CSV with the id column and is_anomaly, to compare")
-    ranking.add_argument("--epochs", type=int, default=None, help="default: from a step budget")
-    ranking.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    ranking.add_argument("--epochs", type=_count, default=None, help="default: from a step budget")
+    ranking.add_argument("--seed", type=_seed, default=0, help="random_state (default 0)")
     ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
     ranking.set_defaults(run=rank)
 
@@ -372,7 +398,7 @@ def parser() -> argparse.ArgumentParser:
     scoring.add_argument("--resume", action="store_true", help="continue an interrupted run")
     scoring.add_argument("--engine", choices=("local", "dask"), default="local")
     scoring.add_argument("--scheduler", help="Dask scheduler address (default: a local cluster)")
-    scoring.add_argument("--chunk-rows", type=int, help="lines per chunk (memory bound)")
+    scoring.add_argument("--chunk-rows", type=_count, help="lines per chunk (memory bound)")
     scoring.add_argument(
         "--format", choices=("csv", "parquet"), help="output format (default: by --output suffix)"
     )
@@ -396,7 +422,7 @@ def parser() -> argparse.ArgumentParser:
         "files",
     )
     image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")
-    image_score.add_argument("--batch-size", type=int, help="images in memory at once")
+    image_score.add_argument("--batch-size", type=_count, help="images in memory at once")
     image_score.add_argument("--labels", help="CSV of path and defect, to compare")
 
     sample = commands.add_parser("make-sample-data", help="regenerate the bundled sample data")
