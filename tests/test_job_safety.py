@@ -476,3 +476,20 @@ def test_a_categorical_latent_goes_through_the_batch_jobs(data, tmp_path, eager_
     )  # fmt: skip
     assert report["rows_scored"] == 300 and report["score_method"] == "exact"
     assert np.isfinite(pd.read_csv(tmp_path / "o.csv")["anomaly_score"]).all()
+
+
+def test_a_job_removes_the_temporaries_a_killed_job_left_beside_its_outputs(tmp_path):
+    from vae_anomaly.jobs.paths import guarded
+
+    output, other = tmp_path / "out.csv", tmp_path / "other.csv"
+    left = [tmp_path / ".out.csv.tmp-0123abcd", tmp_path / ".out.csv.tmp-fedcba98"]
+    kept = [
+        tmp_path / ".other.csv.tmp-0123abcd",  # not an output of this job
+        tmp_path / ".out.csv.tmp-notmine",  # not a name atomic_path writes
+        tmp_path / ".xout.csv.tmp-0123abcd",
+    ]
+    for path in [*left, *kept]:
+        path.write_text("half")
+    with guarded([], [("--output", output), ("--alerts", None)]):
+        assert not any(path.exists() for path in left)
+    assert all(path.exists() for path in kept) and not other.exists()

@@ -5,7 +5,9 @@ flush it to disk, then rename it over the target (a rename is atomic on one file
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -18,6 +20,31 @@ def _umask() -> int:
     return mask
 
 
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp-[0-9a-f]{8}")
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Remove the temporary files ``atomic_path`` left beside ``path`` (``.NAME.tmp-`` and
+    8 hex digits) when its process was killed before it could remove them; those removed.
+
+    Only for a path whose writers are locked out (``jobs.locks``): another process's
+    temporary of the same name would be removed while it writes it."""
+    path = real_target(path)
+    if not path.parent.is_dir():
+        return []
+    stale = []
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        match = _TEMPORARY.fullmatch(candidate.name)
+        if match and match["name"] == path.name and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+            stale.append(candidate)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed to it.
@@ -26,7 +53,7 @@ def atomic_path(path):
     """
     path = real_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    temporary = _temporary(path)
     try:
         yield temporary
         with open(temporary, "rb+") as handle:

@@ -17,6 +17,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..atomic import remove_stale_temporaries
 from ..errors import UsageError
 from .locks import locked
 
@@ -86,7 +87,8 @@ def guarded(inputs, files, folders=(), model_dir=None, other_inputs=()):
     """Check a job's paths (``check_distinct`` over the ``inputs`` paths, the
     ``other_inputs`` (flag, path) pairs it only reads, such as ``--labels``, the ``files``
     and ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold
-    the lock of every output for the block."""
+    the lock of every output for the block. Under the locks, the temporary files that a
+    job killed while writing an output left beside it are removed."""
     check_distinct(
         [("--input", path) for path in inputs]
         + [*other_inputs, *files, *folders]
@@ -94,4 +96,7 @@ def guarded(inputs, files, folders=(), model_dir=None, other_inputs=()):
     )
     check_outputs(files, folders, model_dir=model_dir)
     with locked([*files, *folders]):
+        for _, path in files:
+            if path is not None:
+                remove_stale_temporaries(path)
         yield
