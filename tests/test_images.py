@@ -229,8 +229,8 @@ def test_loader_rejects_unreadable_files_and_wrong_shapes_with_reasons(tmp_path)
     ]  # fmt: skip
     assert reasons[str(folder / "notes.txt")].startswith("not an image file")
     assert reasons[str(folder / "truncated.png")].startswith("unreadable or truncated image")
-    assert "has 3 channel(s), the model expects 1" in reasons[str(folder / "colour.png")]
-    assert "is 20x24 pixels, the model expects 32x32" in reasons[str(folder / "small.png")]
+    assert "other channel count: 3, the model expects 1" in reasons[str(folder / "colour.png")]
+    assert "other size: 20x24 pixels, the model expects 32x32" in reasons[str(folder / "small.png")]
 
     relaxed = ImageTransform(SIZE, SIZE, 1, resize=True, convert_color=True)
     batches = list(image_batches(paths, relaxed, batch_size=4))

@@ -313,3 +313,89 @@ def test_a_file_name_that_is_not_utf8_is_scored_under_an_escaped_id(model_dir, t
     assert list(rejects) == [f"{tmp_path}/in/bad\\xff.png"]
     _check_heatmap_column(rows, tmp_path / "out" / "maps")
     assert rows[0]["heatmap"].startswith("caf_xe9.png-")
+
+
+# ----------------------------------------------------------------------------- the audit
+
+
+def test_two_files_whose_ids_are_the_same_text_get_two_heatmaps(model_dir, tmp_path):
+    """A name with the byte 0xff and a name holding the four characters \\xff have one id
+    (the escape), but two heat maps: the name hashes the path's bytes."""
+    folder = os.fsencode(tmp_path / "in")
+    os.mkdir(folder)
+    _save_png(Path(os.fsdecode(folder + b"/bad\xffname.png")), seed=910)
+    _save_png(Path(os.fsdecode(folder + b"/bad\\xffname.png")), seed=911)
+    report, rows, _ = _score(model_dir, [tmp_path / "in"], tmp_path / "out")
+    assert [row["path"] for row in rows] == [f"{tmp_path}/in/bad\\xffname.png"] * 2
+    assert report["heatmaps"] == 2
+    _check_heatmap_column(rows, tmp_path / "out" / "maps")  # two files, two names
+
+
+def test_an_array_image_of_five_channels_is_a_reject_and_the_job_goes_on(model_dir, tmp_path):
+    folder = tmp_path / "in"
+    _save_png(folder / "a.png", seed=920)
+    np.save(folder / "bands.npy", np.zeros((2, SIZE, SIZE, 5), np.uint8))
+    np.save(folder / "empty.npy", np.zeros((0, SIZE, SIZE), np.uint8))
+    report, rows, rejects = _score(model_dir, [folder], tmp_path / "out", heatmap_dir=None)
+    assert [row["path"] for row in rows] == [str(folder / "a.png")]
+    for index in (0, 1):
+        assert rejects[f"{folder}/bands.npy#{index}"].startswith(
+            "unconvertible channel count: 5 channels are not grey (1)"
+        )
+    assert rejects[str(folder / "empty.npy")] == "no image in the array: shape (0, 8, 8)"
+    assert report["images_read"] == 4 and report["files_found"] == 3
+    assert report["rejected_by_reason"] == {
+        "no image in the array": 1,
+        "unconvertible channel count": 2,
+    }
+
+
+def test_a_symbolic_link_beside_its_target_is_read_whatever_the_other_inputs(model_dir, tmp_path):
+    folder, empty = tmp_path / "in", tmp_path / "empty"
+    _save_png(folder / "a.png", seed=930)
+    (folder / "b.png").symlink_to("a.png")
+    empty.mkdir()
+    alone = _score(model_dir, [folder], tmp_path / "alone", heatmap_dir=None)[1]
+    paired = _score(model_dir, [folder, empty], tmp_path / "paired", heatmap_dir=None)[1]
+    named_twice = _score(
+        model_dir, [folder, folder / "a.png"], tmp_path / "twice", heatmap_dir=None
+    )[1]
+    expected = [str(folder / "a.png"), str(folder / "b.png")]
+    assert [r["path"] for r in alone] == [r["path"] for r in paired] == expected
+    assert [r["path"] for r in named_twice] == expected  # a.png named twice: read once
+
+
+@pytest.mark.parametrize("flag", ["--output", "--rejects", "--report", "--heatmaps"])
+def test_an_output_inside_an_input_folder_is_refused_and_nothing_is_written(
+    model_dir, tmp_path, flag, capsys
+):
+    folder = tmp_path / "in"
+    _save_png(folder / "good.png", seed=940)
+    before = (folder / "good.png").read_bytes()
+    paths = {
+        "--output": tmp_path / "s.csv",
+        "--rejects": tmp_path / "r.csv",
+        "--report": tmp_path / "p.json",
+        "--heatmaps": tmp_path / "maps",
+    }
+    paths[flag] = folder / ("good.png" if flag == "--output" else "inside")
+    argv = ["score-images", "--model-dir", str(model_dir), "--input", str(folder)]
+    for name, path in paths.items():
+        argv += [name, str(path)]
+    assert main(argv) == ExitStatus.USAGE
+    assert f"{flag} {paths[flag]} lies inside the input folder" in capsys.readouterr().err
+    assert (folder / "good.png").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["good.png"]
+
+
+def test_fit_images_takes_the_size_and_colour_of_array_images(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.integers(0, 255, (40, SIZE, SIZE, 3), dtype=np.uint8))
+    config = ImageJobConfig(
+        normalize="none",
+        model={"random_state": 0, "epochs": 1, "latent_dim": 2, "hidden_units": (8,)},
+        calibration_fraction=0.0,
+    )
+    with eagerly():
+        report = fit_images([tmp_path / "train.npy"], tmp_path / "model", config)
+    assert report["image_shape"] == [SIZE, SIZE, 3]  # colour kept, not turned grey

@@ -181,6 +181,15 @@ def test_fit_report_of_an_uncalibrated_detector_says_so(fitted):
     assert off_page_references(page) == []
 
 
+def test_the_reason_a_threshold_is_not_certified_ends_in_one_full_stop(fitted):
+    import copy
+
+    detector = copy.deepcopy(fitted)
+    detector.calibration_reason_ = "too few rows were held out (calibrated_ is False)."
+    page = fit_report(detector)
+    assert "(calibrated_ is False). p-values are not available" in page
+
+
 def test_best_epoch_is_the_lowest_validation_loss_and_early_stopping_is_told(fitted):
     best, stopped = best_epoch(fitted)
     validation = fitted.history_["val_loss"]

@@ -738,7 +738,7 @@ def _threshold_text(detector) -> str:
     reason = getattr(detector, "calibration_reason_", "") or "no calibration rows"
     return (
         f'<p class="warning">Threshold: anomaly score {threshold:.6g}, <b>not certified</b>: '
-        f"{_e(reason)}. p-values are not available.</p>"
+        f"{_e(reason.rstrip('.'))}. p-values are not available.</p>"
     )
 
 

@@ -63,20 +63,23 @@ def heatmap_png(path, image: np.ndarray, anomaly: np.ndarray) -> None:
     Image.fromarray(panel).save(path, format="PNG")
 
 
-def heatmap_name(item: str) -> str:
+def heatmap_name(item: str, source: bytes | None = None) -> str:
     """The heat-map file name of an item id (a path, or ``path:key#index`` for arrays).
 
     The item's base name with every character outside [A-Za-z0-9._-] replaced by '_',
     leading dots stripped and cut to ``MAX_NAME_CHARS`` ("image" if nothing is left),
-    then '-' and the first
-    ``HASH_HEX_DIGITS`` hex digits of the SHA-256 of the whole id, then ``HEATMAP_SUFFIX``:
-    a single path component of at most 125 characters, never hidden, the same for the
-    same id and different for ids that differ anywhere (up to a 48-bit hash collision).
+    then '-' and the first ``HASH_HEX_DIGITS`` hex digits of the SHA-256 of ``source``
+    (the file's path as bytes, which tells apart two files whose ids are the same text)
+    or else of the whole id, then ``HEATMAP_SUFFIX``: a single path component of at most
+    125 characters, never hidden, the same for the same item and different for items
+    that differ anywhere (up to a 48-bit hash collision).
     """
     base = item.rsplit("/", 1)[-1]
     readable = _UNSAFE_CHARACTER.sub("_", base).lstrip(".")[:MAX_NAME_CHARS] or "image"
-    # surrogatepass: a file name that is not valid UTF-8 still hashes (os.fsdecode's escapes).
-    digest = hashlib.sha256(item.encode("utf-8", "surrogatepass")).hexdigest()
+    if source is None:
+        # surrogatepass: an id that is not valid UTF-8 still hashes.
+        source = item.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(source).hexdigest()
     return f"{readable}-{digest[:HASH_HEX_DIGITS]}{HEATMAP_SUFFIX}"
 
 

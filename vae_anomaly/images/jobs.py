@@ -47,7 +47,7 @@ from ..jobs.model_dir import (
     write_html_report,
     write_job_document,
 )
-from ..jobs.paths import check_distinct, guarded, score_outputs
+from ..jobs.paths import check_distinct, check_outside_input_folders, guarded, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
@@ -62,6 +62,7 @@ from .loader import (
     ARRAY_SUFFIXES,
     ImageRejected,
     ImageTransform,
+    array_images,
     decode_file,
     image_batches,
     iter_image_inputs,
@@ -73,16 +74,26 @@ FIT_REJECTS_FILE = "fit_rejects.csv"
 OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly", "heatmap")
 
 
+def _first_image(paths) -> np.ndarray | None:
+    """The first readable image of the inputs, [h, w, c]: of an image file, else of an
+    array file (in the order ``image_batches`` reads them); None if there is none."""
+    for path in (p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES):
+        try:
+            return decode_file(path)
+        except ImageRejected:
+            continue
+    for path in (p for p in paths if p.suffix.lower() in ARRAY_SUFFIXES):
+        for _, image in array_images(path):
+            if not isinstance(image, str):
+                return image
+    return None
+
+
 def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
     """The transform of the job: configured size and colour, else the first readable image's."""
     first = None
     if config.size is None or config.color == "auto":
-        for path in (p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES):
-            try:
-                first = decode_file(path)
-                break
-            except ImageRejected:
-                continue
+        first = _first_image(paths)
         if first is None and config.size is None:
             raise ValueError(
                 "No readable image among the inputs to take the size from; set "
@@ -103,6 +114,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     started = time.perf_counter()
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
+    check_outside_input_folders(_expanded(inputs), [("--model-dir", model_dir)])
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
     with staged_directory(model_dir, IMAGES_FILE) as staging:
@@ -276,7 +288,7 @@ def _score_images(
                 terms.estimate(detector.score_method), detector.offset_, calibration
             )
             drawn = (is_anomaly | (config.heatmaps == "all")) & (heatmap_staging is not None)
-            names = _heatmap_names(batch.ids, drawn)
+            names = _heatmap_names(batch, drawn)
             for row in zip(batch.ids, anomaly, p_values, is_anomaly, names, strict=True):
                 out.writerow((row[0], repr(float(row[1])), _p(row[2]), int(row[3]), row[4]))
             tally.score(len(batch.ids), int(is_anomaly.sum()))
@@ -320,9 +332,14 @@ def _score_images(
     return document, ExitStatus.ALERTS if tally.flagged else ExitStatus.OK
 
 
-def _heatmap_names(ids, drawn) -> list[str]:
-    """The heat-map file name of each image where ``drawn`` is true, "" elsewhere."""
-    return [heatmap_name(item) if draw else "" for item, draw in zip(ids, drawn, strict=True)]
+def _heatmap_names(batch, drawn) -> list[str]:
+    """The heat-map file name of each image of ``batch`` where ``drawn`` is true, ""
+    elsewhere (named from the file's path bytes where the batch has them)."""
+    sources = batch.sources or [None] * len(batch.ids)
+    return [
+        heatmap_name(item, source) if draw else ""
+        for item, source, draw in zip(batch.ids, sources, drawn, strict=True)
+    ]
 
 
 def _write_heatmaps(directory: Path, batch, maps, image_shape, names) -> int:

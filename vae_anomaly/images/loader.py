@@ -65,22 +65,32 @@ class ImageTransform:
         if channels != self.channels:
             if not self.convert_color:
                 raise ImageRejected(
-                    f"has {channels} channel(s), the model expects {self.channels} "
+                    f"other channel count: {channels}, the model expects {self.channels} "
                     "(convert_color is off)"
                 )
             image = _convert_channels(image, self.channels)
         if (height, width) != (self.height, self.width):
             if not self.resize:
                 raise ImageRejected(
-                    f"is {height}x{width} pixels, the model expects {self.height}x{self.width} "
-                    "(resize is off)"
+                    f"other size: {height}x{width} pixels, the model expects "
+                    f"{self.height}x{self.width} (resize is off)"
                 )
             image = _resized(image, self.height, self.width)
         return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+# Channel counts that have a colour meaning: grey, grey + alpha, RGB, RGBA.
+CONVERTIBLE_CHANNELS = (1, 2, 3, 4)
+
+
 def _convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """Grey <-> RGB; an alpha channel is dropped (luma: ITU-R 601, as Pillow's "L")."""
+    """Grey <-> RGB; an alpha channel is dropped (luma: ITU-R 601, as Pillow's "L").
+    ImageRejected for a channel count with no colour meaning (an array of 5 bands)."""
+    if image.shape[2] not in CONVERTIBLE_CHANNELS:
+        raise ImageRejected(
+            f"unconvertible channel count: {image.shape[2]} channels are not grey (1), grey "
+            f"and alpha (2), RGB (3) or RGBA (4); the model expects {channels}"
+        )
     if image.shape[2] in (2, 4):
         image = image[..., :-1]
     if channels == 1 and image.shape[2] == 3:
@@ -108,9 +118,11 @@ def iter_image_inputs(inputs) -> Iterator[Path]:
     Within a directory, files come in sorted path order; only the listings of the
     directory being walked and of its parents are in memory (hidden files and
     directories are skipped, symbolic links to directories are not followed). A glob's
-    matches are listed and sorted at once. With several inputs, the resolved paths
-    already produced are remembered, so that a file named twice is read once; that set
-    grows with the files, a single input needs none.
+    matches are listed and sorted at once. With several inputs, the files already
+    produced are remembered, so that a file named twice is read once (``_file_key``: its
+    folder resolved, its own name kept, so that a symbolic link beside its target is
+    read as its own file, as in a single input); that set grows with the files, a single
+    input needs none.
     """
     inputs = [str(item) for item in inputs]
     for item in inputs:  # here, before the caller reads or writes anything
@@ -126,11 +138,18 @@ def _unique_files(inputs: list[str]) -> Iterator[Path]:
     for item in inputs:
         for path in _files_of(item):
             if seen is not None:
-                key = path.resolve()
+                key = _file_key(path)
                 if key in seen:
                     continue
                 seen.add(key)
             yield path
+
+
+def _file_key(path: Path) -> Path:
+    """The file's name in its resolved folder: the same for every way of naming one
+    directory entry (relative, absolute, through a linked folder), different for a
+    symbolic link and its target, which a single input's walk also reads as two files."""
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def _files_of(item: str) -> Iterator[Path]:
@@ -212,7 +231,7 @@ def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".encode("utf-8", "backslashreplace").decode()
 
 
-def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
+def array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
     """(item id, [h, w, c] image in [0, 1] or a reject reason) for each image of an array file."""
     try:
         # A .npz is read here, through our own handle: np.load leaves its handle open when
@@ -232,12 +251,19 @@ def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
         return
     for key, array in arrays:
         name = item_id(path) if key is None else f"{item_id(path)}:{key}"
+        shape = array.shape  # as stored
         if array.ndim == 2:  # one grey image
             array = array[np.newaxis]
         if array.ndim == 3:  # [n, H, W]: grey images (a single colour image needs [1, H, W, C])
             array = array[..., np.newaxis]
         if array.ndim != 4:
-            yield name, f"array of shape {array.shape} is not images [n, H, W] or [n, H, W, C]"
+            yield (
+                name,
+                (f"not an array of images: shape {shape}, expected [n, H, W] or [n, H, W, C]"),
+            )
+            continue
+        if len(array) == 0:
+            yield name, f"no image in the array: shape {shape}"
             continue
         for index in range(len(array)):
             image = np.asarray(array[index])
@@ -245,7 +271,10 @@ def _array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
             if image.dtype == np.uint8:
                 yield item, image.astype(np.float64) / 255.0
             elif not np.issubdtype(image.dtype, np.floating):
-                yield item, f"pixels of dtype {image.dtype}: expected uint8 or float in [0, 1]"
+                yield (
+                    item,
+                    f"unsupported pixel type: {image.dtype}, expected uint8 or float in [0, 1]",
+                )
             elif not np.all(np.isfinite(image)) or image.min() < 0.0 or image.max() > 1.0:
                 yield item, "pixel values outside [0, 1] (or not finite)"
             else:
@@ -257,6 +286,10 @@ class ImageBatch:
     ids: list[str]  # items scored, in input order
     pixels: np.ndarray  # [len(ids), H * W * C] float32
     rejects: list[tuple[str, str]]  # (item id, reason), in input order
+    # Per scored item, bytes that tell it apart where ids may not: a file's path as the
+    # file system has it (two names can have one id: a byte that is not UTF-8 is written
+    # "\xNN", as a name holding those four characters is). None: the ids' UTF-8.
+    sources: list[bytes] | None = None
 
 
 def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
@@ -275,7 +308,7 @@ def image_batches(paths, transform: ImageTransform, batch_size: int) -> Iterator
 
     yield from _file_batches(image_files, transform, batch_size)
     for path in arrays:
-        yield from _batched(_array_images(path), transform, batch_size)
+        yield from _batched(array_images(path), transform, batch_size)
 
 
 def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> Iterator[ImageBatch]:
@@ -325,6 +358,7 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
             rejects=[
                 (item_id(n), r.decode()) for n, r in zip(names[~keep], reasons[~keep], strict=True)
             ],
+            sources=list(names[keep]),
         )
 
 

@@ -71,6 +71,23 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
             )
 
 
+def check_outside_input_folders(inputs, named) -> None:
+    """UsageError when an output of ``named`` ((flag, path) pairs, None skipped) lies inside
+    a folder among ``inputs``: the job reads every file below an input folder, so it
+    would write over one of its inputs, or read its own output on the next run."""
+    folders = [(Path(os.path.realpath(item)), item) for item in inputs if Path(item).is_dir()]
+    for flag, path in named:
+        if path is None:
+            continue
+        resolved = Path(os.path.realpath(path))
+        for folder, given in folders:
+            if resolved.is_relative_to(folder):
+                raise UsageError(
+                    f"{flag} {path} lies inside the input folder {given}, whose every file "
+                    f"is read as an input: write {flag} outside it."
+                )
+
+
 def score_outputs(output, rejects, report, alerts, html=None) -> list[tuple[str, object]]:
     """The (flag, path) pairs of the files every scoring job writes (None: not written)."""
     return [
@@ -95,6 +112,7 @@ def guarded(inputs, files, folders=(), model_dir=None, other_inputs=()):
         + [("--model-dir", model_dir)]
     )
     check_outputs(files, folders, model_dir=model_dir)
+    check_outside_input_folders(inputs, [*files, *folders])
     with locked([*files, *folders]):
         for _, path in files:
             if path is not None:
