@@ -257,10 +257,8 @@ def array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
         if array.ndim == 3:  # [n, H, W]: grey images (a single colour image needs [1, H, W, C])
             array = array[..., np.newaxis]
         if array.ndim != 4:
-            yield (
-                name,
-                (f"not an array of images: shape {shape}, expected [n, H, W] or [n, H, W, C]"),
-            )
+            expected = "[n, H, W] or [n, H, W, C]"
+            yield name, f"not an array of images: shape {shape}, expected {expected}"
             continue
         if len(array) == 0:
             yield name, f"no image in the array: shape {shape}"
