@@ -482,3 +482,30 @@ def test_bundled_sample_images_are_what_the_generator_writes(tmp_path):
             assert (root / relative).read_bytes() == (tmp_path / "parts" / relative).read_bytes()
     labels = (tmp_path / "parts" / "new_labels.csv").read_text().splitlines()
     assert len(labels) == 1 + 60 + 6 + 2 and labels[-1].endswith("notes.txt,unreadable")
+
+
+def test_labels_match_an_image_however_its_path_is_spelt(tmp_path, monkeypatch):
+    from vae_anomaly.images.labels import compare_image_labels, labelled_image_scores
+
+    monkeypatch.chdir(tmp_path)
+    scored = tmp_path / "scored.csv"
+    scored.write_text(
+        "path,anomaly_score,p_value,is_anomaly,heatmap\n"
+        f"{tmp_path}/new/a.png,9.0,0.01,1,\n"  # the job ran with an absolute --input
+        "./new/b.png,1.0,0.5,0,\n"
+        "new/c.png,8.0,0.02,1,\n"
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,defect\nnew/a.png,scratch\nnew/b.png,\nnew/./c.png,\n")
+    assert compare_image_labels(scored, labels) == (
+        "labels: 1 of the 1 defective images were flagged ({'scratch': 1}); "
+        "1 of 2 normal images were flagged."
+    )
+    defective, scores, flagged = labelled_image_scores(scored, labels)
+    assert defective.tolist() == [True, False, False] and flagged.tolist() == [True, False, True]
+    assert scores.tolist() == [9.0, 1.0, 8.0]
+    other = tmp_path / "other.csv"
+    other.write_text("path,defect\nelsewhere/a.png,scratch\n")
+    assert compare_image_labels(scored, other).startswith(
+        f"labels: none of the 1 paths of {other} is among the scored images"
+    )

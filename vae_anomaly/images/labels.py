@@ -1,18 +1,39 @@
-"""A scored image output against a labels file: which defects the job flagged."""
+"""A scored image output against a labels file: which defects the job flagged.
+
+Images are matched on their path, each side made absolute against the directory the job
+ran in (``os.path.abspath``): ``sample_data/parts/new/a.png``, ``./sample_data/...`` and
+the absolute path are one image."""
 
 from __future__ import annotations
+
+import os
+
+
+def _merged(output, labels_path, columns=None):
+    """The scored rows of ``output`` that ``labels_path`` (path, defect) names, with their
+    ``defect`` ("" for a normal image); and how many labelled paths there are."""
+    import pandas as pd
+
+    scored = pd.read_csv(output, usecols=columns, dtype={"path": str})
+    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
+    scored["key"] = [os.path.abspath(p) for p in scored["path"]]
+    labels["key"] = [os.path.abspath(p) for p in labels["path"]]
+    merged = scored.merge(labels.drop(columns="path"), on="key", how="inner")
+    return merged, len(labels)
 
 
 def compare_image_labels(output, labels_path) -> str:
     """One line: the defective images (a non-empty ``defect`` in ``labels_path``, columns
     path, defect) that ``output`` (path, anomaly_score, p_value, is_anomaly, heatmap)
-    flagged, by defect, and the normal images it flagged. Images are matched on ``path``.
-    """
-    import pandas as pd
-
-    scored = pd.read_csv(output, dtype={"path": str})
-    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
-    merged = scored.merge(labels, on="path", how="inner")
+    flagged, by defect, and the normal images it flagged. When no labelled path is among
+    the scored ones, the line says so (a labels file written for another folder)."""
+    merged, n_labelled = _merged(output, labels_path)
+    if merged.empty and n_labelled:
+        return (
+            f"labels: none of the {n_labelled} paths of {labels_path} is among the scored "
+            "images (paths are matched after making them absolute from the folder the job "
+            "ran in)."
+        )
     defective = merged["defect"] != ""
     flagged = merged["is_anomaly"] == 1
     found = merged.loc[defective & flagged, "defect"].value_counts().sort_index().to_dict()
@@ -25,13 +46,8 @@ def compare_image_labels(output, labels_path) -> str:
 
 def labelled_image_scores(output, labels_path):
     """(is defective, anomaly score, flagged) of the scored images of ``output`` that
-    ``labels_path`` (path, defect) names, matched on ``path``."""
-    import pandas as pd
-
-    columns = ["path", "anomaly_score", "is_anomaly"]
-    scored = pd.read_csv(output, usecols=columns, dtype={"path": str})
-    labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
-    merged = scored.merge(labels, on="path", how="inner")
+    ``labels_path`` (path, defect) names, matched on the absolute path."""
+    merged, _ = _merged(output, labels_path, ["path", "anomaly_score", "is_anomaly"])
     return (
         (merged["defect"] != "").to_numpy(),
         merged["anomaly_score"].to_numpy(dtype=float),
