@@ -149,6 +149,10 @@ def test_image_gallery_keeps_the_highest_and_those_nearest_the_threshold():
     assert [item[1] for item in gallery.images("below")] == [48.0, 49.0, 50.0]
     assert [item[1] for item in gallery.images("above")] == [51.0, 52.0, 53.0]
     assert all(item[3].max() == 0.0 for item in gallery.images("highest"))  # copies kept
+    assert [item[1] for item in gallery.flagged()] == [99.0, 98.0, 97.0]
+    few = ImageGallery(threshold=98.5, size=3)  # one image above it: the gallery shows one
+    few.add(["a", "b", "c"], np.array([99.0, 98.0, 97.0]), np.zeros(3), batch[:3], maps[:3])
+    assert [item[0] for item in few.flagged()] == ["a"]
 
 
 # ----------------------------------------------------------------------------- pages
@@ -427,7 +431,8 @@ def test_score_images_html_shows_the_images_and_the_threshold_neighbours(image_r
     root, document = image_run
     page = (root / "score.html").read_text()
     assert f"{document['images_read']:,} read = {document['images_scored']:,} scored" in page
-    assert "The highest-scoring images, with their heat maps" in page
+    shown = min(document["anomalies"], 6)
+    assert f"The {shown} highest-scoring of the {document['anomalies']:,} flagged images" in page
     assert "<h2>Near the threshold" in page
     assert "new.npy#" in page  # the flagged images are listed by their ids
     assert off_page_references(page) == []

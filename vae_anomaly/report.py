@@ -311,6 +311,11 @@ class ImageGallery:
         low, high = np.percentile(np.concatenate([m.ravel() for m in maps]), [1, 99.9])
         return float(low), float(max(high, low + 1e-9))
 
+    def flagged(self) -> list[tuple]:
+        """The "highest" gallery's images above the threshold (the flagged ones), highest
+        first: with fewer flagged images than ``size``, the others are not shown as such."""
+        return [item for item in self.images("highest") if item[1] > self.threshold]
+
     def images(self, name: str) -> list[tuple]:
         """(id, anomaly score, p-value, image, map) of one gallery, by anomaly score
         (highest first for "highest"; increasing for "below" and "above")."""
@@ -985,12 +990,14 @@ def _flagged_section(summary: ScoreSummary, unit: str, single: str, gallery) -> 
     if not summary.n_flagged:
         return f"<p>No {single} was flagged.</p>"
     content = ""
-    if gallery is not None and gallery.images("highest"):
+    # The highest anomaly scores of the run, those above the threshold: flagged only.
+    shown = [] if gallery is None else gallery.flagged()
+    if shown:
         content += (
-            f"<p>The highest-scoring {unit}, with their heat maps (bright: the pixels the "
-            "model finds least likely; every heat map of this page has the same colour "
-            "scale):</p>"
-            + _img(gallery_figure(gallery.images("highest"), gallery.scale()), "most anomalous")
+            f"<p>The {len(shown)} highest-scoring of the {summary.n_flagged:,} flagged "
+            f"{unit}, with their heat maps (bright: the pixels the model finds least likely; "
+            "every heat map of this page has the same colour scale):</p>"
+            + _img(gallery_figure(shown, gallery.scale()), "most anomalous")
         )
     if summary.feature_shares:
         content += (
