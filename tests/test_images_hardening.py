@@ -399,3 +399,12 @@ def test_fit_images_takes_the_size_and_colour_of_array_images(tmp_path):
     with eagerly():
         report = fit_images([tmp_path / "train.npy"], tmp_path / "model", config)
     assert report["image_shape"] == [SIZE, SIZE, 3]  # colour kept, not turned grey
+
+
+def test_a_float_tiff_is_read_as_its_values_and_out_of_range_is_a_reject(tmp_path):
+    values = np.linspace(0.0, 1.0, SIZE * SIZE, dtype=np.float32).reshape(SIZE, SIZE)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    np.testing.assert_allclose(decode_file(tmp_path / "f.tif")[..., 0], values, rtol=1e-7)
+    Image.fromarray(values * 255, mode="F").save(tmp_path / "wide.tif")
+    with pytest.raises(ImageRejected, match=r"pixel values outside \[0, 1\]"):
+        decode_file(tmp_path / "wide.tif")

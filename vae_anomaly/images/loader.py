@@ -199,6 +199,8 @@ def decode_file(path) -> np.ndarray:
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 pixels = np.asarray(image, dtype=np.float64) / 65535.0
+            elif mode == "F":  # 32-bit float (a float TIFF): its values are the pixels
+                pixels = np.asarray(image, dtype=np.float64)
             else:
                 target = {"1": "L", "L": "L", "LA": "LA", "RGBA": "RGBA"}.get(mode, "RGB")
                 if mode == "P":
@@ -214,6 +216,10 @@ def decode_file(path) -> np.ndarray:
         raise ImageRejected(f"unreadable or truncated image: {_described(error)}") from None
     except Exception as error:  # a decoder's own failure (Pillow plugins raise many kinds)
         raise ImageRejected(f"image decoder failed: {_described(error)}") from None
+    if mode == "F" and not (
+        np.all(np.isfinite(pixels)) and 0.0 <= pixels.min() <= pixels.max() <= 1.0
+    ):
+        raise ImageRejected("pixel values outside [0, 1] (or not finite): a float image")
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     return pixels
