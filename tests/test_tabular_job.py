@@ -382,6 +382,20 @@ def test_glob_inputs_are_accounted_per_file(model_dir, tmp_path):
         ("[columns]\nroles = { a = 'numerical' }\n", "role of column 'a' must be one of"),
         ("[score]\nformat = 'xlsx'\n", "format must be one of"),
         ("[score\n", "not valid TOML"),
+        ("[threshold]\nfpr = 1.5\n", r"fpr must be a number in \(0, 1\), got 1.5"),
+        ("[threshold]\nfpr = 'low'\n", r"fpr must be a number in \(0, 1\)"),
+        ("[threshold]\ncalibration_fraction = 1.0\n", r"calibration_fraction must be .* \[0, 1\)"),
+        ("[model]\nhidden_units = [0, -3]\n", r"\[model\] each of hidden_units must be >= 1"),
+        ("[model]\nhidden_units = ['wide']\n", r"\[model\] each of hidden_units must be an int"),
+        ("[model]\nconv_filters = [0]\n", r"\[model\] each of conv_filters must be >= 1"),
+        (
+            "[model]\nscore_method = 'exact'\n",
+            r"\[model\] score_method='exact' .*latent='categorical'",
+        ),
+        ("[model]\nepochs = true\n", r"\[model\] epochs: must be a number, got True"),
+        ("[model]\nbeta = true\n", r"\[model\] beta: must be a number, got True"),
+        ("[columns]\nroles = 'passthrough'\n", "roles must be a table of column = role"),
+        ("[columns]\nid_column = 5\n", r"id_column must be a column name \(text\), got 5"),
     ],
 )
 def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
@@ -390,6 +404,16 @@ def test_config_errors_name_the_file_and_the_key(tmp_path, text, message):
     with pytest.raises(ValueError, match=message) as error:
         load_config(path)
     assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("in_memory_mb", [16, 0])  # in memory, and streamed
+def test_an_id_column_not_in_the_header_stops_fit_before_any_row_is_read(tmp_path, in_memory_mb):
+    train = tmp_path / "train.csv"
+    train.write_text((SAMPLE_DATA / "machines_train.csv").read_text())
+    config = JobConfig(id_column="nosuch", in_memory_mb=in_memory_mb)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(train))}, line 1: \[columns\] id_co"):
+        fit_job([train], tmp_path / "model", config)
+    assert not (tmp_path / "model").exists()
 
 
 def big_new_file(path: Path, n: int = 12_000) -> Path:

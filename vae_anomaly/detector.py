@@ -25,8 +25,7 @@ from .networks import default_conv_filters
 from .parameters import (
     PARAMETER_CONSTRAINTS,
     check_choice,
-    check_int,
-    check_int_tuple,
+    check_model_relations,
     check_real,
     default_hidden_units,
     default_latent_dim,
@@ -445,18 +444,9 @@ or sequence of (family, width), default="gaussian"
         """``_parameter_constraints`` (``parameters.PARAMETER_CONSTRAINTS``), then what
         ties parameters together or lies inside a tuple or a layout."""
         self._validate_params()
-        if self.hidden_units is not None:
-            for width in self.hidden_units:
-                check_int("each of hidden_units", width, 1)
-        check_int_tuple("image_shape", self.image_shape, length=3)
-        check_int_tuple("conv_filters", self.conv_filters, allow_empty=True)
+        check_model_relations(self.get_params())
         if self.image_shape is not None and not isinstance(self.likelihood, str):
             raise ValueError("image_shape takes one likelihood family, not a column layout.")
-        if self.corruption == "mask" and not self.corruption_level < 1:
-            raise ValueError(
-                "corruption='mask' takes corruption_level as a probability in [0, 1), got "
-                f"corruption_level={self.corruption_level!r}."
-            )
         if self.score_method == "exact":
             self._check_exact(self.latent_dim)
         if self.image_shape is not None and self.missing != "error":

@@ -96,12 +96,40 @@ def check_model_values(model: dict, source: str) -> None:
     for key, value in model.items():
         if key not in PARAMETER_CONSTRAINTS:
             continue  # unknown keys are the caller's error, with its own message
+        if isinstance(value, bool) and "boolean" not in PARAMETER_CONSTRAINTS[key]:
+            # scikit-learn's Interval takes a bool for a number (True is an Integral).
+            raise ValueError(f"{source}: [model] {key}: must be a number, got {value!r}.")
         try:
             validate_parameter_constraints(
                 {key: PARAMETER_CONSTRAINTS[key]}, {key: value}, caller_name="VAEAnomalyDetector"
             )
         except InvalidParameterError as error:
             raise ValueError(f"{source}: [model] {key}: {error}") from None
+    try:
+        check_model_relations(model)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{source}: [model] {error}") from None
+
+
+def check_model_relations(params: dict) -> None:
+    """What ``PARAMETER_CONSTRAINTS`` cannot say, for the parameters given (the others at
+    their defaults): the items of the tuples, and the pairs of parameters that go
+    together. ``VAEAnomalyDetector._check_params`` calls it too."""
+    for width in params.get("hidden_units") or ():
+        check_int("each of hidden_units", width, 1)
+    check_int_tuple("image_shape", params.get("image_shape"), length=3)
+    check_int_tuple("conv_filters", params.get("conv_filters"), allow_empty=True)
+    if params.get("corruption") == "mask" and not params.get("corruption_level", 0.1) < 1:
+        raise ValueError(
+            "corruption='mask' takes corruption_level as a probability in [0, 1), got "
+            f"corruption_level={params['corruption_level']!r}."
+        )
+    if params.get("score_method") == "exact" and params.get("latent", "gaussian") != "categorical":
+        raise ValueError(
+            "score_method='exact' sums over every value of z, which needs "
+            f"latent='categorical'; got latent={params.get('latent', 'gaussian')!r}. Use "
+            "'elbo' or 'iwae'."
+        )
 
 
 def default_latent_dim(n_features: int) -> int:

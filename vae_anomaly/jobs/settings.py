@@ -23,7 +23,8 @@ from ..parameters import PARAMETER_CONSTRAINTS, check_model_values
 
 def setting(section: str, default=dataclasses.MISSING, *, factory=dataclasses.MISSING, **rule):
     """A field of a settings class: its TOML ``section`` and the ``rule`` its value obeys
-    (``choices=(...)``, ``at_least=n`` for an integer, ``boolean=True``)."""
+    (``choices=(...)``, ``at_least=n`` for an integer, ``boolean=True``, ``fraction="open"``
+    for a number in (0, 1) or ``"from_zero"`` for one in [0, 1))."""
     return dataclasses.field(
         default=default, default_factory=factory, metadata={"section": section, **rule}
     )
@@ -88,6 +89,12 @@ def _check_rule(source: str, name: str, value, rule: dict) -> None:
         )
     if rule.get("boolean") and not isinstance(value, bool):
         raise ValueError(f"{source}: {name} must be true or false, got {value!r}.")
+    if "fraction" in rule:  # "open": in (0, 1); "from_zero": in [0, 1)
+        open_low = rule["fraction"] == "open"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not ((value > 0 if open_low else value >= 0) and value < 1):
+            interval = "(0, 1)" if open_low else "[0, 1)"
+            raise ValueError(f"{source}: {name} must be a number in {interval}, got {value!r}.")
 
 
 class JobSettings:

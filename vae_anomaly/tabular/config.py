@@ -30,8 +30,8 @@ class JobConfig(JobSettings):
     id_column: str | None = setting("columns", None)
     delimiter: str = setting("columns", ",")
     model: dict = setting("model", factory=lambda: {"random_state": 0})
-    fpr: float = setting("threshold", 0.01)
-    calibration_fraction: float = setting("threshold", 0.2)
+    fpr: float = setting("threshold", 0.01, fraction="open")
+    calibration_fraction: float = setting("threshold", 0.2, fraction="from_zero")
     strategy: str = setting("training", "default", choices=STRATEGIES)
     chunk_rows: int = setting("score", 50_000, at_least=1)
     top_columns: int = setting("score", 3, at_least=0)
@@ -43,6 +43,14 @@ class JobConfig(JobSettings):
     JOB_OWNED_FROM = "from the columns and [threshold]"
 
     def check(self, source: str) -> None:
+        if not isinstance(self.roles, dict):
+            raise ValueError(
+                f"{source}: roles must be a table of column = role, got {self.roles!r}."
+            )
+        if self.id_column is not None and not isinstance(self.id_column, str):
+            raise ValueError(
+                f"{source}: id_column must be a column name (text), got {self.id_column!r}."
+            )
         for name, role in self.roles.items():
             if role not in ROLES:
                 raise ValueError(

@@ -67,10 +67,22 @@ def common_header(paths, delimiter: str) -> list[str]:
     return header
 
 
+def training_header(paths, config: JobConfig) -> list[str]:
+    """``common_header``, which must hold ``[columns] id_column`` when the settings name one
+    (the alerts and ``--labels`` identify rows by it)."""
+    header = common_header(paths, config.delimiter)
+    if config.id_column is not None and config.id_column not in header:
+        raise ValueError(
+            f"{paths[0]}, line 1: [columns] id_column = {config.id_column!r} is not a column "
+            f"of the header {header}."
+        )
+    return header
+
+
 def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
     """(text cells, then per row: source file, line number, raw line) of every usable line."""
     frames, files, lines, raw = [], [], [], []
-    header = common_header(paths, config.delimiter)
+    header = training_header(paths, config)
     for path in paths:
         for plan in plan_chunks(path, config.chunk_rows, config.delimiter):
             chunk = read_chunk(plan, config.delimiter)
@@ -157,7 +169,7 @@ def _fit_in_memory(paths, config: JobConfig, staging, strategy):
 def _fit_streamed(paths, config: JobConfig, staging, strategy):
     """(fitted detector, schema, the encoded sample, rows rejected, rows per share): read
     twice, chunk by chunk (``fit_stream``)."""
-    header = common_header(paths, config.delimiter)
+    header = training_header(paths, config)
     files = plans_of(paths, config)
     schema = None
 
