@@ -79,6 +79,23 @@ def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
     assert "--id-column 'id' is not a column" in capsys.readouterr().err
 
 
+def test_rank_refuses_its_paths_and_labels_before_any_work(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"id": [1, 2, 3], "a": [1.0, 2.0, 3.0]}).to_csv(table, index=False)
+    before = table.read_bytes()
+    assert main(["rank", "--input", str(table), "--alerts", str(table)]) == ExitStatus.USAGE
+    assert "--input and --alerts name the same path" in capsys.readouterr().err
+    assert table.read_bytes() == before  # the input was not overwritten
+    labels = tmp_path / "l.csv"
+    labels.write_text("id,is_anomaly\n1,0\n")
+    argv = ["rank", "--input", str(table), "--labels", str(labels)]
+    assert main(argv) == ExitStatus.FAILED  # no --id-column: rows cannot be matched
+    assert "--labels needs --id-column" in capsys.readouterr().err
+    labels.write_text("id,planted\n1,0\n")
+    assert main([*argv, "--id-column", "id"]) == ExitStatus.FAILED
+    assert "needs the columns 'id' and 'is_anomaly'" in capsys.readouterr().err
+
+
 def _small_table(directory: Path) -> Path:
     """40 rows of 2 numeric columns."""
     rng = np.random.default_rng(0)

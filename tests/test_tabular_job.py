@@ -503,6 +503,18 @@ def test_resume_takes_a_part_directory_written_before_the_scored_log(
     assert resumed["csv"].read_bytes() == whole["csv"].read_bytes()
 
 
+def test_labels_that_cannot_be_matched_stop_score_before_any_output(model_dir, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("record_id,planted\n100001,1\n")  # no is_anomaly column
+    settings = saved_settings(model_dir)
+    with pytest.raises(ValueError, match="needs the columns 'record_id' and 'is_anomaly'"):
+        run_score(
+            model_dir, [SAMPLE_DATA / "machines_new.csv"], tmp_path / "out", config=settings,
+            labels=labels,
+        )  # fmt: skip
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_resume_refuses_a_different_job(model_dir, tmp_path):
     new = big_new_file(tmp_path / "new.csv", n=500)
     settings = saved_settings(model_dir)

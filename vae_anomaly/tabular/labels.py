@@ -5,6 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def check_labels(labels_path, id_column: str | None, needs: str = "[columns] id_column") -> None:
+    """ValueError, before any work, unless rows can be matched with ``labels_path``: an
+    ``id_column`` is set (``needs`` says where), and the labels file has it and
+    ``is_anomaly``."""
+    import pandas as pd
+
+    if not id_column:
+        raise ValueError(f"--labels needs {needs} to match rows with {labels_path}.")
+    try:
+        columns = list(pd.read_csv(labels_path, nrows=0).columns)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--labels {labels_path}: cannot read it: {error}") from error
+    missing = [name for name in (id_column, "is_anomaly") if name not in columns]
+    if missing:
+        raise ValueError(
+            f"--labels {labels_path}, line 1: needs the columns {id_column!r} and "
+            f"'is_anomaly'; {missing} not in {columns}."
+        )
+
+
 def label_counts(output, labels_path, id_column: str | None) -> dict:
     """The rows of ``output`` (.csv or .parquet) against ``labels_path``, matched on
     ``id_column``: {"planted", "planted_found", "normal", "normal_flagged"} as ints, and

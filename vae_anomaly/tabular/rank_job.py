@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..exit_status import ExitStatus
+from ..jobs.paths import check_distinct, check_outputs
 from ..validation import first_non_numeric
+from .labels import check_labels
 
 
 def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Series | None]:
@@ -98,6 +100,10 @@ def rank_job(
         ALERTS when ``alerts`` is given and a row was flagged, else OK.
     """
     started = time.perf_counter()
+    check_distinct([("--input", input), ("--labels", labels), ("--alerts", alerts)])
+    check_outputs([("--alerts", alerts)])
+    if labels:
+        check_labels(labels, id_column, needs="--id-column")
     features, ids = read_numeric_csv(input, id_column)
     if before_tensorflow is not None:
         before_tensorflow()

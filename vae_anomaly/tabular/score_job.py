@@ -42,6 +42,7 @@ from ..thresholds import verdicts
 from .config import JobConfig
 from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from .engines import run_pipeline, run_tasks
+from .labels import check_labels
 from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import model_fingerprint, read_model_dir
 from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
@@ -325,6 +326,8 @@ def score_job(
         fingerprint = model_fingerprint(model_dir)
         detector, schema, document = cached_model(model_dir, fingerprint)
         settings = config or JobConfig(**document["settings"])
+        if labels is not None:
+            check_labels(labels, settings.id_column)
         if settings.format == "parquet":
             try:
                 import pyarrow  # noqa: F401
