@@ -493,3 +493,46 @@ def test_a_job_removes_the_temporaries_a_killed_job_left_beside_its_outputs(tmp_
     with guarded([], [("--output", output), ("--alerts", None)]):
         assert not any(path.exists() for path in left)
     assert all(path.exists() for path in kept) and not other.exists()
+
+
+def test_a_model_directory_is_swapped_in_one_step_where_the_system_can(tmp_path, monkeypatch):
+    import vae_anomaly.atomic as atomic
+
+    target, staging = tmp_path / "model", tmp_path / ".model.tmp-new"
+    for folder, text in ((target, "old"), (staging, "new")):
+        folder.mkdir()
+        (folder / "manifest.json").write_text(text)
+    renames = []
+    monkeypatch.setattr(Path, "rename", lambda self, to: renames.append(self) or to)
+    atomic.move_into_place(staging, target)  # renameat2(RENAME_EXCHANGE) on Linux
+    assert renames == []  # no moment without a model: one exchange, no rename
+    assert (target / "manifest.json").read_text() == "new" and not staging.exists()
+
+
+def test_the_next_fit_restores_a_model_a_killed_replacement_left_aside(tmp_path, monkeypatch):
+    """Without the exchange, the old model is renamed aside first: a kill before the new
+    one is renamed in leaves no model, which the next fit's recovery renames back."""
+    import vae_anomaly.atomic as atomic
+    from vae_anomaly.jobs.model_dir import staged_directory
+
+    target = tmp_path / "model"
+    with staged_directory(target, "schema.json") as staging:
+        (staging / "schema.json").write_text("old")
+    monkeypatch.setattr(atomic, "_exchange", lambda first, second: False)
+    real_rename, calls = Path.rename, []
+
+    def killed_after_the_first(self, to):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies between the two renames
+        return real_rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", killed_after_the_first)
+    with pytest.raises(KeyboardInterrupt), staged_directory(target, "schema.json") as staging:
+        (staging / "schema.json").write_text("new")
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert not target.exists() and list(tmp_path.glob(".model.old-*"))
+    (tmp_path / ".model.tmp-stale").mkdir()  # a staging folder of a fit killed earlier
+    atomic.recover_directory(target)
+    assert (target / "schema.json").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")) == []

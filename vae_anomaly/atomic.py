@@ -5,6 +5,8 @@ flush it to disk, then rename it over the target (a rename is atomic on one file
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import glob
 import os
 import re
@@ -105,11 +107,67 @@ def staged(target):
 
 
 def move_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished directory ``staging`` to ``target``, replacing an old one."""
+    """Rename the finished directory ``staging`` to ``target``, replacing an old one.
+
+    Where the system can (Linux: ``renameat2`` with ``RENAME_EXCHANGE``), the two are
+    swapped in one step, so ``target`` is always a whole directory, the old or the new.
+    Elsewhere the old one is renamed aside first (``.NAME.old-XXXXXXXX``): a process
+    killed between the two renames leaves no ``target``, and ``recover_directory``
+    renames the old one back."""
     if not target.exists():
         staging.rename(target)
+        return
+    if _exchange(staging, target):
+        shutil.rmtree(staging, ignore_errors=True)  # it now holds the old directory
         return
     retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
     target.rename(retired)
     staging.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths atomically (``renameat2(..., RENAME_EXCHANGE)``); False where the
+    C library or the file system has no such call."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    renameat2.restype = ctypes.c_int
+    done = renameat2(
+        _AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE
+    )
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
+def recover_directory(target) -> None:
+    """Undo what a process killed while replacing the directory ``target`` left: the old
+    directory renamed aside with no new one in its place is renamed back, and stale
+    staging (``.NAME.tmp-*``) and retired (``.NAME.old-*``) directories are removed.
+
+    Only for a ``target`` whose writers are locked out (``jobs.locks``)."""
+    target = real_target(target)
+    if not target.parent.is_dir():
+        return
+    prefix = glob.escape(f".{target.name}.")
+    retired = sorted(target.parent.glob(f"{prefix}old-*"), key=lambda p: p.stat().st_mtime)
+    if not target.exists() and retired:
+        retired.pop().rename(target)  # the newest: the model the killed fit was replacing
+    for stale in [*retired, *target.parent.glob(f"{prefix}tmp-*")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)

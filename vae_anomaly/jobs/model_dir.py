@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..atomic import real_target, staged
+from ..atomic import real_target, recover_directory, staged
 from ..integrity import check_only_our_files, seal_directory, verify_directory
 from .locks import JobLock
 
@@ -41,6 +41,7 @@ def staged_directory(target, marker: str):
         {marker, FIT_REJECTS_FILE, f"{DETECTOR_DIR}/model.keras", f"{DETECTOR_DIR}/manifest.json"}
     )
     with JobLock(target, "--model-dir"):
+        recover_directory(target)  # what a fit killed while replacing it left
         check_only_our_files(target, "--model-dir", legacy if (target / marker).is_file() else ())
         with staged(target) as staging:
             yield staging
