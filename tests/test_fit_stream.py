@@ -159,6 +159,23 @@ def test_every_line_is_trained_on_held_out_or_rejected(tmp_path):
     assert dict(zip(rejects["line"], kinds, strict=True)) == expected
 
 
+def test_the_in_memory_and_the_streamed_fit_write_the_same_rejects_in_line_order(tmp_path):
+    """Two files, with reader rejects (a field count, a blank line, a broken quote) after
+    encoder rejects (not a number): both fits list them by file, then line."""
+    bad_training_file(tmp_path / "a.csv")
+    bad_training_file(tmp_path / "b.csv")
+    written = {}
+    for in_memory_mb in (16, 0):
+        config = sample_config(in_memory_mb=in_memory_mb, model={"epochs": 1})
+        with eagerly():
+            fit_job([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "m", config)
+        written[in_memory_mb] = (tmp_path / "m" / "fit_rejects.csv").read_bytes()
+    assert written[16] == written[0]
+    rejects = pd.read_csv(tmp_path / "m" / "fit_rejects.csv", keep_default_na=False)
+    assert [Path(f).name for f in rejects["file"]] == ["a.csv"] * 5 + ["b.csv"] * 5
+    assert rejects["line"].tolist() == [11, 200, 421, 777, 778] * 2
+
+
 def stream_fit(X, keys) -> VAEAnomalyDetector:
     """A detector fitted by _fit_stream on the rows X in chunks of 500, every third row the
     sample."""

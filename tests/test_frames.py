@@ -19,7 +19,6 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vae_anomaly import ModelFileError, VAEAnomalyDetector, load, sparse_rows, validation
 from vae_anomaly.alerts import alert_records
-from vae_anomaly.jobs.rejects import RejectWriter
 from vae_anomaly.schema import TabularSchema
 from vae_anomaly.tabular.config import load_config
 from vae_anomaly.tabular.fit_job import read_training_cells
@@ -427,10 +426,7 @@ def _machines_frame(name: str) -> pd.DataFrame:
 
 def test_the_sample_data_gets_the_roles_of_the_csv_job(tmp_path):
     config = load_config(ROOT / "pipelines" / "tabular.toml")
-    with RejectWriter(tmp_path / "rejects.csv") as rejects:
-        cells, *_ = read_training_cells(
-            [ROOT / "sample_data" / "machines_train.csv"], config, rejects
-        )
+    cells, *_ = read_training_cells([ROOT / "sample_data" / "machines_train.csv"], config)
     job = TabularSchema.infer(cells, config.roles, config.max_levels)
     job_roles = {c.name: c.role for c in job.columns if c.role != "passthrough"}
     frame = _machines_frame("machines_train.csv")

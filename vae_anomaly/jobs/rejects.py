@@ -53,6 +53,17 @@ class RejectWriter:
             self.count += 1
             self.count_before_encoding += 1
 
+    def add_in_order(self, paths, unsplit, encoding) -> None:
+        """Rejected lines of the files ``paths``, in file and line order: ``unsplit``
+        (file index, line, reason, raw) from the reader, ``encoding`` the same from the
+        encoder (the in-memory and the streamed fit write the same file)."""
+        bad = [(*entry, True) for entry in unsplit] + [(*entry, False) for entry in encoding]
+        for file_index, line, reason, raw, whole in sorted(bad, key=lambda entry: entry[:2]):
+            if whole:
+                self.add(paths[file_index], [(line, reason, raw)])
+            else:
+                self.add_one(paths[file_index], line, reason, raw)
+
     def add_items(self, rejected) -> None:
         """Items that are not lines (an image file, an array's image): (item, reason)."""
         for item, reason in rejected:

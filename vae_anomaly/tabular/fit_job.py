@@ -79,20 +79,23 @@ def training_header(paths, config: JobConfig) -> list[str]:
     return header
 
 
-def read_training_cells(paths, config: JobConfig, rejects: RejectWriter):
-    """(text cells, then per row: source file, line number, raw line) of every usable line."""
-    frames, files, lines, raw = [], [], [], []
+def read_training_cells(paths, config: JobConfig):
+    """The text cells of every line the reader could split, then per row its file's index
+    in ``paths``, its line number and raw line; and the lines the reader rejected, as
+    (file index, line, reason, raw line)."""
+    frames, files, lines, raw, unsplit = [], [], [], [], []
     header = training_header(paths, config)
-    for path in paths:
+    for file_index, path in enumerate(paths):
         for plan in plan_chunks(path, config.chunk_rows, config.delimiter):
             chunk = read_chunk(plan, config.delimiter)
-            rejects.add(path, chunk.rejected)
+            unsplit += [(file_index, *reject) for reject in chunk.rejected]
             frames.append(pd.DataFrame(chunk.cells, columns=header))
-            files += [str(path)] * len(chunk.lines)
+            files += [file_index] * len(chunk.lines)
             lines.append(chunk.lines)
             raw += chunk.raw
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=header)
-    return frame, np.array(files), np.concatenate(lines) if lines else np.empty(0, int), raw
+    lines = np.concatenate(lines) if lines else np.empty(0, int)
+    return frame, np.array(files, dtype=int), lines, raw, unsplit
 
 
 def fit_job(inputs, model_dir, config: JobConfig) -> dict:
@@ -147,14 +150,16 @@ def _new_detector(schema: TabularSchema, config: JobConfig) -> VAEAnomalyDetecto
 def _fit_in_memory(paths, config: JobConfig, staging, strategy):
     """(fitted detector, schema, encoded rows, rows rejected): every line held in memory."""
     with RejectWriter(staging / FIT_REJECTS_FILE) as rejects:
-        frame, files, lines, raw = read_training_cells(paths, config, rejects)
+        frame, files, lines, raw, unsplit = read_training_cells(paths, config)
         if frame.empty:
             raise ValueError(f"{', '.join(map(str, paths))}: no usable data rows.")
         schema = TabularSchema.infer(frame, config.roles, config.max_levels)
         cells = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
         encoded = schema.encode(cells, len(frame))
-        for position, reason in encoded.rejected:
-            rejects.add_one(files[position], int(lines[position]), reason, raw[position])
+        encoding = [
+            (int(files[row]), int(lines[row]), reason, raw[row]) for row, reason in encoded.rejected
+        ]
+        rejects.add_in_order(paths, unsplit, encoding)
     if len(encoded.X) == 0:
         raise ValueError("Every training row was rejected; see the reasons in the error above.")
     detector = _new_detector(schema, config)

@@ -179,16 +179,14 @@ def fit_streamed(
             for plan in plans:
                 chunk = read_chunk(plan, config.delimiter)
                 encoded = schema.encode(chunk.cells, len(chunk.lines), scaling=(center, scale))
-                bad = [(line, reason, raw, True) for line, reason, raw in chunk.rejected]
-                bad += [
-                    (int(chunk.lines[row]), reason, chunk.raw[row], False)
-                    for row, reason in encoded.rejected
-                ]
-                for line, reason, raw, unsplit in sorted(bad, key=lambda entry: entry[0]):
-                    if unsplit:
-                        rejects.add(path, [(line, reason, raw)])
-                    else:
-                        rejects.add_one(path, line, reason, raw)
+                rejects.add_in_order(
+                    [path],
+                    [(0, *reject) for reject in chunk.rejected],
+                    [
+                        (0, int(chunk.lines[row]), reason, chunk.raw[row])
+                        for row, reason in encoded.rejected
+                    ],
+                )
                 yield encoded.X, position_keys(file_index, chunk.lines[encoded.kept])
 
     detector._fit_stream(sample.X, keys[sample.kept], chunks(), n_rows=profile.seen)
