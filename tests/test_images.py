@@ -484,6 +484,19 @@ def test_bundled_sample_images_are_what_the_generator_writes(tmp_path):
     assert len(labels) == 1 + 60 + 6 + 2 and labels[-1].endswith("notes.txt,unreadable")
 
 
+def test_sample_images_replace_an_earlier_set_but_never_a_file_of_yours(tmp_path):
+    small = {"n_train": 3, "n_new": 2, "n_per_defect": 1}
+    write_parts(tmp_path, **small)
+    (tmp_path / "parts" / "new" / "washer_999.png").write_bytes(b"an earlier set's image")
+    write_parts(tmp_path, **small)  # regenerated: the earlier set's images go
+    assert not (tmp_path / "parts" / "new" / "washer_999.png").exists()
+    mine = tmp_path / "parts" / "train" / "my_part.png"
+    mine.write_bytes(b"mine")
+    with pytest.raises(ValueError, match=r"holds .*my_part\.png, which make-sample-data"):
+        write_parts(tmp_path, **small)
+    assert mine.read_bytes() == b"mine" and len(list(mine.parent.iterdir())) == 4
+
+
 def test_labels_match_an_image_however_its_path_is_spelt(tmp_path, monkeypatch):
     from vae_anomaly.images.labels import compare_image_labels, labelled_image_scores
 

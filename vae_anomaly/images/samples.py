@@ -19,6 +19,7 @@ Normal washers vary in position (+-1.5 px), radii, brightness and lighting; defe
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +86,30 @@ def _save(image: np.ndarray, path: Path, **options) -> None:
     Image.fromarray((255 * image + 0.5).astype(np.uint8)).save(path, **options)
 
 
+# The files write_parts writes into parts/train and parts/new.
+_OURS = re.compile(r"washer_[a-z0-9_]+\.(png|jpg)|notes\.txt")
+
+
+def _listing(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
 def write_parts(
     output_dir, n_train: int = 500, n_new: int = 60, n_per_defect: int = 2
 ) -> list[Path]:
     """Write the sample image set under ``output_dir/parts``; returns the paths written."""
     root = Path(output_dir) / "parts"
     train_dir, new_dir = root / "train", root / "new"
+    for directory in (train_dir, new_dir):  # refused before anything is removed
+        foreign = [p for p in _listing(directory) if not _OURS.fullmatch(p.name)]
+        if foreign:
+            raise ValueError(
+                f"{directory} holds {foreign[0]}, which make-sample-data does not write; it "
+                "replaces the sample images there, so choose another --output-dir."
+            )
     for directory in (train_dir, new_dir):
         directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.iterdir():
+        for old in directory.iterdir():  # an earlier sample set's images
             old.unlink()
     train, _ = make_parts(n_train, seed=1)
     for i, image in enumerate(train):
