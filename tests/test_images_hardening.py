@@ -408,3 +408,12 @@ def test_a_float_tiff_is_read_as_its_values_and_out_of_range_is_a_reject(tmp_pat
     Image.fromarray(values * 255, mode="F").save(tmp_path / "wide.tif")
     with pytest.raises(ImageRejected, match=r"pixel values outside \[0, 1\]"):
         decode_file(tmp_path / "wide.tif")
+
+
+def test_an_input_folder_named_twice_is_read_once_as_in_the_tabular_jobs(model_dir, tmp_path):
+    folder = tmp_path / "in"
+    _save_png(folder / "a.png", seed=950)
+    again = tmp_path / "." / "in"  # the same folder, spelt otherwise
+    report, rows, _ = _score(model_dir, [folder, again], tmp_path / "out", heatmap_dir=None)
+    assert [row["path"] for row in rows] == [str(folder / "a.png")]
+    assert report["files_found"] == 1

@@ -27,6 +27,7 @@ import contextlib
 import csv
 import glob
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -247,11 +248,15 @@ def score_images(
 
 
 def _expanded(inputs) -> list[Path]:
-    """The inputs as given, each glob replaced by its matches (folders are not walked)."""
-    paths = []
+    """The inputs as given, each glob replaced by its matches (folders are not walked),
+    each path once: an input named twice is read once, as in the tabular jobs."""
+    paths, seen = [], set()
     for item in map(str, inputs):
         matches = glob.glob(item, recursive=True) if glob.has_magic(item) else [item]
-        paths += [Path(match) for match in matches]
+        for match in matches:
+            if os.path.realpath(match) not in seen:
+                seen.add(os.path.realpath(match))
+                paths.append(Path(match))
     return paths
 
 
