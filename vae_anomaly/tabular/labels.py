@@ -23,6 +23,14 @@ def check_labels(labels_path, id_column: str | None, needs: str = "[columns] id_
             f"--labels {labels_path}, line 1: needs the columns {id_column!r} and "
             f"'is_anomaly'; {missing} not in {columns}."
         )
+    ids = pd.read_csv(labels_path, usecols=[id_column], dtype=str)[id_column]
+    repeated = ids[ids.duplicated(keep=False)]
+    if len(repeated):  # a row labelled twice would be counted twice
+        lines = (repeated.index[repeated == repeated.iloc[0]] + 2).tolist()
+        raise ValueError(
+            f"--labels {labels_path}: {id_column} {repeated.iloc[0]!r} is labelled on lines "
+            f"{lines[0]} and {lines[1]}; each row may be labelled once."
+        )
 
 
 def label_counts(output, labels_path, id_column: str | None) -> dict:
