@@ -100,6 +100,14 @@ def test_settings_files_check_the_detector_parameters_without_importing_it():
     assert detector_parameters() == set(VAEAnomalyDetector().get_params())
 
 
+def test_a_flag_parameter_may_be_true_where_a_number_may_not():
+    from vae_anomaly.parameters import check_model_values
+
+    check_model_values({"verbose": True, "screen_outliers": False}, "job.toml")  # flags
+    with pytest.raises(ValueError, match=r"job.toml: \[model\] epochs: must be a number"):
+        check_model_values({"epochs": True}, "job.toml")
+
+
 def test_the_package_names_its_lazy_exports():
     assert vae_anomaly.VAEAnomalyDetector is VAEAnomalyDetector and vae_anomaly.load is load
     assert all(hasattr(vae_anomaly, name) for name in vae_anomaly.__all__)

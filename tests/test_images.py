@@ -495,6 +495,9 @@ def test_sample_images_replace_an_earlier_set_but_never_a_file_of_yours(tmp_path
     with pytest.raises(ValueError, match=r"holds .*my_part\.png, which make-sample-data"):
         write_parts(tmp_path, **small)
     assert mine.read_bytes() == b"mine" and len(list(mine.parent.iterdir())) == 4
+    (tmp_path / "sensors.csv").write_text("mine too")  # the command refuses before any write
+    assert main(["make-sample-data", "--output-dir", str(tmp_path)]) == ExitStatus.FAILED
+    assert (tmp_path / "sensors.csv").read_text() == "mine too"
 
 
 def test_labels_match_an_image_however_its_path_is_spelt(tmp_path, monkeypatch):
@@ -517,6 +520,8 @@ def test_labels_match_an_image_however_its_path_is_spelt(tmp_path, monkeypatch):
     defective, scores, flagged = labelled_image_scores(scored, labels)
     assert defective.tolist() == [True, False, False] and flagged.tolist() == [True, False, True]
     assert scores.tolist() == [9.0, 1.0, 8.0]
+    labels.write_text("path,defect\nnew/a.png,scratch\n,\n")  # a row without a path
+    assert compare_image_labels(scored, labels).startswith("labels: 1 of the 1 defective")
     other = tmp_path / "other.csv"
     other.write_text("path,defect\nelsewhere/a.png,scratch\n")
     assert compare_image_labels(scored, other).startswith(

@@ -410,10 +410,13 @@ def test_a_float_tiff_is_read_as_its_values_and_out_of_range_is_a_reject(tmp_pat
         decode_file(tmp_path / "wide.tif")
 
 
-def test_an_input_folder_named_twice_is_read_once_as_in_the_tabular_jobs(model_dir, tmp_path):
+def test_an_input_folder_named_twice_is_read_once_as_in_the_tabular_jobs(
+    model_dir, tmp_path, monkeypatch
+):
     folder = tmp_path / "in"
     _save_png(folder / "a.png", seed=950)
-    again = tmp_path / "." / "in"  # the same folder, spelt otherwise
+    monkeypatch.chdir(tmp_path)
+    again = Path("in")  # the same folder, relative where the first is absolute
     report, rows, _ = _score(model_dir, [folder, again], tmp_path / "out", heatmap_dir=None)
     assert [row["path"] for row in rows] == [str(folder / "a.png")]
     assert report["files_found"] == 1

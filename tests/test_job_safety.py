@@ -502,6 +502,11 @@ def test_a_model_directory_is_swapped_in_one_step_where_the_system_can(tmp_path,
     for folder, text in ((target, "old"), (staging, "new")):
         folder.mkdir()
         (folder / "manifest.json").write_text(text)
+    probe = [tmp_path / "probe_a", tmp_path / "probe_b"]
+    for folder in probe:
+        folder.mkdir()
+    if not atomic._exchange(*probe):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) here: the two-rename path is tested below")
     renames = []
     monkeypatch.setattr(Path, "rename", lambda self, to: renames.append(self) or to)
     atomic.move_into_place(staging, target)  # renameat2(RENAME_EXCHANGE) on Linux
@@ -532,7 +537,11 @@ def test_the_next_fit_restores_a_model_a_killed_replacement_left_aside(tmp_path,
         (staging / "schema.json").write_text("new")
     monkeypatch.setattr(Path, "rename", real_rename)
     assert not target.exists() and list(tmp_path.glob(".model.old-*"))
-    (tmp_path / ".model.tmp-stale").mkdir()  # a staging folder of a fit killed earlier
+    (tmp_path / ".model.tmp-k1ll3d_x").mkdir()  # a staging folder of a fit killed earlier
+    for yours in (".model.old-backup", ".model.tmp-mine"):  # folders we never name so
+        (tmp_path / yours).mkdir()
+        (tmp_path / yours / "notes.txt").write_text("mine")
     atomic.recover_directory(target)
     assert (target / "schema.json").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model.")) == []
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model."))
+    assert left == [".model.old-backup", ".model.tmp-mine"]

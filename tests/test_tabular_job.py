@@ -513,6 +513,12 @@ def test_labels_that_cannot_be_matched_stop_score_before_any_output(model_dir, t
             labels=labels,
         )  # fmt: skip
     assert list((tmp_path / "out").iterdir()) == []
+    labels.write_text("record_id,is_anomaly\n100001,1\n,0\n100002,0\n,1\n")
+    with pytest.raises(ValueError, match=r"labels\.csv, line 3: the record_id is empty"):
+        run_score(
+            model_dir, [SAMPLE_DATA / "machines_new.csv"], tmp_path / "out", config=settings,
+            labels=labels,
+        )  # fmt: skip
     labels.write_text("record_id,is_anomaly\n100001,1\n100002,0\n100001,1\n")
     with pytest.raises(ValueError, match="'100001' is labelled on lines 2 and 4"):
         run_score(

@@ -164,10 +164,19 @@ def recover_directory(target) -> None:
     target = real_target(target)
     if not target.parent.is_dir():
         return
-    prefix = glob.escape(f".{target.name}.")
-    retired = sorted(target.parent.glob(f"{prefix}old-*"), key=lambda p: p.stat().st_mtime)
+
+    def ours(kind: re.Pattern) -> list[Path]:  # real folders named as we name them
+        candidates = target.parent.glob(f"{glob.escape(f'.{target.name}.')}*")
+        return [
+            path
+            for path in candidates
+            if path.is_dir() and not path.is_symlink() and kind.fullmatch(path.name)
+        ]
+
+    name = re.escape(target.name)
+    retired = sorted(ours(re.compile(rf"\.{name}\.old-[0-9a-f]{{8}}")), key=os.path.getmtime)
     if not target.exists() and retired:
         retired.pop().rename(target)  # the newest: the model the killed fit was replacing
-    for stale in [*retired, *target.parent.glob(f"{prefix}tmp-*")]:
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
+    # staged's folders: tempfile.mkdtemp's 8 characters after the prefix.
+    for stale in [*retired, *ours(re.compile(rf"\.{name}\.tmp-[a-z0-9_]{{8}}"))]:
+        shutil.rmtree(stale, ignore_errors=True)

@@ -84,10 +84,11 @@ def rank(args: argparse.Namespace) -> int:
 
 
 def make_sample_data(args: argparse.Namespace) -> int:
-    from .images.samples import write_parts
+    from .images.samples import check_parts_folders, write_parts
     from .machine_records import write_machine_records
     from .sample_data import write_sample_data
 
+    check_parts_folders(args.output_dir)  # before any file is written
     written = (
         write_sample_data(args.output_dir)
         + write_machine_records(args.output_dir)

@@ -3,8 +3,9 @@ vocabulary (``sklearn.utils._param_validation``: ``Interval``, ``StrOptions``, .
 
 The estimator declares ``_parameter_constraints = PARAMETER_CONSTRAINTS`` and validates
 itself with it in ``fit`` (``BaseEstimator._validate_params``); checks that tie several
-parameters together, or look inside a tuple, stay in ``VAEAnomalyDetector._check_params``.
-The batch jobs check the ``[model]`` table of a settings file with the same table
+parameters together, or look inside a tuple, are ``check_model_relations`` here (called by
+``VAEAnomalyDetector._check_params``, which adds those that need the likelihood heads).
+The batch jobs check the ``[model]`` table of a settings file with both
 (``check_model_values``) when they read the file: before any data is read, and without
 importing TensorFlow, which this module never does.
 """
@@ -42,8 +43,8 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "latent": [StrOptions(set(LATENTS))],
     "latent_categories": [_at_least(Integral, 2)],
     "temperature": [Interval(Real, 0, None, closed="neither")],
-    "hidden_units": [tuple, list, None],  # each width >= 1: _check_params
-    "image_shape": [tuple, list, None],  # three positive integers: _check_params
+    "hidden_units": [tuple, list, None],  # each width >= 1: check_model_relations
+    "image_shape": [tuple, list, None],  # three positive integers: check_model_relations
     "conv_filters": [tuple, list, None],
     "activation": [str],
     # A family name, or a layout of (family, width) blocks: checked against the registry
@@ -63,7 +64,7 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "n_train_samples": [_at_least(Integral, 1)],
     "free_bits": [_at_least(Real, 0)],
     "corruption": [StrOptions({c for c in CORRUPTIONS if c is not None}), None],
-    # "mask" takes a probability in [0, 1): _check_params.
+    # "mask" takes a probability in [0, 1): check_model_relations.
     "corruption_level": [_at_least(Real, 0)],
     "kl_warmup_epochs": [_at_least(Integral, 0)],
     "epochs": [_at_least(Integral, 1), None],
@@ -96,7 +97,7 @@ def check_model_values(model: dict, source: str) -> None:
     for key, value in model.items():
         if key not in PARAMETER_CONSTRAINTS:
             continue  # unknown keys are the caller's error, with its own message
-        if isinstance(value, bool) and "boolean" not in PARAMETER_CONSTRAINTS[key]:
+        if isinstance(value, bool) and _number_only(PARAMETER_CONSTRAINTS[key]):
             # scikit-learn's Interval takes a bool for a number (True is an Integral).
             raise ValueError(f"{source}: [model] {key}: must be a number, got {value!r}.")
         try:
@@ -109,6 +110,13 @@ def check_model_values(model: dict, source: str) -> None:
         check_model_relations(model)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{source}: [model] {error}") from None
+
+
+def _number_only(constraints: list) -> bool:
+    """Whether a parameter takes numbers (an ``Interval``) and no flag ("boolean", or
+    "verbose", which takes a bool or an int)."""
+    numeric = any(isinstance(c, Interval) for c in constraints)
+    return numeric and not any(c in ("boolean", "verbose") for c in constraints)
 
 
 def check_model_relations(params: dict) -> None:

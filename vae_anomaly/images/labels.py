@@ -16,6 +16,7 @@ def _merged(output, labels_path, columns=None):
 
     scored = pd.read_csv(output, usecols=columns, dtype={"path": str})
     labels = pd.read_csv(labels_path, dtype={"path": str, "defect": str}).fillna({"defect": ""})
+    labels = labels[labels["path"].notna()]  # a row without a path labels no image
     scored["key"] = [os.path.abspath(p) for p in scored["path"]]
     labels["key"] = [os.path.abspath(p) for p in labels["path"]]
     merged = scored.merge(labels.drop(columns="path"), on="key", how="inner")

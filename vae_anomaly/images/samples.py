@@ -94,19 +94,25 @@ def _listing(directory: Path) -> list[Path]:
     return sorted(directory.iterdir()) if directory.is_dir() else []
 
 
-def write_parts(
-    output_dir, n_train: int = 500, n_new: int = 60, n_per_defect: int = 2
-) -> list[Path]:
-    """Write the sample image set under ``output_dir/parts``; returns the paths written."""
-    root = Path(output_dir) / "parts"
-    train_dir, new_dir = root / "train", root / "new"
-    for directory in (train_dir, new_dir):  # refused before anything is removed
+def check_parts_folders(output_dir) -> None:
+    """ValueError if ``output_dir/parts/train`` or ``parts/new`` holds a file that
+    ``write_parts`` does not write: it empties those folders of an earlier sample set."""
+    for directory in (Path(output_dir) / "parts" / "train", Path(output_dir) / "parts" / "new"):
         foreign = [p for p in _listing(directory) if not _OURS.fullmatch(p.name)]
         if foreign:
             raise ValueError(
                 f"{directory} holds {foreign[0]}, which make-sample-data does not write; it "
                 "replaces the sample images there, so choose another --output-dir."
             )
+
+
+def write_parts(
+    output_dir, n_train: int = 500, n_new: int = 60, n_per_defect: int = 2
+) -> list[Path]:
+    """Write the sample image set under ``output_dir/parts``; returns the paths written."""
+    check_parts_folders(output_dir)  # before anything is removed
+    root = Path(output_dir) / "parts"
+    train_dir, new_dir = root / "train", root / "new"
     for directory in (train_dir, new_dir):
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.iterdir():  # an earlier sample set's images

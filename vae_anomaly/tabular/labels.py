@@ -24,6 +24,9 @@ def check_labels(labels_path, id_column: str | None, needs: str = "[columns] id_
             f"'is_anomaly'; {missing} not in {columns}."
         )
     ids = pd.read_csv(labels_path, usecols=[id_column], dtype=str)[id_column]
+    if ids.isna().any():
+        line = int(ids.index[ids.isna()][0]) + 2
+        raise ValueError(f"--labels {labels_path}, line {line}: the {id_column} is empty.")
     repeated = ids[ids.duplicated(keep=False)]
     if len(repeated):  # a row labelled twice would be counted twice
         lines = (repeated.index[repeated == repeated.iloc[0]] + 2).tolist()
