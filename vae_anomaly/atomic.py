@@ -22,11 +22,24 @@ def _umask() -> int:
     return mask
 
 
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp-[0-9a-f]{8}")
-
-
 def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _siblings(path: Path, suffix: str, folders: bool) -> list[Path]:
+    """The files (or, with ``folders``, the real folders) beside ``path`` named
+    ``.NAME.`` + a match of the regular expression ``suffix``: the names this module
+    gives its temporaries, and no other."""
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{suffix}")
+    candidates = path.parent.glob(f"{glob.escape(f'.{path.name}.')}*")
+    return [
+        candidate
+        for candidate in candidates
+        if pattern.fullmatch(candidate.name)
+        and (candidate.is_dir() and not candidate.is_symlink() if folders else candidate.is_file())
+    ]
 
 
 def remove_stale_temporaries(path) -> list[Path]:
@@ -35,15 +48,9 @@ def remove_stale_temporaries(path) -> list[Path]:
 
     Only for a path whose writers are locked out (``jobs.locks``): another process's
     temporary of the same name would be removed while it writes it."""
-    path = real_target(path)
-    if not path.parent.is_dir():
-        return []
-    stale = []
-    for candidate in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
-        match = _TEMPORARY.fullmatch(candidate.name)
-        if match and match["name"] == path.name and candidate.is_file():
-            candidate.unlink(missing_ok=True)
-            stale.append(candidate)
+    stale = _siblings(real_target(path), "tmp-[0-9a-f]{8}", folders=False)
+    for candidate in stale:
+        candidate.unlink(missing_ok=True)
     return stale
 
 
@@ -162,21 +169,9 @@ def recover_directory(target) -> None:
 
     Only for a ``target`` whose writers are locked out (``jobs.locks``)."""
     target = real_target(target)
-    if not target.parent.is_dir():
-        return
-
-    def ours(kind: re.Pattern) -> list[Path]:  # real folders named as we name them
-        candidates = target.parent.glob(f"{glob.escape(f'.{target.name}.')}*")
-        return [
-            path
-            for path in candidates
-            if path.is_dir() and not path.is_symlink() and kind.fullmatch(path.name)
-        ]
-
-    name = re.escape(target.name)
-    retired = sorted(ours(re.compile(rf"\.{name}\.old-[0-9a-f]{{8}}")), key=os.path.getmtime)
+    retired = sorted(_siblings(target, "old-[0-9a-f]{8}", folders=True), key=os.path.getmtime)
     if not target.exists() and retired:
         retired.pop().rename(target)  # the newest: the model the killed fit was replacing
     # staged's folders: tempfile.mkdtemp's 8 characters after the prefix.
-    for stale in [*retired, *ours(re.compile(rf"\.{name}\.tmp-[a-z0-9_]{{8}}"))]:
+    for stale in [*retired, *_siblings(target, "tmp-[a-z0-9_]{8}", folders=True)]:
         shutil.rmtree(stale, ignore_errors=True)

@@ -25,6 +25,7 @@ from .networks import default_conv_filters
 from .parameters import (
     PARAMETER_CONSTRAINTS,
     check_choice,
+    check_exact_latent,
     check_model_relations,
     check_real,
     default_hidden_units,
@@ -517,11 +518,7 @@ or sequence of (family, width), default="gaussian"
     def _check_exact(self, latent_dim) -> None:
         """score_method="exact" needs a categorical latent of at most
         MAX_EXACT_CONFIGURATIONS values (``latent_dim`` None: not known before fit)."""
-        if self.latent != "categorical":
-            raise ValueError(
-                "score_method='exact' sums over every value of z, which needs "
-                f"latent='categorical'; got latent={self.latent!r}. Use 'elbo' or 'iwae'."
-            )
+        check_exact_latent(self.latent)
         if latent_dim is not None and self.latent_categories**latent_dim > (
             MAX_EXACT_CONFIGURATIONS
         ):

@@ -127,16 +127,23 @@ def check_model_relations(params: dict) -> None:
         check_int("each of hidden_units", width, 1)
     check_int_tuple("image_shape", params.get("image_shape"), length=3)
     check_int_tuple("conv_filters", params.get("conv_filters"), allow_empty=True)
-    if params.get("corruption") == "mask" and not params.get("corruption_level", 0.1) < 1:
+    level = params.get("corruption_level")  # absent: the default, a valid probability
+    if params.get("corruption") == "mask" and level is not None and not level < 1:
         raise ValueError(
             "corruption='mask' takes corruption_level as a probability in [0, 1), got "
-            f"corruption_level={params['corruption_level']!r}."
+            f"corruption_level={level!r}."
         )
-    if params.get("score_method") == "exact" and params.get("latent", "gaussian") != "categorical":
+    if params.get("score_method") == "exact":
+        check_exact_latent(params.get("latent", "gaussian"))
+
+
+def check_exact_latent(latent: str) -> None:
+    """score_method="exact" sums over every value of z: ValueError unless ``latent`` is
+    categorical (``VAEAnomalyDetector._check_exact`` adds the size of the latent)."""
+    if latent != "categorical":
         raise ValueError(
             "score_method='exact' sums over every value of z, which needs "
-            f"latent='categorical'; got latent={params.get('latent', 'gaussian')!r}. Use "
-            "'elbo' or 'iwae'."
+            f"latent='categorical'; got latent={latent!r}. Use 'elbo' or 'iwae'."
         )
 
 

@@ -254,8 +254,8 @@ def _expanded(inputs) -> list[Path]:
     for item in map(str, inputs):
         matches = glob.glob(item, recursive=True) if glob.has_magic(item) else [item]
         for match in matches:
-            if os.path.realpath(match) not in seen:
-                seen.add(os.path.realpath(match))
+            if (key := os.path.realpath(match)) not in seen:
+                seen.add(key)
                 paths.append(Path(match))
     return paths
 

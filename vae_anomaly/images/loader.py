@@ -216,13 +216,19 @@ def decode_file(path) -> np.ndarray:
         raise ImageRejected(f"unreadable or truncated image: {_described(error)}") from None
     except Exception as error:  # a decoder's own failure (Pillow plugins raise many kinds)
         raise ImageRejected(f"image decoder failed: {_described(error)}") from None
-    if mode == "F" and not (
-        np.all(np.isfinite(pixels)) and 0.0 <= pixels.min() <= pixels.max() <= 1.0
-    ):
-        raise ImageRejected("pixel values outside [0, 1] (or not finite): a float image")
+    if mode == "F" and not _in_unit_interval(pixels):
+        raise ImageRejected(f"{OUTSIDE_UNIT_INTERVAL}: a float image")
     if pixels.ndim == 2:
         pixels = pixels[..., np.newaxis]
     return pixels
+
+
+OUTSIDE_UNIT_INTERVAL = "pixel values outside [0, 1] (or not finite)"
+
+
+def _in_unit_interval(pixels: np.ndarray) -> bool:
+    """Whether every pixel value of a float image is finite and in [0, 1]."""
+    return bool(np.all(np.isfinite(pixels)) and 0.0 <= pixels.min() and pixels.max() <= 1.0)
 
 
 def item_id(path) -> str:
@@ -279,8 +285,8 @@ def array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
                     item,
                     f"unsupported pixel type: {image.dtype}, expected uint8 or float in [0, 1]",
                 )
-            elif not np.all(np.isfinite(image)) or image.min() < 0.0 or image.max() > 1.0:
-                yield item, "pixel values outside [0, 1] (or not finite)"
+            elif not _in_unit_interval(image):
+                yield item, OUTSIDE_UNIT_INTERVAL
             else:
                 yield item, image.astype(np.float64)
 
