@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 
 import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
+from vae_anomaly.alerts import alert_records
 from vae_anomaly.errors import CalibrationWarning
 from vae_anomaly.thresholds import (
     benjamini_hochberg,
@@ -154,6 +155,42 @@ def test_calibrate_sets_offset_and_keeps_predict_consistent(fitted, test_X):
     labels = detector.predict_fdr(X_mixed, fdr=0.1)
     np.testing.assert_array_equal(labels, np.where(benjamini_hochberg(p, 0.1), -1, 1))
     assert np.all(labels[:5] == -1) and np.sum(labels == 1) > 150
+
+
+def test_threshold_users_refuse_scoring_parameters_changed_since_the_threshold(
+    fitted, test_X, tmp_path
+):
+    # offset_ and calibration_scores_ are ELBO scores with k = 8: compared with IWAE
+    # scores, or with another k, they would flag another share of normal rows.
+    detector = pickle.loads(pickle.dumps(fitted)).calibrate(correlated_gaussian(300, 23), 0.05)
+    X_alerts = test_X.copy()
+    X_alerts[:3, 1] += 80.0
+    labels = detector.predict(test_X)
+    for change in ({"score_method": "iwae"}, {"n_score_samples": 1}):
+        detector.set_params(**change)
+        detector.score_samples(test_X)  # the scores follow the parameters at once
+        key = next(iter(change))
+        for call in (
+            lambda: detector.predict(test_X),
+            lambda: detector.decision_function(test_X),
+            lambda: detector.p_values(test_X),
+            lambda: detector.predict_fdr(test_X),
+            lambda: detector.save(tmp_path / "refused"),
+            lambda: alert_records(detector, X_alerts),
+        ):
+            with pytest.raises(ValueError, match=rf"{key}=.* \(set with .*\)\. Call calibrate"):
+                call()
+        detector.set_params(score_method="elbo", n_score_samples=8)  # set back
+        np.testing.assert_array_equal(detector.predict(test_X), labels)
+    assert not (tmp_path / "refused").exists()
+    detector.set_params(score_method="iwae").calibrate(correlated_gaussian(300, 23), 0.05)
+    scores = detector.score_samples(test_X)  # calibrated again: IWAE scores on both sides
+    np.testing.assert_array_equal(detector.decision_function(test_X), scores - detector.offset_)
+    detector.save(tmp_path / "iwae")
+    restored = vae_anomaly.load(tmp_path / "iwae")
+    np.testing.assert_array_equal(restored.predict(test_X), detector.predict(test_X))
+    with pytest.raises(ValueError, match=r"score_method='elbo' \(set with 'iwae'\)"):
+        restored.set_params(score_method="elbo").predict(test_X)
 
 
 def test_calibration_errors(fitted):

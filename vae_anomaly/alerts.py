@@ -77,6 +77,7 @@ def top_feature_shares(contributions: np.ndarray, top: int) -> tuple[np.ndarray,
 
 def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=None) -> list[dict]:
     """Alert records for the rows of X that the detector flags, in row order."""
+    detector._check_threshold_scoring()  # offset_ is a score of the estimator it was set with
     scores = detector.score_samples(X)
     flagged = np.flatnonzero(scores - detector.offset_ < 0)
     if flagged.size == 0:

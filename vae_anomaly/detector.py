@@ -65,7 +65,9 @@ from .validation import (
     with_location,
 )
 
-# Parameters a scoring call reads, which set_params may change after fit.
+# Parameters a scoring call reads, which set_params may change after fit. offset_ and
+# calibration_scores_ are scores of the estimator they name, so the threshold's users
+# need the values they were set with (``_check_threshold_scoring``).
 _SCORING_PARAMS = ("score_method", "n_score_samples")
 # Parameters that give the fitted model its form, which scoring and saving read (the
 # column layout, the latent's names, the handling of NaN, the layers' dtype policy):
@@ -133,12 +135,14 @@ class VAEAnomalyDetector(OutlierMixin, TransformerMixin, BaseEstimator):
         Keras activation of the hidden layers.
     likelihood : {"gaussian", "bernoulli", "continuous_bernoulli", "discretized_logistic"} \
 or sequence of (family, width), default="gaussian"
-        Family of p(x_j|z). ``"bernoulli"`` (binary data), ``"continuous_bernoulli"`` (a
-        proper density on [0, 1]) and ``"discretized_logistic"`` (the 256 levels of 8-bit
-        grey values) need X in [0, 1]. A sequence of blocks
-        (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``, ``("categorical", w)``
-        for one one-hot column of w levels) models mixed-type columns; only the Gaussian
-        columns are scaled, and ``score_features`` has one column per original column.
+        Family of p(x_j|z). ``"bernoulli"`` (binary data; on values strictly between 0
+        and 1 its log-mass is the cross-entropy, not a normalised density, so the score is
+        not log p(x) there), ``"continuous_bernoulli"`` (a proper density on [0, 1]) and
+        ``"discretized_logistic"`` (the 256 levels of 8-bit grey values) need X in [0, 1].
+        A sequence of blocks (``layout.py``: ``("gaussian", w)``, ``("bernoulli", w)``,
+        ``("categorical", w)`` for one one-hot column of w levels) models mixed-type
+        columns; only the Gaussian columns are scaled, and ``score_features`` has one
+        column per original column.
     column_roles : dict or None, default=None
         For a DataFrame X: column name -> ``"numeric"`` (Gaussian), ``"categorical"``
         (a Categorical over the training levels plus an unknown level), ``"boolean"``
@@ -515,6 +519,34 @@ or sequence of (family, width), default="gaussian"
         if self.score_method == "exact":
             self._check_exact(self.latent_dim_)
 
+    def _remember_threshold_scoring(self) -> None:
+        """Record ``_SCORING_PARAMS`` as ``offset_`` (and the calibration scores) were set:
+        by ``fit``, ``calibrate`` and ``load``."""
+        self._threshold_scoring = {key: getattr(self, key) for key in _SCORING_PARAMS}
+
+    def _check_threshold_scoring(self) -> None:
+        """ValueError naming each of ``_SCORING_PARAMS`` changed since ``offset_`` was set.
+
+        ``offset_`` and ``calibration_scores_`` are scores of one estimator of log p(x):
+        compared with another's (the ELBO lies below the IWAE bound, and a k-sample
+        estimate moves with k), the threshold would no longer flag the share of normal
+        rows it was set for. ``decision_function``, ``predict``, ``p_values``,
+        ``predict_fdr`` and ``save`` need them unchanged; ``score_samples`` does not."""
+        recorded = getattr(self, "_threshold_scoring", None)
+        if recorded is None:  # pickled before the record was kept
+            return
+        changed = [
+            f"{key}={getattr(self, key)!r} (set with {recorded[key]!r})"
+            for key in _SCORING_PARAMS
+            if getattr(self, key) != recorded[key]
+        ]
+        if changed:
+            raise ValueError(
+                "offset_ and the calibration scores were set with other scoring parameters "
+                f"than the detector's now: {', '.join(changed)}. Call calibrate(X_normal) "
+                "to set the threshold for them, or set them back."
+            )
+
     def _check_exact(self, latent_dim) -> None:
         """score_method="exact" needs a categorical latent of at most
         MAX_EXACT_CONFIGURATIONS values (``latent_dim`` None: not known before fit)."""
@@ -751,6 +783,7 @@ or sequence of (family, width), default="gaussian"
         rows were held out to certify ``fpr`` (``too_few``: the warning), their (1 - fpr)
         quantile, not certified; ``scored`` names the rows in ``calibration_reason_``."""
         self.offset_ = self._threshold(training_scores)
+        self._remember_threshold_scoring()
         if too_few:
             self.offset_ = float(np.percentile(training_scores, 100.0 * self.fpr))
             self.fpr_ = float(self.fpr)
@@ -1139,7 +1172,12 @@ or sequence of (family, width), default="gaussian"
         return np.asarray(names, dtype=object)
 
     def decision_function(self, X) -> np.ndarray:
-        """``score_samples(X) - offset_``: negative for the rows ``predict`` flags."""
+        """``score_samples(X) - offset_``: negative for the rows ``predict`` flags.
+
+        ``offset_`` was set with the ``score_method`` and ``n_score_samples`` of ``fit``
+        or the last ``calibrate``: changed since, they raise a ValueError."""
+        check_is_fitted(self)
+        self._check_threshold_scoring()
         return self.score_samples(X) - self.offset_
 
     def predict(self, X) -> np.ndarray:
@@ -1171,6 +1209,7 @@ or sequence of (family, width), default="gaussian"
         self.calibration_scores_ = np.sort(anomaly_scores)
         self.fpr_ = float(fpr)
         self.offset_ = -threshold
+        self._remember_threshold_scoring()
         self.calibrated_ = True
         self.calibration_reason_ = ""
         return self
@@ -1194,6 +1233,7 @@ or sequence of (family, width), default="gaussian"
         the batch jobs write NaN (``thresholds.verdicts``).
         """
         self._check_calibrated()
+        self._check_threshold_scoring()
         return conformal_p_values(self.calibration_scores_, -self.score_samples(X))
 
     def predict_fdr(self, X, fdr: float = 0.05) -> np.ndarray:
@@ -1228,6 +1268,7 @@ or sequence of (family, width), default="gaussian"
         """Save to the directory ``path`` (``model.keras`` + ``manifest.json``), atomically."""
         check_is_fitted(self)
         self._check_fitted_form()
+        self._check_threshold_scoring()
         return write_bundle(path, self.model_, self._manifest())
 
     def _manifest(self) -> dict:

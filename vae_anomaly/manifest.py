@@ -119,6 +119,7 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         detector.calibration_reason_ = str(fitted.get("calibration_reason_", ""))
         detector._check_params()
         detector._remember_form()
+        detector._remember_threshold_scoring()
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"The manifest of {path} is damaged: {error!r}.") from error
     check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
