@@ -1,5 +1,6 @@
 """The command line and the bundled sample data."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert status == ExitStatus.OK
+    assert status == ExitStatus.ALERTS  # rows were flagged, without --alerts too
     assert "The 5 most anomalous rows:" in out and "top_column" in out
     table = out.split("The 5 most anomalous rows:\n")[1].splitlines()[1:6]
     top_ids = [int(line.split()[0]) for line in table]
@@ -77,6 +78,15 @@ def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
     pd.DataFrame({"a": [1.0, 2.0]}).to_csv(tmp_path / "ok.csv", index=False)
     assert main(["rank", "--input", str(tmp_path / "ok.csv"), "--id-column", "id"]) == 1
     assert "--id-column 'id' is not a column" in capsys.readouterr().err
+
+
+def test_rank_exits_with_the_alert_status_when_rows_are_flagged_without_alerts(tmp_path, capsys):
+    # contamination=0.01 of 40 rows: the least likely row is flagged. Exit 3, as `score`
+    # does, though no --alerts file was asked for (the README's exit statuses).
+    status = main(["rank", "--input", str(_small_table(tmp_path)), "--epochs", "2"])
+    out = capsys.readouterr().out
+    assert re.search(r"; [1-9]\d* rows flagged", out)
+    assert status == ExitStatus.ALERTS
 
 
 def test_rank_refuses_its_paths_and_labels_before_any_work(tmp_path, capsys):

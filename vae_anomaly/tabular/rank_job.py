@@ -97,7 +97,7 @@ def rank_job(
         What to print, one ``print`` each: the summary, the table, the labels and alerts
         lines.
     status : ExitStatus
-        ALERTS when ``alerts`` is given and a row was flagged, else OK.
+        ALERTS when a row was flagged (as ``score``, with or without ``alerts``), else OK.
     """
     started = time.perf_counter()
     check_distinct([("--input", input), ("--labels", labels), ("--alerts", alerts)])
@@ -146,5 +146,4 @@ def rank_job(
         records = alert_records(detector, features, row_ids=ids.to_numpy())
         write_alerts(records, alerts)
         lines.append(f"\n{len(records)} alert records written to {alerts}.")
-        return lines, ExitStatus.ALERTS if records else ExitStatus.OK
-    return lines, ExitStatus.OK
+    return lines, ExitStatus.ALERTS if flagged.any() else ExitStatus.OK
