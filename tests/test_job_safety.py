@@ -265,6 +265,25 @@ def test_damaged_added_or_removed_files_are_named(model_dir, tmp_path):
         read_model_dir(target)
 
 
+def test_a_chunk_task_refuses_a_model_directory_replaced_since_the_job_planned(model_dir, tmp_path):
+    # What a Dask worker loads: the directory by its path, with the job's fingerprint.
+    # After a refit (here: a file changed and the directory sealed again, as a fit
+    # seals it) it is another model, which must not score the job's remaining chunks.
+    from vae_anomaly.integrity import seal_directory
+    from vae_anomaly.tabular.saved import model_fingerprint
+
+    target = copy_model(model_dir, tmp_path)
+    planned = model_fingerprint(target)
+    score_job_module._loaded_models.clear()
+    score_job_module.cached_model(str(target), planned)  # the planned model loads
+    score_job_module._loaded_models.clear()
+    with open(target / "fit_rejects.csv", "a") as handle:
+        handle.write("x\n")
+    seal_directory(target)
+    with pytest.raises(ModelFileError, match=r"is not the model this job started with"):
+        score_job_module.cached_model(str(target), planned)
+
+
 def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(
     data, tmp_path, monkeypatch, eager_functions
 ):

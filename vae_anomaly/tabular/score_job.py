@@ -57,11 +57,13 @@ _loaded_models: dict[tuple[str, str], tuple] = {}  # per process: each worker lo
 
 
 def cached_model(model_dir: str, fingerprint: str):
-    """(detector, schema, document) of a model directory, loaded once per process."""
+    """(detector, schema, document) of a model directory, loaded once per process, that
+    must be the model of ``fingerprint`` (``saved.read_model_dir``): a Dask worker
+    loading after a fit replaced the directory refuses instead of scoring with another."""
     key = (model_dir, fingerprint)
     if key not in _loaded_models:
         _loaded_models.clear()
-        _loaded_models[key] = read_model_dir(model_dir)
+        _loaded_models[key] = read_model_dir(model_dir, fingerprint)
     return _loaded_models[key]
 
 
