@@ -3,6 +3,7 @@ position, the in-memory path's schema and scaling on a file it samples whole, a 
 model directory, and memory that does not grow with the file."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -304,3 +305,50 @@ def test_a_screening_fit_job_accounts_for_the_rows_it_screened_out(
         assert sum(report[f"rows_{share}"] for share in shares) == 3000
     saved = load(tmp_path / "m" / "detector")
     assert saved.n_screened_out_ == report["rows_screened_out"]
+
+
+SCRATCH_HOLDER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from vae_anomaly.streaming import scratch_folder
+    with scratch_folder() as folder:
+        (folder / "train-000000.raw").write_bytes(b"rows")
+        print(folder, flush=True)
+        if sys.argv[1] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)  # a fit killed mid-way
+        sys.stdin.readline()  # a fit still running, until told to end
+    """
+)
+
+
+def test_a_killed_fits_scratch_folder_is_removed_by_the_next_fit_and_a_running_ones_kept(
+    tmp_path, monkeypatch
+):
+    import tempfile
+
+    from vae_anomaly.streaming import scratch_folder
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    killed = subprocess.run(
+        [sys.executable, "-c", SCRATCH_HOLDER, "kill"], env=env, capture_output=True, text=True
+    )
+    abandoned = Path(killed.stdout.strip())
+    assert killed.returncode < 0 and (abandoned / "train-000000.raw").exists()
+    running = subprocess.Popen(
+        [sys.executable, "-c", SCRATCH_HOLDER, "wait"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        live = Path(running.stdout.readline().strip())
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        with scratch_folder() as mine:
+            assert not abandoned.exists()  # the killed fit's rows are gone
+            assert (live / "train-000000.raw").exists()  # the running fit's are kept
+            assert mine.parent == tmp_path
+        assert not mine.exists()
+    finally:
+        running.communicate("\n", timeout=60)
+    assert running.returncode == 0 and not live.exists()

@@ -15,7 +15,9 @@ the disk holds 4 bytes per training value (8 per calibration value).
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -78,14 +80,51 @@ class RowStore:
             yield np.fromfile(path, dtype=self.dtype).reshape(-1, self.width)
 
 
+SCRATCH_PREFIX = "vae-anomaly-fit-"
+# In each scratch folder: a file its fit holds an exclusive flock on while it runs.
+SCRATCH_OWNER = "owner.lock"
+
+
 @contextmanager
 def scratch_folder() -> Iterator[Path]:
-    """A temporary folder (in ``TMPDIR``) for the row stores of one fit, removed after."""
-    folder = Path(tempfile.mkdtemp(prefix="vae-anomaly-fit-"))
+    """A temporary folder (in ``TMPDIR``) for the row stores of one fit, removed after.
+
+    The fit holds an exclusive ``flock`` on the folder's ``SCRATCH_OWNER`` file while it
+    runs, and the kernel lets go of it when the process ends, however it ends. A folder
+    whose lock can be taken therefore belongs to a fit that was killed: each new fit
+    removes those first (``remove_abandoned_scratch``), so a killed fit's training rows
+    do not stay on disk for good."""
+    root = Path(tempfile.gettempdir())
+    remove_abandoned_scratch(root)
+    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=root))
+    # Locked before it has its name, so no other fit ever sees it unlocked.
+    owner = open(folder / f".{SCRATCH_OWNER}.new", "w")
     try:
+        fcntl.flock(owner, fcntl.LOCK_EX)
+        os.replace(folder / f".{SCRATCH_OWNER}.new", folder / SCRATCH_OWNER)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        owner.close()
+
+
+def remove_abandoned_scratch(root: Path) -> list[Path]:
+    """Remove the scratch folders below ``root`` whose fit no longer runs (their
+    ``SCRATCH_OWNER`` lock can be taken); the folders removed. A folder without the
+    lock file (being created, or written by an older version) is left alone."""
+    removed = []
+    for folder in sorted(root.glob(f"{SCRATCH_PREFIX}*")):
+        owner_path = folder / SCRATCH_OWNER
+        if folder.is_symlink() or not folder.is_dir() or not owner_path.is_file():
+            continue
+        try:
+            with open(owner_path) as owner:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its fit runs
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
+        removed.append(folder)
+    return removed
 
 
 @dataclass(frozen=True)
