@@ -85,6 +85,47 @@ def test_save_refuses_to_overwrite_a_directory_that_is_not_a_model(fitted, tmp_p
     assert (precious / "results.csv").read_text() == "keep me"
 
 
+def test_save_refuses_an_empty_folder_of_the_users_and_a_fit_jobs_model_directory(
+    fitted, saved, tmp_path
+):
+    # Only the files of a saved detector may be replaced: not a folder tree of the
+    # user's with no file in it, and not another kind of sealed directory (a fit job's).
+    tree = tmp_path / "tree"
+    (tree / "keep" / "me").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match=r"holds the folder .*keep"):
+        fitted.save(tree)
+    assert (tree / "keep" / "me").is_dir()
+    job_dir = copy_of(saved, tmp_path)
+    (job_dir / "schema.json").write_text("{}")
+    seal_directory(job_dir)  # sealed, as `vae-anomaly fit` seals its directory
+    with pytest.raises(FileExistsError, match=r"schema\.json, which is not a file of this kind"):
+        fitted.save(job_dir)
+    assert (job_dir / "schema.json").read_text() == "{}"
+
+
+def test_a_save_killed_midway_is_cleaned_up_or_undone_by_the_next_save(
+    fitted, saved, test_X, tmp_path
+):
+    # A killed save leaves its staging folder (.NAME.tmp-XXXXXXXX); where the system
+    # cannot swap two directories in one step, a kill between its two renames leaves the
+    # old model renamed aside (.NAME.old-XXXXXXXX) and no model at NAME.
+    target = tmp_path / "model"
+    staging = tmp_path / ".model.tmp-k1ll3d00"
+    staging.mkdir()
+    (staging / MODEL_FILE).write_bytes(b"half")
+    retired = tmp_path / ".model.old-0123abcd"
+    retired.mkdir()
+    for name in (MANIFEST_FILE, MODEL_FILE, INTEGRITY_FILE):
+        (retired / name).write_bytes((saved / name).read_bytes())
+    with pytest.raises(FileNotFoundError, match=r"left the previous model at .*\.model\.old-0"):
+        vae_anomaly.load(target)
+    fitted.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    np.testing.assert_array_equal(
+        vae_anomaly.load(target).score_samples(test_X), fitted.score_samples(test_X)
+    )
+
+
 def test_missing_model_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         vae_anomaly.load(tmp_path / "nowhere")

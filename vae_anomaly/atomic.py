@@ -162,6 +162,14 @@ def _exchange(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(second))
 
 
+def retired_directories(target) -> list[Path]:
+    """The old directories ``move_into_place`` renamed aside from ``target`` and did not
+    remove (``.NAME.old-XXXXXXXX``), oldest first."""
+    return sorted(
+        _siblings(real_target(target), "old-[0-9a-f]{8}", folders=True), key=os.path.getmtime
+    )
+
+
 def recover_directory(target) -> None:
     """Undo what a process killed while replacing the directory ``target`` left: the old
     directory renamed aside with no new one in its place is renamed back, and stale
@@ -169,7 +177,7 @@ def recover_directory(target) -> None:
 
     Only for a ``target`` whose writers are locked out (``jobs.locks``)."""
     target = real_target(target)
-    retired = sorted(_siblings(target, "old-[0-9a-f]{8}", folders=True), key=os.path.getmtime)
+    retired = retired_directories(target)
     if not target.exists() and retired:
         retired.pop().rename(target)  # the newest: the model the killed fit was replacing
     # staged's folders: tempfile.mkdtemp's 8 characters after the prefix.

@@ -175,13 +175,18 @@ def verify_directory(directory, key: bytes | None = None) -> None:
         )
 
 
-def check_only_our_files(target, what: str, legacy: frozenset[str] = frozenset()) -> None:
+def check_only_our_files(
+    target, what: str, legacy: frozenset[str] = frozenset(), kind: frozenset[str] | None = None
+) -> None:
     """Refuse to replace ``target`` unless it is missing, empty, or holds only files a
     vae-anomaly job wrote there: those its integrity.json lists, else the ``legacy`` names
-    (relative paths) of a directory written before integrity.json existed.
+    (relative paths) of a directory written before integrity.json existed. With ``kind``
+    (the relative paths a directory of this kind holds), a listed file outside it is
+    refused too: ``save`` does not replace a fit job's model directory, sealed as well.
+    A folder holding none of those files (an empty folder of the user's) is refused.
 
-    The error names the first file that is not ours, so refitting never deletes a user's
-    file.
+    The error names the first file or folder that is not ours, so refitting never
+    deletes a user's file.
     """
     target = Path(target)
     if not target.exists():
@@ -201,4 +206,21 @@ def check_only_our_files(target, what: str, legacy: frozenset[str] = frozenset()
                 f"{what} {target} holds {target / relative}, which vae-anomaly did not write "
                 "there; refusing to replace the directory (move that file out, or choose "
                 "another directory)."
+            )
+        if kind is not None and relative != INTEGRITY_FILE and relative not in kind:
+            raise FileExistsError(
+                f"{what} {target} holds {target / relative}, which is not a file of this "
+                "kind of directory (is it another job's model directory?); refusing to "
+                "replace it (choose another directory)."
+            )
+    folders_of_ours = {Path(relative).parent.as_posix() for relative in ours}
+    for path in sorted(target.rglob("*")):
+        relative = path.relative_to(target).as_posix()
+        if path.is_dir() and not any(
+            held == relative or held.startswith(f"{relative}/") for held in folders_of_ours
+        ):
+            raise FileExistsError(
+                f"{what} {target} holds the folder {path}, which vae-anomaly did not write "
+                "there; refusing to replace the directory (move it out, or choose another "
+                "directory)."
             )

@@ -21,7 +21,7 @@ import keras
 
 from . import model as _model  # noqa: F401  (registers the custom Keras objects)
 from ._version import __version__
-from .atomic import move_into_place, staged  # noqa: F401  (staged: used by the jobs)
+from .atomic import move_into_place, recover_directory, retired_directories, staged  # noqa: F401  (staged: used by the jobs)
 from .errors import ModelFileError, VersionMismatchWarning
 from .integrity import check_only_our_files, file_sha256, seal_directory, verify_directory
 
@@ -29,7 +29,8 @@ MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 FORMAT = "vae-anomaly-detector"
 FORMAT_VERSION = 1
-_LEGACY_FILES = frozenset({MODEL_FILE, MANIFEST_FILE})  # saved before integrity.json
+# The files of a saved detector (beside integrity.json; all of them before it existed).
+_DETECTOR_FILES = frozenset({MODEL_FILE, MANIFEST_FILE})
 
 
 def _fsync_file(path: Path) -> None:
@@ -41,11 +42,16 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
     """Write ``model`` and ``manifest`` as the directory ``path``, atomically.
 
     An existing directory is replaced only if it is empty or holds only the files of a
-    saved detector (``integrity.check_only_our_files``). Every file is then listed with its
-    SHA-256 in integrity.json, signed when ``VAE_ANOMALY_SIGNING_KEY`` is set.
+    saved detector (``integrity.check_only_our_files``). What an earlier save killed
+    midway left beside it is cleaned up first (``atomic.recover_directory``: its staging
+    folder removed, an old model renamed aside put back); a save running at the same
+    time in another process may then fail, never leaving a mixture. Every file is then
+    listed with its SHA-256 in integrity.json, signed when ``VAE_ANOMALY_SIGNING_KEY`` is
+    set.
     """
     target = Path(path)
-    check_only_our_files(target, "Cannot save a detector to", _LEGACY_FILES)
+    recover_directory(target)  # what a save killed while replacing it left
+    check_only_our_files(target, "Cannot save a detector to", _DETECTOR_FILES, kind=_DETECTOR_FILES)
     with staged(target) as staging:
         model_path = staging / MODEL_FILE
         model.save(model_path)
@@ -71,7 +77,16 @@ def read_manifest(path) -> dict:
     """The manifest of the saved detector at ``path``, checked for format and version."""
     manifest_path = Path(path) / MANIFEST_FILE
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"No saved detector at {path}: the directory does not exist.")
+        retired = retired_directories(Path(path))
+        raise FileNotFoundError(
+            f"No saved detector at {path}: the directory does not exist."
+            + (
+                f" A save killed while replacing it left the previous model at {retired[-1]}; "
+                "saving again puts it back first, or rename it."
+                if retired
+                else ""
+            )
+        )
     if not manifest_path.is_file():
         raise FileNotFoundError(f"No saved detector at {path}: {manifest_path} is missing.")
     try:
@@ -102,7 +117,16 @@ def read_bundle(path) -> tuple[keras.Model, dict]:
     """Load the model and manifest saved at ``path``, every file checked against
     integrity.json (and its signature, when a key is set) before anything is parsed."""
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"No saved detector at {path}: the directory does not exist.")
+        retired = retired_directories(Path(path))
+        raise FileNotFoundError(
+            f"No saved detector at {path}: the directory does not exist."
+            + (
+                f" A save killed while replacing it left the previous model at {retired[-1]}; "
+                "saving again puts it back first, or rename it."
+                if retired
+                else ""
+            )
+        )
     verify_directory(path)
     manifest = read_manifest(path)
     model_path = Path(path) / MODEL_FILE
