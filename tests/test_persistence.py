@@ -146,6 +146,17 @@ def test_missing_file_inside_the_model_is_named(saved, tmp_path):
         vae_anomaly.load(target)
 
 
+def test_a_listed_file_replaced_by_a_link_to_the_same_bytes_is_refused(saved, tmp_path):
+    # Identical bytes, but they live outside the checked directory, where they could
+    # change between the check and Keras reading the file.
+    target = copy_of(saved, tmp_path)
+    outside = tmp_path / "elsewhere.keras"
+    (target / MODEL_FILE).rename(outside)
+    (target / MODEL_FILE).symlink_to(outside)
+    with pytest.raises(ModelFileError, match=r"model\.keras is a symbolic link"):
+        vae_anomaly.load(target)
+
+
 def test_truncated_model_file_is_named(saved, tmp_path):
     target = copy_of(saved, tmp_path)
     data = (target / MODEL_FILE).read_bytes()

@@ -161,6 +161,11 @@ def verify_directory(directory, key: bytes | None = None) -> None:
         path = directory / relative
         if relative not in present:
             raise ModelFileError(f"{path} is missing (listed in {INTEGRITY_FILE}).")
+        if path.is_symlink():  # its bytes live outside the directory that was checked
+            raise ModelFileError(
+                f"{path} is a symbolic link; a model directory holds files (copy the file "
+                "itself into the directory)."
+            )
         size = path.stat().st_size
         if size != expected.get("bytes") or file_sha256(path) != expected.get("sha256"):
             raise ModelFileError(
