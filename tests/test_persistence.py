@@ -182,6 +182,34 @@ def test_tampered_manifest_is_reported(saved, tmp_path):
         vae_anomaly.load(target)
 
 
+@pytest.mark.parametrize(
+    ("section", "entry", "value", "message"),
+    [
+        ("params", "likelihood", "bernoulli", r"'params.likelihood' \('bernoulli'\) does not"),
+        ("params", "missing", "mask", r"'params.missing' \('mask'\) does not match"),
+        ("params", "image_shape", [2, 2, 1], r"'params.image_shape' \(\(2, 2, 1\)\) does"),
+        ("fitted", "calibrated_", "no", r"'fitted.calibrated_' must be a JSON boolean"),
+        ("fitted", "offset_", True, r"'fitted.offset_' must be a JSON number"),
+        ("fitted", "latent_dim_", 2.7, r"'fitted.latent_dim_' must be a JSON integer"),
+        ("fitted", "calibration_scores_", [1.0], r"holds 1 scores, which cannot certify"),
+    ],
+)
+def test_manifest_values_rewritten_with_their_checksums_are_checked_for_sense(
+    saved, tmp_path, section, entry, value, message
+):
+    # Each value loaded before, as another model's form (a Gaussian model scored as a
+    # Bernoulli one: no scaling, no log-Jacobian) or as a truthy or truncated number.
+    target = copy_of(saved, tmp_path)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    if entry == "calibration_scores_":  # a calibrated model certified by one score
+        manifest["fitted"].update(calibrated_=True, fpr_=0.01)
+    manifest[section][entry] = value
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(target)
+    with pytest.raises(ModelFileError, match=message):
+        vae_anomaly.load(target)
+
+
 def test_version_mismatch_warns(saved, tmp_path, test_X, fitted):
     target = copy_of(saved, tmp_path)
     manifest = json.loads((target / MANIFEST_FILE).read_text())

@@ -21,6 +21,7 @@ from .layout import layout_width, normalize_layout
 from .model import VAE
 from .persistence import MANIFEST_FILE
 from .precision import body_policy
+from .thresholds import min_calibration_size
 
 
 def detector_manifest(detector) -> dict:
@@ -80,6 +81,7 @@ def detector_from_manifest(cls, manifest: dict, model, path):
     try:
         detector = cls(**params)
         fitted = manifest["fitted"]
+        check_json_types(fitted)
         detector.n_features_in_ = int(fitted["n_features_in_"])
         detector.center_ = np.asarray(fitted["center_"], dtype=np.float64)
         detector.scale_ = np.asarray(fitted["scale_"], dtype=np.float64)
@@ -125,6 +127,35 @@ def detector_from_manifest(cls, manifest: dict, model, path):
     check_fitted_values(detector, model, Path(path) / MANIFEST_FILE)
     detector.model_ = model
     return detector
+
+
+# The JSON type of each fitted entry that is one number or flag: read with float(),
+# int() or bool() alone, true would pass as 1.0, 2.7 as 2 and "no" as True.
+_JSON_TYPES = {
+    "offset_": "number",
+    "n_features_in_": "integer",
+    "latent_dim_": "integer",
+    "n_epochs_": "integer",
+    "score_seed_": "integer",
+    "fpr_": "number",
+    "calibrated_": "boolean",
+}
+
+
+def check_json_types(fitted: dict) -> None:
+    """ValueError naming the first entry of ``_JSON_TYPES`` present with another type."""
+    for entry, kind in _JSON_TYPES.items():
+        if entry not in fitted:
+            continue
+        value = fitted[entry]
+        if kind == "boolean":
+            good = isinstance(value, bool)
+        elif isinstance(value, bool):
+            good = False
+        else:
+            good = isinstance(value, Integral) or (kind == "number" and isinstance(value, float))
+        if not good:
+            raise ValueError(f"the entry 'fitted.{entry}' must be a JSON {kind}, got {value!r}")
 
 
 def check_fitted_values(detector, model: VAE, manifest_path) -> None:
@@ -185,6 +216,17 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
     replicas = detector.n_replicas_
     if isinstance(replicas, bool) or not isinstance(replicas, Integral) or replicas < 1:
         raise bad("n_replicas_", f"must be a positive integer, got {replicas!r}")
+    image_shape = None if detector.image_shape is None else tuple(detector.image_shape)
+    for entry, params_value, model_value in (
+        ("likelihood", detector._family(), model.likelihood),
+        ("missing", detector.missing == "mask", model.missing),
+        ("image_shape", image_shape, model.image_shape),
+    ):
+        if params_value != model_value:
+            raise ModelFileError(
+                f"{manifest_path}: the entry 'params.{entry}' ({getattr(detector, entry)!r}) "
+                f"does not match the model's {entry} ({model_value!r})."
+            )
     if model.body_dtype != body_policy(detector.dtype):
         raise ModelFileError(
             f"{manifest_path}: the entry 'params.dtype' ({detector.dtype!r}) does not match "
@@ -192,6 +234,18 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
         )
     if not math.isfinite(detector.offset_):
         raise bad("offset_", f"must be finite, got {detector.offset_!r}")
+    if (
+        hasattr(detector, "calibration_scores_")
+        and hasattr(detector, "fpr_")
+        and detector.calibrated_
+    ):
+        needed = min_calibration_size(detector.fpr_)
+        if detector.calibration_scores_.size < needed:
+            raise bad(
+                "calibration_scores_",
+                f"holds {detector.calibration_scores_.size} scores, which cannot certify "
+                f"fpr_ = {detector.fpr_!r} (at least {needed} are needed)",
+            )
     if hasattr(detector, "calibration_scores_"):
         scores = detector.calibration_scores_
         if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
