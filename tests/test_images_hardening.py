@@ -420,3 +420,37 @@ def test_an_input_folder_named_twice_is_read_once_as_in_the_tabular_jobs(
     report, rows, _ = _score(model_dir, [folder, again], tmp_path / "out", heatmap_dir=None)
     assert [row["path"] for row in rows] == [str(folder / "a.png")]
     assert report["files_found"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("settings"), r"images\.json is damaged: 'settings'"),
+        (
+            lambda d: d.update(normalization={"kind": "contrast"}),
+            r"images\.json is damaged: KeyError\('low'\)",
+        ),
+        (
+            lambda d: d.update(normalization={"kind": "stretch"}),
+            r"images\.json is damaged: .*unknown normalization kind 'stretch'",
+        ),
+    ],
+)
+def test_a_damaged_images_json_is_named_not_a_traceback(model_dir, tmp_path, change, message):
+    # Rewritten with its checksums, as anyone without a signing key can: read, and
+    # refused with the file named. Before, each was a KeyError met mid-job.
+    import shutil
+
+    from vae_anomaly.errors import ModelFileError
+    from vae_anomaly.images.jobs import read_image_transform
+    from vae_anomaly.integrity import seal_directory
+
+    target = tmp_path / "model"
+    shutil.copytree(model_dir, target)
+    document = json.loads((target / "images.json").read_text())
+    change(document)
+    (target / "images.json").write_text(json.dumps(document))
+    seal_directory(target)
+    with pytest.raises(ModelFileError, match=message):
+        saved_image_settings(target)
+        read_image_transform(target)

@@ -4,6 +4,7 @@ known by content, long lines capped in the rejects."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -282,6 +283,38 @@ def test_a_chunk_task_refuses_a_model_directory_replaced_since_the_job_planned(m
     seal_directory(target)
     with pytest.raises(ModelFileError, match=r"is not the model this job started with"):
         score_job_module.cached_model(str(target), planned)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("settings"), r"schema\.json is damaged: 'settings'"),
+        (
+            lambda d: d["settings"].update(chunk_rows=-5),
+            r"schema\.json, entry 'settings': chunk_rows must be",
+        ),
+    ],
+)
+def test_damaged_saved_settings_are_named_as_the_model_files_not_a_traceback(
+    model_dir, tmp_path, capsys, change, message
+):
+    # Rewritten with their checksums: read, and refused with the file named (exit 1).
+    # Before, a missing entry was a KeyError's traceback, and a bad value was blamed on
+    # the command line.
+    from vae_anomaly.integrity import seal_directory
+
+    target = copy_model(model_dir, tmp_path)
+    edit_json(target / "schema.json", change)
+    seal_directory(target)
+    with pytest.raises(ModelFileError, match=message):
+        JobConfig.from_saved(
+            json.loads((target / "schema.json").read_text()), target / "schema.json"
+        )
+    args = score_args(target, tmp_path / "in.csv", tmp_path / "out")
+    write_table(tmp_path / "in.csv", n=20)
+    assert main(args) == ExitStatus.FAILED
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
 
 
 def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(

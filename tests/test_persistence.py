@@ -13,7 +13,7 @@ from conftest import eagerly
 import vae_anomaly
 from vae_anomaly import ModelFileError, VAEAnomalyDetector, VersionMismatchWarning
 from vae_anomaly.distributions import LIKELIHOODS
-from vae_anomaly.integrity import INTEGRITY_FILE, seal_directory
+from vae_anomaly.integrity import INTEGRITY_FILE, file_sha256, seal_directory
 from vae_anomaly.persistence import MANIFEST_FILE, MODEL_FILE
 
 
@@ -208,6 +208,44 @@ def test_manifest_values_rewritten_with_their_checksums_are_checked_for_sense(
     seal_directory(target)
     with pytest.raises(ModelFileError, match=message):
         vae_anomaly.load(target)
+
+
+def test_an_integrity_entry_of_another_shape_and_another_keras_model_are_named(saved, tmp_path):
+    import keras
+
+    from vae_anomaly.integrity import read_listing
+
+    target = copy_of(saved, tmp_path)
+    listing = json.loads((target / INTEGRITY_FILE).read_text())
+    listing["files"][MODEL_FILE] = "0" * 64  # the digest is recomputed, as anyone can
+    (target / INTEGRITY_FILE).write_text(json.dumps(listing))
+    seal_listing_digest(target)
+    with pytest.raises(ModelFileError, match=r"the entry of 'model.keras' is not"):
+        read_listing(target)
+    (tmp_path / "2").mkdir()
+    target = copy_of(saved, tmp_path / "2")
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    other.save(target / MODEL_FILE)  # a valid Keras model, but not a VAE
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest["files"][MODEL_FILE] = {
+        "sha256": file_sha256(target / MODEL_FILE),
+        "bytes": (target / MODEL_FILE).stat().st_size,
+    }
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(target)
+    with pytest.raises(ModelFileError, match=r"model\.keras holds a Keras Sequential, not"):
+        vae_anomaly.load(target)
+
+
+def seal_listing_digest(directory) -> None:
+    """Recompute integrity.json's digest over its (edited) file list."""
+    import hashlib
+
+    path = directory / INTEGRITY_FILE
+    document = json.loads(path.read_text())
+    listing = json.dumps({"files": document["files"]}, sort_keys=True, separators=(",", ":"))
+    document["digest"] = hashlib.sha256(listing.encode()).hexdigest()
+    path.write_text(json.dumps(document))
 
 
 def test_version_mismatch_warns(saved, tmp_path, test_X, fitted):

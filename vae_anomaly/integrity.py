@@ -122,6 +122,16 @@ def read_listing(directory) -> dict[str, dict]:
         raise ModelFileError(f"{path} is not a {FORMAT} document of version {VERSION}.")
     if not isinstance(files, dict) or hashlib.sha256(_listing(files)).hexdigest() != digest:
         raise ModelFileError(f"{path} is damaged: its file list does not match its digest.")
+    for relative, entry in files.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and isinstance(entry.get("bytes"), int)
+        ):
+            raise ModelFileError(
+                f"{path} is damaged: the entry of {relative!r} is not "
+                f'{{"sha256": digest, "bytes": size}}, got {entry!r}.'
+            )
     return files
 
 

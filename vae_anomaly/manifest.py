@@ -19,7 +19,7 @@ from .errors import ModelFileError
 from .frames import check_roles, schema_from_roles
 from .layout import layout_width, normalize_layout
 from .model import VAE
-from .persistence import MANIFEST_FILE
+from .persistence import MANIFEST_FILE, MODEL_FILE
 from .precision import body_policy
 from .thresholds import min_calibration_size
 
@@ -72,6 +72,11 @@ def detector_from_manifest(cls, manifest: dict, model, path):
     ``path`` when the manifest is damaged or its fitted values are unusable."""
     if manifest.get("class") != cls.__name__:
         raise ModelFileError(f"{path} holds a {manifest.get('class')!r}, not a {cls.__name__}.")
+    if not isinstance(model, VAE):
+        raise ModelFileError(
+            f"{Path(path) / MODEL_FILE} holds a Keras {type(model).__name__}, not the "
+            f"{VAE.__name__} of a {cls.__name__}."
+        )
     params = dict(manifest["params"])
     for name in ("hidden_units", "image_shape", "conv_filters"):
         if params.get(name) is not None:

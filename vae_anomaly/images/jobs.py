@@ -37,7 +37,7 @@ import numpy as np
 from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
-from ..errors import UsageError
+from ..errors import ModelFileError, UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
 from ..jobs.model_dir import (
@@ -167,6 +167,8 @@ def _normalizer(document: dict):
     normalization = document.get("normalization", {"kind": "none"})
     if normalization["kind"] == "none":
         return lambda X: X
+    if normalization["kind"] != "contrast":
+        raise ValueError(f"unknown normalization kind {normalization['kind']!r}")
     n_values = ImageTransform.from_dict(document["transform"]).n_values
     return ContrastScaler.from_bounds(
         normalization["low"], normalization["high"], n_values
@@ -178,9 +180,10 @@ def read_image_transform(model_dir) -> tuple[ImageTransform, dict]:
     loading the detector."""
     document = _read_document(model_dir)
     try:
+        _normalizer(document)  # its entries checked here, not met later as a KeyError
         return ImageTransform.from_dict(document["transform"]), document
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{Path(model_dir) / IMAGES_FILE} is damaged: {error!r}.") from error
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"{Path(model_dir) / IMAGES_FILE} is damaged: {error!r}.") from error
 
 
 def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dict]:
@@ -191,15 +194,7 @@ def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dic
 
 def saved_image_settings(model_dir) -> ImageJobConfig:
     """The settings fit_images stored: the defaults of score-images."""
-    return settings_of(_read_document(model_dir))
-
-
-def settings_of(document: dict) -> ImageJobConfig:
-    """The settings recorded in an images.json document (``read_image_transform``)."""
-    settings = dict(document["settings"])
-    if settings.get("size") is not None:
-        settings["size"] = tuple(settings["size"])
-    return ImageJobConfig(**settings)
+    return ImageJobConfig.from_saved(_read_document(model_dir), Path(model_dir) / IMAGES_FILE)
 
 
 def score_images(
@@ -267,7 +262,7 @@ def _score_images(
     started = time.perf_counter()
     detector, transform, document = read_image_model(model_dir)
     normalize = _normalizer(document)
-    config = config or settings_of(document)
+    config = config or ImageJobConfig.from_saved(document, Path(model_dir) / IMAGES_FILE)
     files_found = Counter()
     paths = _counted(iter_image_inputs(inputs), files_found)
     calibration = getattr(detector, "calibration_scores_", None)

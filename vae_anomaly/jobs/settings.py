@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import ClassVar
 
+from ..errors import ModelFileError
 from ..parameters import PARAMETER_CONSTRAINTS, check_model_values
 
 
@@ -126,6 +127,18 @@ class JobSettings:
         if "model" in values:
             values["model"] = dict(cls().model, **values["model"])
         return cls(**cls.from_toml(values)).checked(str(path))
+
+    @classmethod
+    def from_saved(cls, document: dict, path):
+        """The settings a fit job recorded in its model directory's document ``path``
+        (its ``settings`` entry), checked as a settings file is: a damaged or missing
+        entry is a ``ModelFileError`` naming the file, not a traceback or a value blamed
+        on the command line."""
+        try:
+            values = cls.from_toml(dict(document["settings"]))
+            return cls(**values).checked(f"{path}, entry 'settings'")
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(f"{path} is damaged: {error}") from error
 
     @classmethod
     def from_toml(cls, values: dict) -> dict:

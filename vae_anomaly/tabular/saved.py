@@ -26,7 +26,7 @@ def read_schema_document(model_dir) -> dict:
 
 def saved_settings(model_dir) -> JobConfig:
     """The job settings stored by ``fit_job``: the defaults of ``vae-anomaly score``."""
-    return JobConfig(**read_schema_document(model_dir)["settings"])
+    return JobConfig.from_saved(read_schema_document(model_dir), Path(model_dir) / SCHEMA_FILE)
 
 
 def read_model_dir(model_dir, fingerprint: str | None = None) -> tuple:

@@ -44,7 +44,7 @@ from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from .engines import run_pipeline, run_tasks
 from .labels import check_labels
 from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
-from .saved import model_fingerprint, read_model_dir
+from .saved import SCHEMA_FILE, model_fingerprint, read_model_dir
 from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
 
 SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
@@ -327,7 +327,7 @@ def score_job(
         model_dir = str(Path(model_dir).resolve())
         fingerprint = model_fingerprint(model_dir)
         detector, schema, document = cached_model(model_dir, fingerprint)
-        settings = config or JobConfig(**document["settings"])
+        settings = config or JobConfig.from_saved(document, Path(model_dir) / SCHEMA_FILE)
         if labels is not None:
             check_labels(labels, settings.id_column)
         if settings.format == "parquet":
