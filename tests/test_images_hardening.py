@@ -454,3 +454,14 @@ def test_a_damaged_images_json_is_named_not_a_traceback(model_dir, tmp_path, cha
     with pytest.raises(ModelFileError, match=message):
         saved_image_settings(target)
         read_image_transform(target)
+
+
+def test_an_image_scoring_config_names_the_keys_the_fit_fixed():
+    # What `score-images --config` warns about: [image] and [threshold] were fixed by
+    # the fit; [score] batch_size and heatmaps are the scoring job's own.
+    saved = ImageJobConfig()
+    given = ImageJobConfig(fpr=0.2, normalize="none", batch_size=8, heatmaps="all")
+    assert given.fixed_at_fit(saved) == [
+        "normalize = 'none' (the model's: 'contrast')",
+        "fpr = 0.2 (the model's: 0.01)",
+    ]

@@ -317,6 +317,33 @@ def test_damaged_saved_settings_are_named_as_the_model_files_not_a_traceback(
     assert re.search(message, err) and "Traceback" not in err
 
 
+def test_a_scoring_config_says_which_of_its_keys_the_fit_fixed(model_dir, tmp_path, capsys):
+    # The fit's own settings, as a file: nothing to say. Then a threshold and a scoring
+    # estimator the fit did not use: the job cannot apply them, and says so.
+    write_table(tmp_path / "in.csv", n=20)
+    fitted = tmp_path / "fitted.toml"
+    fitted.write_text(
+        "[model]\nepochs = 2\nhidden_units = [8]\nrandom_state = 0\n"
+        "[threshold]\ncalibration_fraction = 0.4\n[score]\nchunk_rows = 7\n"
+    )
+    args = score_args(model_dir, tmp_path / "in.csv", tmp_path / "a", **{"--config": fitted})
+    assert main(args) in (ExitStatus.OK, ExitStatus.ALERTS)
+    assert "warning" not in capsys.readouterr().err  # chunk_rows is the job's own key
+    other = tmp_path / "other.toml"
+    other.write_text(
+        fitted.read_text()
+        .replace("[threshold]\n", "[threshold]\nfpr = 0.2\n")
+        .replace("random_state = 0\n", 'random_state = 0\nscore_method = "iwae"\n')
+    )
+    args = score_args(model_dir, tmp_path / "in.csv", tmp_path / "b", **{"--config": other})
+    assert main(args) in (ExitStatus.OK, ExitStatus.ALERTS)
+    err = capsys.readouterr().err
+    assert f"warning: {other} sets fpr = 0.2 (the model's: 0.01); it is fixed" in err
+    assert "sets [model] score_method = 'iwae' (the model's: None)" in err
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert report["score_method"] == "elbo"  # the model's, as the warning says
+
+
 def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(
     data, tmp_path, monkeypatch, eager_functions
 ):

@@ -126,6 +126,21 @@ def _image_config(args: argparse.Namespace, base=None):
     return _settings(args, load_image_config, base, "batch_size", "strategy")
 
 
+def _warn_fixed_at_fit(args: argparse.Namespace, config, saved) -> None:
+    """Say on stderr which keys of a scoring job's --config it cannot apply, because the
+    fit fixed them (the threshold, the model, the columns' roles, ...): never ignored
+    silently."""
+    if not args.config:
+        return
+    for difference in config.fixed_at_fit(saved):
+        print(
+            f"vae-anomaly {args.command}: warning: {args.config} sets {difference}; it is "
+            "fixed when the model is fitted, so this job uses the model's (fit again to "
+            "change it).",
+            file=sys.stderr,
+        )
+
+
 def _print_fit(
     command: str, report: dict, unit: str, model_dir, *, shape: str = "", details=()
 ) -> None:
@@ -201,7 +216,9 @@ def score_images(args: argparse.Namespace) -> int:
     from .images.jobs import saved_image_settings
     from .images.jobs import score_images as score_images_job
 
-    config = _image_config(args, base=saved_image_settings(args.model_dir))
+    saved = saved_image_settings(args.model_dir)
+    config = _image_config(args, base=saved)
+    _warn_fixed_at_fit(args, config, saved)
     report, status = score_images_job(
         args.model_dir,
         args.input,
@@ -267,7 +284,9 @@ def score(args: argparse.Namespace) -> int:
 
     if args.format is None and Path(args.output).suffix == ".parquet":
         args.format = "parquet"
-    config = _job_config(args, base=saved_settings(args.model_dir))
+    saved = saved_settings(args.model_dir)
+    config = _job_config(args, base=saved)
+    _warn_fixed_at_fit(args, config, saved)
     workers = contextlib.nullcontext()
     if args.engine == "dask" and not args.verbose:
         from .quiet import dask_workers_quiet

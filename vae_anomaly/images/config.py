@@ -70,6 +70,7 @@ class ImageJobConfig(JobSettings):
 
     JOB_OWNED = frozenset({"image_shape", "calibration_fraction", "fpr"})
     JOB_OWNED_FROM = "from [image] and [threshold]"
+    SCORING_FIELDS = frozenset({"batch_size", "heatmaps"})
 
     @classmethod
     def from_toml(cls, values: dict) -> dict:

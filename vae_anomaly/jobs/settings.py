@@ -105,6 +105,8 @@ class JobSettings:
     # Estimator parameters the job sets itself, and where it takes them from.
     JOB_OWNED: ClassVar[frozenset] = frozenset()
     JOB_OWNED_FROM: ClassVar[str] = ""
+    # The fields a scoring job reads; every other one is fixed when the model is fitted.
+    SCORING_FIELDS: ClassVar[frozenset] = frozenset()
 
     @classmethod
     def sections(cls) -> dict:
@@ -150,6 +152,26 @@ class JobSettings:
         values = {key: value for key, value in values.items() if value is not None}
         model = dict(self.model, **values.pop("model", {}))
         return dataclasses.replace(self, model=model, **values).checked("command line")
+
+    def fixed_at_fit(self, saved) -> list[str]:
+        """What ``self`` (a ``--config`` given to a scoring job) sets otherwise than
+        ``saved`` (the settings of the fit) outside ``SCORING_FIELDS``, which the scoring
+        job cannot apply: one "key = value (the model's: value)" per difference."""
+        differences = []
+        for item in dataclasses.fields(self):
+            name = item.name
+            if name in self.SCORING_FIELDS:
+                continue
+            given, fitted = getattr(self, name), getattr(saved, name)
+            if name == "model":
+                differences += [
+                    f"[model] {key} = {given.get(key)!r} (the model's: {fitted.get(key)!r})"
+                    for key in sorted(set(given) | set(fitted))
+                    if given.get(key) != fitted.get(key)
+                ]
+            elif given != fitted:
+                differences.append(f"{name} = {given!r} (the model's: {fitted!r})")
+        return differences
 
     def checked(self, source: str):
         """``self`` if every value is allowed, else a ValueError naming ``source``."""

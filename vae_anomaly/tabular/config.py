@@ -41,6 +41,7 @@ class JobConfig(JobSettings):
     # Parameters the fit job sets itself from the schema ([columns] roles) and [threshold].
     JOB_OWNED = frozenset({"likelihood", "column_roles", "missing", "calibration_fraction", "fpr"})
     JOB_OWNED_FROM = "from the columns and [threshold]"
+    SCORING_FIELDS = frozenset({"id_column", "delimiter", "chunk_rows", "top_columns", "format"})
 
     def check(self, source: str) -> None:
         if not isinstance(self.roles, dict):
