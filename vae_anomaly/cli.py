@@ -438,7 +438,7 @@ def parser() -> argparse.ArgumentParser:
         score_images,
         "images",
         "folder, file or glob",
-        "CSV: path, score, p-value, flag",
+        "CSV: path, anomaly_score, p_value, is_anomaly, heatmap",
         "files",
     )
     image_score.add_argument("--heatmaps", help="folder for heat-map PNGs (image | map)")

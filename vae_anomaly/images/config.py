@@ -28,8 +28,9 @@ from ..jobs.strategy import STRATEGIES
 # "Images: one-class MNIST", and docs/experiments.md for the measurements behind them):
 # - likelihood "bernoulli": the best measured on MNIST;
 # - trim_fraction 0: an inspection team's training folder holds curated good parts, and
-#   trimming the worst-fitting 20% of each batch (the estimator's default, for tabular
-#   data that holds some anomalies) costs the convolutional model on clean data;
+#   trimming the worst-fitting 20% of each batch (the estimator's default until issue 16's
+#   round 18, for tabular data that holds some anomalies) costs the convolutional model
+#   on clean data;
 # - beta 1: on MNIST (issue 16, round 15) beta below 1, the tabular default, loses
 #   (0.3: 0.952, 0.5: 0.957, 1: 0.959) and beta above 1 is level (2: 0.961) or loses
 #   (4: 0.953);
