@@ -456,12 +456,23 @@ def test_a_damaged_images_json_is_named_not_a_traceback(model_dir, tmp_path, cha
         read_image_transform(target)
 
 
-def test_an_image_scoring_config_names_the_keys_the_fit_fixed():
-    # What `score-images --config` warns about: [image] and [threshold] were fixed by
-    # the fit; [score] batch_size and heatmaps are the scoring job's own.
-    saved = ImageJobConfig()
-    given = ImageJobConfig(fpr=0.2, normalize="none", batch_size=8, heatmaps="all")
-    assert given.fixed_at_fit(saved) == [
-        "normalize = 'none' (the model's: 'contrast')",
+def test_an_image_scoring_config_applies_its_scoring_keys_and_names_those_the_fit_fixed(
+    tmp_path,
+):
+    # What `score-images --config` does: [score] batch_size and heatmaps are the scoring
+    # job's own, applied over the fit's settings; [image] and [threshold] keys the file
+    # sets otherwise than the fit are named. Keys it does not set say nothing.
+    saved = ImageJobConfig(normalize="none", model={"likelihood": "discretized_logistic"})
+    path = tmp_path / "score.toml"
+    path.write_text(
+        '[image]\nnormalize = "contrast"\n[threshold]\nfpr = 0.2\n'
+        '[model]\nlikelihood = "discretized_logistic"\n[score]\nbatch_size = 8\n'
+    )
+    config, ignored = ImageJobConfig.over_saved(path, saved)
+    assert config == dataclasses.replace(saved, batch_size=8)
+    assert ignored == [
+        "normalize = 'contrast' (the model's: 'none')",
         "fpr = 0.2 (the model's: 0.01)",
     ]
+    path.write_text("[score]\nbatch_size = 8\n")
+    assert ImageJobConfig.over_saved(path, saved) == (dataclasses.replace(saved, batch_size=8), [])

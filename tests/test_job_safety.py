@@ -318,12 +318,13 @@ def test_damaged_saved_settings_are_named_as_the_model_files_not_a_traceback(
 
 
 def test_a_scoring_config_says_which_of_its_keys_the_fit_fixed(model_dir, tmp_path, capsys):
-    # The fit's own settings, as a file: nothing to say. Then a threshold and a scoring
-    # estimator the fit did not use: the job cannot apply them, and says so.
+    # The fit's own settings file (its epochs given as a flag at fit, so not in the
+    # file): nothing to say. Then a threshold and a scoring estimator the fit did not
+    # use: the job cannot apply them, and says so.
     write_table(tmp_path / "in.csv", n=20)
     fitted = tmp_path / "fitted.toml"
     fitted.write_text(
-        "[model]\nepochs = 2\nhidden_units = [8]\nrandom_state = 0\n"
+        "[model]\nhidden_units = [8]\nrandom_state = 0\n"
         "[threshold]\ncalibration_fraction = 0.4\n[score]\nchunk_rows = 7\n"
     )
     args = score_args(model_dir, tmp_path / "in.csv", tmp_path / "a", **{"--config": fitted})

@@ -110,9 +110,13 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 
 def _settings(args: argparse.Namespace, load, base=None, *flags: str):
-    """The job's settings: --config, else ``base`` (those saved at fit), else ``load()``'s
-    defaults; then --epochs, --seed, --fpr and the ``flags`` given (e.g. "batch_size")."""
-    config = load(args.config) if args.config else base or load()
+    """The job's settings: ``base`` (a scoring job's: ``_scoring_base``), else --config,
+    else ``load()``'s defaults; then --epochs, --seed, --fpr and the ``flags`` given
+    (e.g. "batch_size")."""
+    if base is not None:
+        config = base
+    else:
+        config = load(args.config) if args.config else load()
     return config.with_overrides(
         model=_model_overrides(args),
         fpr=getattr(args, "fpr", None),
@@ -126,19 +130,22 @@ def _image_config(args: argparse.Namespace, base=None):
     return _settings(args, load_image_config, base, "batch_size", "strategy")
 
 
-def _warn_fixed_at_fit(args: argparse.Namespace, config, saved) -> None:
-    """Say on stderr which keys of a scoring job's --config it cannot apply, because the
-    fit fixed them (the threshold, the model, the columns' roles, ...): never ignored
-    silently."""
+def _scoring_base(args: argparse.Namespace, saved):
+    """A scoring job's settings before its flags: those saved at fit, with the scoring
+    keys of --config applied (``JobSettings.over_saved``). The keys of --config the fit
+    fixed (the threshold, the model, the columns' roles, ...) are named on stderr, never
+    ignored silently."""
     if not args.config:
-        return
-    for difference in config.fixed_at_fit(saved):
+        return saved
+    config, ignored = type(saved).over_saved(args.config, saved)
+    for difference in ignored:
         print(
             f"vae-anomaly {args.command}: warning: {args.config} sets {difference}; it is "
             "fixed when the model is fitted, so this job uses the model's (fit again to "
             "change it).",
             file=sys.stderr,
         )
+    return config
 
 
 def _print_fit(
@@ -216,9 +223,7 @@ def score_images(args: argparse.Namespace) -> int:
     from .images.jobs import saved_image_settings
     from .images.jobs import score_images as score_images_job
 
-    saved = saved_image_settings(args.model_dir)
-    config = _image_config(args, base=saved)
-    _warn_fixed_at_fit(args, config, saved)
+    config = _image_config(args, base=_scoring_base(args, saved_image_settings(args.model_dir)))
     report, status = score_images_job(
         args.model_dir,
         args.input,
@@ -284,9 +289,7 @@ def score(args: argparse.Namespace) -> int:
 
     if args.format is None and Path(args.output).suffix == ".parquet":
         args.format = "parquet"
-    saved = saved_settings(args.model_dir)
-    config = _job_config(args, base=saved)
-    _warn_fixed_at_fit(args, config, saved)
+    config = _job_config(args, base=_scoring_base(args, saved_settings(args.model_dir)))
     workers = contextlib.nullcontext()
     if args.engine == "dask" and not args.verbose:
         from .quiet import dask_workers_quiet

@@ -153,25 +153,28 @@ class JobSettings:
         model = dict(self.model, **values.pop("model", {}))
         return dataclasses.replace(self, model=model, **values).checked("command line")
 
-    def fixed_at_fit(self, saved) -> list[str]:
-        """What ``self`` (a ``--config`` given to a scoring job) sets otherwise than
-        ``saved`` (the settings of the fit) outside ``SCORING_FIELDS``, which the scoring
-        job cannot apply: one "key = value (the model's: value)" per difference."""
-        differences = []
-        for item in dataclasses.fields(self):
-            name = item.name
-            if name in self.SCORING_FIELDS:
-                continue
-            given, fitted = getattr(self, name), getattr(saved, name)
-            if name == "model":
-                differences += [
-                    f"[model] {key} = {given.get(key)!r} (the model's: {fitted.get(key)!r})"
-                    for key in sorted(set(given) | set(fitted))
-                    if given.get(key) != fitted.get(key)
-                ]
-            elif given != fitted:
-                differences.append(f"{name} = {given!r} (the model's: {fitted!r})")
-        return differences
+    @classmethod
+    def over_saved(cls, path, saved) -> tuple:
+        """The settings of a scoring job given ``--config path``: ``saved`` (the fit's),
+        with the ``SCORING_FIELDS`` the file sets replaced by its values; and what the
+        file sets otherwise than the fit outside them, which the job cannot apply (the
+        fit fixed it), as "key = value (the model's: value)" lines. Keys the file does
+        not set keep the fit's values, so a file of scoring keys alone changes nothing
+        else, and the fit's own file says nothing."""
+        cls.load(path)  # every key and value checked, as for any settings file
+        values = cls.from_toml(read_sections(path, cls.sections()))
+        ignored = [
+            f"[model] {key} = {value!r} (the model's: {saved.model.get(key)!r})"
+            for key, value in sorted(values.pop("model", {}).items())
+            if saved.model.get(key) != value
+        ]
+        ignored += [
+            f"{key} = {value!r} (the model's: {getattr(saved, key)!r})"
+            for key, value in values.items()
+            if key not in cls.SCORING_FIELDS and getattr(saved, key) != value
+        ]
+        scoring = {key: value for key, value in values.items() if key in cls.SCORING_FIELDS}
+        return dataclasses.replace(saved, **scoring).checked(str(path)), ignored
 
     def checked(self, source: str):
         """``self`` if every value is allowed, else a ValueError naming ``source``."""
