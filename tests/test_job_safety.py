@@ -22,8 +22,8 @@ from vae_anomaly.errors import ModelFileError, UsageError
 from vae_anomaly.exit_status import ExitStatus
 from vae_anomaly.images.jobs import score_images
 from vae_anomaly.integrity import INTEGRITY_FILE, KEY_VARIABLE
-from vae_anomaly.jobs.locks import JobLock, JobLockedError, lock_path
 from vae_anomaly.jobs.rejects import MAX_RAW_CHARS, MAX_REASON_CHARS
+from vae_anomaly.locks import JobLock, JobLockedError, lock_path
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig
 from vae_anomaly.tabular.fit_job import fit_job
@@ -377,7 +377,7 @@ def test_signed_models_need_the_key_and_unsigned_ones_are_refused_with_a_key(
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from vae_anomaly.jobs.locks import JobLock
+    from vae_anomaly.locks import JobLock
     with JobLock(sys.argv[1], "--output"):
         print("locked", flush=True)
         time.sleep(120)
@@ -562,11 +562,12 @@ def test_a_job_removes_the_temporaries_a_killed_job_left_beside_its_outputs(tmp_
     from vae_anomaly.jobs.paths import guarded
 
     output, other = tmp_path / "out.csv", tmp_path / "other.csv"
-    left = [tmp_path / ".out.csv.tmp-0123abcd", tmp_path / ".out.csv.tmp-fedcba98"]
+    left = [tmp_path / ".out.csv.tmp-vae0123abcd", tmp_path / ".out.csv.tmp-vaefedcba98"]
     kept = [
-        tmp_path / ".other.csv.tmp-0123abcd",  # not an output of this job
+        tmp_path / ".other.csv.tmp-vae0123abcd",  # not an output of this job
         tmp_path / ".out.csv.tmp-notmine",  # not a name atomic_path writes
-        tmp_path / ".xout.csv.tmp-0123abcd",
+        tmp_path / ".out.csv.tmp-20261129",  # a user's, dated: no tag
+        tmp_path / ".xout.csv.tmp-vae0123abcd",
     ]
     for path in [*left, *kept]:
         path.write_text("half")
@@ -617,11 +618,17 @@ def test_the_next_fit_restores_a_model_a_killed_replacement_left_aside(tmp_path,
         (staging / "schema.json").write_text("new")
     monkeypatch.setattr(Path, "rename", real_rename)
     assert not target.exists() and list(tmp_path.glob(".model.old-*"))
-    (tmp_path / ".model.tmp-k1ll3d_x").mkdir()  # a staging folder of a fit killed earlier
-    for yours in (".model.old-backup", ".model.tmp-mine"):  # folders we never name so
+    (tmp_path / ".model.tmp-vaek1ll3d_x").mkdir()  # a staging folder of a fit killed earlier
+    users = (".model.old-backup", ".model.old-20261129", ".model.tmp-20261129", ".model.tmp-mine")
+    for yours in users:  # folders we never name so: no "vae" tag
         (tmp_path / yours).mkdir()
         (tmp_path / yours / "notes.txt").write_text("mine")
     atomic.recover_directory(target)
     assert (target / "schema.json").read_text() == "old"
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model."))
-    assert left == [".model.old-backup", ".model.tmp-mine"]
+    assert left == [
+        ".model.old-20261129",
+        ".model.old-backup",
+        ".model.tmp-20261129",
+        ".model.tmp-mine",
+    ]

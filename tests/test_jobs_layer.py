@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vae_anomaly"
 # Layers from the bottom up; a module may import its own layer and those below it.
 LAYERS = {
     "math": {
-        "_version", "errors", "atomic", "integrity", "thresholds", "validation", "layout",
+        "_version", "errors", "atomic", "locks", "integrity", "thresholds", "validation", "layout",
         "distributions", "latents", "networks", "objectives", "corruption", "model",
         "scoring", "training", "streaming", "precision",
         "persistence", "manifest", "alerts", "schema", "frames", "sparse_rows", "batching",

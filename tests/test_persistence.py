@@ -106,23 +106,57 @@ def test_save_refuses_an_empty_folder_of_the_users_and_a_fit_jobs_model_director
 def test_a_save_killed_midway_is_cleaned_up_or_undone_by_the_next_save(
     fitted, saved, test_X, tmp_path
 ):
-    # A killed save leaves its staging folder (.NAME.tmp-XXXXXXXX); where the system
+    # A killed save leaves its staging folder (.NAME.tmp-vaeXXXXXXXX); where the system
     # cannot swap two directories in one step, a kill between its two renames leaves the
-    # old model renamed aside (.NAME.old-XXXXXXXX) and no model at NAME.
+    # old model renamed aside (.NAME.old-vaeXXXXXXXX) and no model at NAME. A user's
+    # folders of like names, without the tag, are not ours.
     target = tmp_path / "model"
-    staging = tmp_path / ".model.tmp-k1ll3d00"
+    staging = tmp_path / ".model.tmp-vaek1ll3d00"
     staging.mkdir()
     (staging / MODEL_FILE).write_bytes(b"half")
-    retired = tmp_path / ".model.old-0123abcd"
+    retired = tmp_path / ".model.old-vae0123abcd"
+    (tmp_path / ".model.tmp-20261129").mkdir()  # a user's dated folder
     retired.mkdir()
     for name in (MANIFEST_FILE, MODEL_FILE, INTEGRITY_FILE):
         (retired / name).write_bytes((saved / name).read_bytes())
-    with pytest.raises(FileNotFoundError, match=r"left the previous model at .*\.model\.old-0"):
+    with pytest.raises(FileNotFoundError, match=r"left the previous model at .*\.model\.old-vae0"):
         vae_anomaly.load(target)
     fitted.save(target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.tmp-20261129", "model"]
     np.testing.assert_array_equal(
         vae_anomaly.load(target).score_samples(test_X), fitted.score_samples(test_X)
+    )
+
+
+SAVER = """
+import pickle, sys
+detector = pickle.loads(open(sys.argv[1], "rb").read())
+for _ in range(4):
+    detector.save(sys.argv[2])
+"""
+
+
+def test_saves_of_one_path_take_turns_and_wait_for_a_fit_writing_it(fitted, test_X, tmp_path):
+    # Two processes saving to one path, at once: each save waits for the other's lock,
+    # and none removes the other's staging folder as a killed save's. A fit job holds
+    # the same lock on its model directory, so a save waits for it too.
+    import subprocess
+    import sys
+
+    (tmp_path / "fitted.pickle").write_bytes(pickle.dumps(fitted))
+    savers = [
+        subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(tmp_path / "fitted.pickle"), str(tmp_path / "m")],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    errors = [saver.communicate(timeout=300)[1] for saver in savers]
+    assert [saver.returncode for saver in savers] == [0, 0], errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fitted.pickle", "m"]
+    np.testing.assert_array_equal(
+        vae_anomaly.load(tmp_path / "m").score_samples(test_X), fitted.score_samples(test_X)
     )
 
 

@@ -15,6 +15,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
+# Every temporary this module names carries this tag after ".NAME.tmp-" or ".NAME.old-",
+# then 8 random characters, so that the clean-up after a killed writer (which finds them by
+# name) never takes a user's ".NAME.tmp-20261129" or ".NAME.old-backup" for one of ours.
+TAG = "vae"
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -23,7 +28,7 @@ def _umask() -> int:
 
 
 def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    return path.with_name(f".{path.name}.tmp-{TAG}{uuid.uuid4().hex[:8]}")
 
 
 def _siblings(path: Path, suffix: str, folders: bool) -> list[Path]:
@@ -43,12 +48,12 @@ def _siblings(path: Path, suffix: str, folders: bool) -> list[Path]:
 
 
 def remove_stale_temporaries(path) -> list[Path]:
-    """Remove the temporary files ``atomic_path`` left beside ``path`` (``.NAME.tmp-`` and
+    """Remove the temporary files ``atomic_path`` left beside ``path`` (``.NAME.tmp-vae`` and
     8 hex digits) when its process was killed before it could remove them; those removed.
 
-    Only for a path whose writers are locked out (``jobs.locks``): another process's
+    Only for a path whose writers are locked out (``locks``): another process's
     temporary of the same name would be removed while it writes it."""
-    stale = _siblings(real_target(path), "tmp-[0-9a-f]{8}", folders=False)
+    stale = _siblings(real_target(path), f"tmp-{TAG}[0-9a-f]{{8}}", folders=False)
     for candidate in stale:
         candidate.unlink(missing_ok=True)
     return stale
@@ -103,7 +108,7 @@ def staged(target):
     written whole or not at all. A symbolic link is written through (``real_target``)."""
     target = real_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{TAG}", dir=target.parent))
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())
@@ -118,7 +123,7 @@ def move_into_place(staging: Path, target: Path) -> None:
 
     Where the system can (Linux: ``renameat2`` with ``RENAME_EXCHANGE``), the two are
     swapped in one step, so ``target`` is always a whole directory, the old or the new.
-    Elsewhere the old one is renamed aside first (``.NAME.old-XXXXXXXX``): a process
+    Elsewhere the old one is renamed aside first (``.NAME.old-vaeXXXXXXXX``): a process
     killed between the two renames leaves no ``target``, and ``recover_directory``
     renames the old one back."""
     if not target.exists():
@@ -127,7 +132,7 @@ def move_into_place(staging: Path, target: Path) -> None:
     if _exchange(staging, target):
         shutil.rmtree(staging, ignore_errors=True)  # it now holds the old directory
         return
-    retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    retired = target.with_name(f".{target.name}.old-{TAG}{uuid.uuid4().hex[:8]}")
     target.rename(retired)
     staging.rename(target)
     shutil.rmtree(retired, ignore_errors=True)
@@ -164,22 +169,23 @@ def _exchange(first: Path, second: Path) -> bool:
 
 def retired_directories(target) -> list[Path]:
     """The old directories ``move_into_place`` renamed aside from ``target`` and did not
-    remove (``.NAME.old-XXXXXXXX``), oldest first."""
+    remove (``.NAME.old-vaeXXXXXXXX``), oldest first."""
     return sorted(
-        _siblings(real_target(target), "old-[0-9a-f]{8}", folders=True), key=os.path.getmtime
+        _siblings(real_target(target), f"old-{TAG}[0-9a-f]{{8}}", folders=True),
+        key=os.path.getmtime,
     )
 
 
 def recover_directory(target) -> None:
     """Undo what a process killed while replacing the directory ``target`` left: the old
     directory renamed aside with no new one in its place is renamed back, and stale
-    staging (``.NAME.tmp-*``) and retired (``.NAME.old-*``) directories are removed.
+    staging (``.NAME.tmp-vae*``) and retired (``.NAME.old-vae*``) directories are removed.
 
-    Only for a ``target`` whose writers are locked out (``jobs.locks``)."""
+    Only for a ``target`` whose writers are locked out (``locks``)."""
     target = real_target(target)
     retired = retired_directories(target)
     if not target.exists() and retired:
         retired.pop().rename(target)  # the newest: the model the killed fit was replacing
     # staged's folders: tempfile.mkdtemp's 8 characters after the prefix.
-    for stale in [*retired, *_siblings(target, "tmp-[a-z0-9_]{8}", folders=True)]:
+    for stale in [*retired, *_siblings(target, f"tmp-{TAG}[a-z0-9_]{{8}}", folders=True)]:
         shutil.rmtree(stale, ignore_errors=True)

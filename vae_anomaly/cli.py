@@ -456,7 +456,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from .errors import UsageError
-    from .jobs.locks import JobLockedError
+    from .locks import JobLockedError
 
     args = parser().parse_args(argv)
     try:

@@ -11,6 +11,7 @@ the estimator: ``detector.py`` builds the manifest and rebuilds itself from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -24,6 +25,7 @@ from ._version import __version__
 from .atomic import move_into_place, recover_directory, retired_directories, staged  # noqa: F401  (staged: used by the jobs)
 from .errors import ModelFileError, VersionMismatchWarning
 from .integrity import check_only_our_files, file_sha256, seal_directory, verify_directory
+from .locks import JobLock
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -42,17 +44,14 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
     """Write ``model`` and ``manifest`` as the directory ``path``, atomically.
 
     An existing directory is replaced only if it is empty or holds only the files of a
-    saved detector (``integrity.check_only_our_files``). What an earlier save killed
-    midway left beside it is cleaned up first (``atomic.recover_directory``: its staging
-    folder removed, an old model renamed aside put back); a save running at the same
-    time in another process may then fail, never leaving a mixture. Every file is then
-    listed with its SHA-256 in integrity.json, signed when ``VAE_ANOMALY_SIGNING_KEY`` is
-    set.
+    saved detector (``integrity.check_only_our_files``). Saves of one path take turns
+    (its lock, ``locks.JobLock``, waited for), and what an earlier save killed midway
+    left beside it is cleaned up first (``atomic.recover_directory``: its staging folder
+    removed, an old model renamed aside put back). Every file is then listed with its
+    SHA-256 in integrity.json, signed when ``VAE_ANOMALY_SIGNING_KEY`` is set.
     """
     target = Path(path)
-    recover_directory(target)  # what a save killed while replacing it left
-    check_only_our_files(target, "Cannot save a detector to", _DETECTOR_FILES, kind=_DETECTOR_FILES)
-    with staged(target) as staging:
+    with _replacing(target) as staging:
         model_path = staging / MODEL_FILE
         model.save(model_path)
         _fsync_file(model_path)
@@ -71,6 +70,21 @@ def write_bundle(path, model: keras.Model, manifest: dict) -> Path:
         _fsync_file(manifest_path)
         seal_directory(staging)
     return target
+
+
+@contextlib.contextmanager
+def _replacing(target: Path):
+    """Hold ``target``'s lock (``locks.JobLock``, waiting while another save or a fit job
+    holds it); clean up what a save killed midway left beside it
+    (``atomic.recover_directory``); refuse a directory that is not a saved detector's;
+    then yield a staging folder that replaces ``target`` when the block succeeds."""
+    with JobLock(target, "save()", wait=True):
+        recover_directory(target)
+        check_only_our_files(
+            target, "Cannot save a detector to", _DETECTOR_FILES, kind=_DETECTOR_FILES
+        )
+        with staged(target) as staging:
+            yield staging
 
 
 def read_manifest(path) -> dict:

@@ -213,7 +213,7 @@ def score_images(
     """Score every image of ``inputs``; returns (report, exit status).
 
     Before any work the paths are checked (``jobs.paths``) and every output is locked
-    (``jobs.locks.JobLock``) until the job ends. An existing heat-map folder is replaced
+    (``locks.JobLock``) until the job ends. An existing heat-map folder is replaced
     only if it holds nothing but heat maps. ``html``: also write the HTML report
     (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
     precision-recall curves against the ``labels`` file (path, defect) when given.

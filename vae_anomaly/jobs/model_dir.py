@@ -4,7 +4,7 @@ document back, and the threshold summary they report.
 A model directory is built in a temporary sibling and renamed into place
 (``atomic.staged``, as the saved detector is), so a failed fit leaves the old model
 untouched and no half-written one behind. While it is written it is locked
-(``jobs.locks.JobLock``), and when it is complete every file in it is listed with its
+(``locks.JobLock``), and when it is complete every file in it is listed with its
 SHA-256 in ``integrity.json`` (signed when ``VAE_ANOMALY_SIGNING_KEY`` is set), which is
 checked before anything in it is read.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..atomic import real_target, recover_directory, staged
 from ..integrity import check_only_our_files, seal_directory, verify_directory
-from .locks import JobLock
+from ..locks import JobLock
 
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..atomic import remove_stale_temporaries
 from ..errors import UsageError
-from .locks import locked
+from ..locks import locked
 
 
 def _identity(path: Path) -> tuple:

@@ -312,7 +312,7 @@ def score_job(
 
     Before any work: the paths are checked (``jobs.paths``: no two name one file, no output
     is a folder or lies in the model directory), and every output is locked
-    (``jobs.locks.JobLock``) until the job ends, so a second job writing the same output
+    (``locks.JobLock``) until the job ends, so a second job writing the same output
     is refused instead of deleting this one's parts. ``html``: also write the HTML report
     (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
     precision-recall curves against the ``labels`` file when given.

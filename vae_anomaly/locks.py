@@ -21,7 +21,7 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..atomic import real_target
+from .atomic import real_target
 
 
 class JobLockedError(RuntimeError):
@@ -35,12 +35,16 @@ def lock_path(path) -> Path:
 
 
 class JobLock:
-    """Context manager holding the lock of ``path``; ``flag`` names it in messages."""
+    """Context manager holding the lock of ``path``; ``flag`` names it in messages.
 
-    def __init__(self, path, flag: str):
+    A job refuses to start while another holds the lock (``JobLockedError``); with
+    ``wait`` (``save``, which takes moments) it waits for the holder to finish instead."""
+
+    def __init__(self, path, flag: str, wait: bool = False):
         self.target = Path(path)
         self.path = lock_path(path)
         self.flag = flag
+        self.wait = wait
         self._descriptor: int | None = None
 
     def _holder(self) -> str:
@@ -55,7 +59,7 @@ class JobLock:
         while True:
             descriptor = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 os.close(descriptor)
                 raise JobLockedError(
