@@ -13,6 +13,7 @@ import vae_anomaly
 from vae_anomaly import VAEAnomalyDetector
 from vae_anomaly.alerts import alert_records
 from vae_anomaly.errors import CalibrationWarning
+from vae_anomaly.report import fit_report
 from vae_anomaly.thresholds import (
     benjamini_hochberg,
     conformal_p_values,
@@ -177,6 +178,7 @@ def test_threshold_users_refuse_scoring_parameters_changed_since_the_threshold(
             lambda: detector.predict_fdr(test_X),
             lambda: detector.save(tmp_path / "refused"),
             lambda: alert_records(detector, X_alerts),
+            lambda: fit_report(detector, test_X),
         ):
             with pytest.raises(ValueError, match=rf"{key}=.* \(set with .*\)\. Call calibrate"):
                 call()

@@ -30,7 +30,8 @@
                      [--alerts ALERTS.jsonl|.csv]
         Fit a detector on the CSV's numeric columns and print the N most anomalous rows,
         each with its anomaly score (-log p(x) bound) and the column that contributes most.
-        With --alerts, write an alert record per flagged row and exit with status 3.
+        With --alerts, write an alert record per flagged row. Exit status 3 when a row was
+        flagged, as every job.
     vae-anomaly make-sample-data [--output-dir sample_data]
         Regenerate the bundled sample data.
 
@@ -39,7 +40,8 @@
         hidden otherwise.
 
 Exit statuses are those of ``exit_status.ExitStatus``: 0 OK, 1 FAILED (the message says
-why), 2 USAGE (malformed command line), 3 ALERTS (with --alerts, rows were flagged).
+why), 2 USAGE (malformed command line, paths that cannot work together), 3 ALERTS (rows
+were flagged).
 
 Parsing the command line imports neither TensorFlow nor pandas: ``--help`` and usage
 errors answer at once. Each command imports what it needs, and TensorFlow (through
@@ -409,7 +411,7 @@ def parser() -> argparse.ArgumentParser:
     ranking.add_argument("--labels", help="CSV with the id column and is_anomaly, to compare")
     ranking.add_argument("--epochs", type=_count, default=None, help="default: from a step budget")
     ranking.add_argument("--seed", type=_seed, default=0, help="random_state (default 0)")
-    ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv); exit 3 if any")
+    ranking.add_argument("--alerts", help="write alert records (.jsonl or .csv)")
     ranking.set_defaults(run=rank)
 
     _fit_command(

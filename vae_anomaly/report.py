@@ -791,6 +791,7 @@ def fit_report(
         mean_i(-E_q[log p(x_ij|z)]) per column j, and the latent map.
     """
     require_matplotlib("the HTML report")
+    detector._check_threshold_scoring()  # the threshold drawn is a score of that estimator
     best, stopped = best_epoch(detector)
     n_epochs = int(detector.n_epochs_)
     sections = []
@@ -913,6 +914,7 @@ def score_report(
     html : str
     """
     require_matplotlib()
+    detector._check_threshold_scoring()  # the threshold drawn is a score of that estimator
     single = unit[:-1]
     sections = []
     read, scored, rejected = accounting["read"], accounting["scored"], accounting["rejected"]
