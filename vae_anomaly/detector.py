@@ -24,6 +24,8 @@ from .model import VAE
 from .networks import default_conv_filters
 from .parameters import (
     PARAMETER_CONSTRAINTS,
+    ROW_SCALE_FAMILIES,
+    ROW_SCALE_NEEDS,
     check_choice,
     check_exact_latent,
     check_model_relations,
@@ -150,7 +152,10 @@ or sequence of (family, width), default="gaussian"
         (``frames``: the CSV job's inference, from the dtypes and values). Only with
         ``likelihood="gaussian"``. See "Input" below.
     likelihood_scale : {"feature", "sample"}, default="feature"
-        Gaussian only: one learned scale per feature, or one per feature and row.
+        One learned decoder scale per feature, or one per feature and row. ``"sample"``
+        needs one Gaussian or discretised-logistic likelihood over every column; a
+        layout, or a DataFrame encoded by column roles, is refused (its head has a
+        scale per column only).
     min_scale : float or "auto", default=0.03
         Gaussian only: floor on the likelihood scale, in scaled units. It keeps the
         density from spiking on repeated or discretised values; it must stay below the
@@ -937,6 +942,8 @@ or sequence of (family, width), default="gaussian"
     def _new_model(self, n_features: int, layout, image_shape, model_seed: int, U) -> VAE:
         """The untrained VAE of this detector's parameters and fitted architecture (U: the
         scaled training rows, for ``min_scale="auto"``)."""
+        if self.likelihood_scale == "sample" and self._family() not in ROW_SCALE_FAMILIES:
+            raise ValueError(f"{ROW_SCALE_NEEDS}: use likelihood_scale='feature'.")
         return VAE(
             n_features,
             self.latent_dim_,
