@@ -225,3 +225,28 @@ def test_json_line_is_json_dumps_without_nan():
     assert json_line(record) == json.dumps(record, allow_nan=False) + "\n"
     with pytest.raises(ValueError):
         json_line({"anomaly_score": float("nan")})
+
+
+def test_the_columns_named_do_not_depend_on_the_columns_units(fitted, test_X):
+    # The same model, with column 0 recorded in units 1000 times smaller (its values and
+    # its scaling times 1000): the flags and p-values cannot change, nor may the columns
+    # an alert names. In the units of X, column 0's terms drop by log 1000 = 6.9 nats,
+    # which named it first on every row (helper-32's runtime in hours).
+    rescaled = pickle.loads(pickle.dumps(fitted))
+    rescaled.center_ = rescaled.center_ * np.array([1000.0, 1, 1, 1])
+    rescaled.scale_ = rescaled.scale_ * np.array([1000.0, 1, 1, 1])
+    X = test_X.copy()
+    X[:5, 2] += 60.0  # six standard deviations on column 2 alone
+    original = alert_records(_flag_all(fitted), X, top_features=1)
+    in_small_units = alert_records(_flag_all(rescaled), X * [1000.0, 1, 1, 1], top_features=1)
+    named = [r["top_features"][0]["feature"] for r in original]
+    assert [r["top_features"][0]["feature"] for r in in_small_units] == named
+    assert named[:5] == ["x2"] * 5
+    in_x_units = rescaled.score_features(X[5:] * [1000.0, 1, 1, 1])
+    assert (np.argmin(in_x_units, axis=1) == 0).all()  # what the old ranking named
+
+
+def _flag_all(detector):
+    copy = pickle.loads(pickle.dumps(detector))
+    copy.offset_ = np.inf  # every row flagged
+    return copy

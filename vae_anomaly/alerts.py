@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .atomic import atomic_open
 from .thresholds import conformal_p_values
@@ -83,9 +82,11 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     if flagged.size == 0:
         return []
     rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
-    contributions = detector.score_features(rows)
-    if isinstance(contributions, pd.DataFrame):  # by column roles: the modelled columns
-        names, contributions = list(contributions.columns), contributions.to_numpy()
+    # The per-column terms in scaled units, free of each column's units (``ScoreTerms``).
+    contributions = detector.score_terms(rows).scaled_feature_log_likelihood
+    if getattr(detector, "feature_roles_", None) and detector._schema() is not None:
+        # by column roles: the modelled columns, as score_features names them
+        names = [n for n, role in detector.feature_roles_.items() if role != "ignore"]
     else:
         names = getattr(detector, "feature_names_in_", None)
         names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]

@@ -1098,6 +1098,7 @@ or sequence of (family, width), default="gaussian"
             elbo_mc=terms.elbo_mc + log_jacobian,
             kl=terms.kl,
             feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
+            scaled_feature_log_likelihood=terms.feature_log_likelihood if features else None,
             exact=None if terms.exact is None else terms.exact + log_jacobian,
         )
 
@@ -1116,8 +1117,12 @@ or sequence of (family, width), default="gaussian"
         terms = self._terms(self._validate_input(X, reset=False), features=features)
         schema = self._schema()
         if features and schema is not None:
-            in_frame_order = terms.feature_log_likelihood[:, output_order(schema)]
-            terms = dataclasses.replace(terms, feature_log_likelihood=in_frame_order)
+            order = output_order(schema)
+            terms = dataclasses.replace(
+                terms,
+                feature_log_likelihood=terms.feature_log_likelihood[:, order],
+                scaled_feature_log_likelihood=terms.scaled_feature_log_likelihood[:, order],
+            )
         return terms
 
     def score_samples(self, X) -> np.ndarray:

@@ -57,11 +57,16 @@ _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class ScoreTerms:
     """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, outputs];
-    exact [n].
+    exact [n]; scaled_feature_log_likelihood [n, outputs].
 
     ``feature_log_likelihood`` is None unless asked for: it is the one output that grows
     with n * d, and ``score_samples`` does not need it. ``exact`` (log p(x) by
     enumeration, ``exact_log_marginals``) is None unless asked for.
+    ``scaled_feature_log_likelihood`` (set by the detector with the per-feature terms) is
+    each term in the model's scaled units, E_q[log p(u_j|z)] with u_j = (x_j - c_j) / s_j:
+    the term of x_j plus log s_j, free of the column's units, so that it ranks the columns
+    that make a row unlikely (``feature_log_likelihood`` itself, in the units of X, adds
+    -log s_j, which names a column recorded in small units on every row).
     """
 
     elbo: np.ndarray
@@ -70,6 +75,7 @@ class ScoreTerms:
     kl: np.ndarray
     feature_log_likelihood: np.ndarray | None
     exact: np.ndarray | None = None
+    scaled_feature_log_likelihood: np.ndarray | None = None
 
     def estimate(self, method: str) -> np.ndarray:
         """The estimate of log p(x) named by ``method``: "elbo", "iwae" or "exact"."""

@@ -196,8 +196,10 @@ def _scored_columns(detector, schema, settings, scored) -> dict | None:
         detector.offset_,
         getattr(detector, "calibration_scores_", None),
     )
-    columns["top_order"] = smallest_first(terms.feature_log_likelihood, settings.top_columns)
-    columns["feature_terms"] = terms.feature_log_likelihood
+    # Ranked in scaled units, free of each column's units (``ScoreTerms``).
+    ranked = terms.scaled_feature_log_likelihood
+    columns["top_order"] = smallest_first(ranked, settings.top_columns)
+    columns["feature_terms"] = ranked
     return columns
 
 
