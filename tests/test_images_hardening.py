@@ -462,11 +462,11 @@ def test_an_image_scoring_config_applies_its_scoring_keys_and_names_those_the_fi
     # What `score-images --config` does: [score] batch_size and heatmaps are the scoring
     # job's own, applied over the fit's settings; [image] and [threshold] keys the file
     # sets otherwise than the fit are named. Keys it does not set say nothing.
-    saved = ImageJobConfig(normalize="none", model={"likelihood": "discretized_logistic"})
+    saved = ImageJobConfig(normalize="none", model={"likelihood": "continuous_bernoulli"})
     path = tmp_path / "score.toml"
     path.write_text(
         '[image]\nnormalize = "contrast"\n[threshold]\nfpr = 0.2\n'
-        '[model]\nlikelihood = "discretized_logistic"\n[score]\nbatch_size = 8\n'
+        '[model]\nlikelihood = "continuous_bernoulli"\n[score]\nbatch_size = 8\n'
     )
     config, ignored = ImageJobConfig.over_saved(path, saved)
     assert config == dataclasses.replace(saved, batch_size=8)
@@ -476,3 +476,15 @@ def test_an_image_scoring_config_applies_its_scoring_keys_and_names_those_the_fi
     ]
     path.write_text("[score]\nbatch_size = 8\n")
     assert ImageJobConfig.over_saved(path, saved) == (dataclasses.replace(saved, batch_size=8), [])
+
+
+def test_discretized_logistic_with_contrast_normalisation_is_refused(tmp_path):
+    # Contrast normalisation moves the 8-bit levels off the 256 bins the discretised
+    # logistic gives their probabilities (helper-32: levels 40 and 41 shared a bin).
+    path = tmp_path / "images.toml"
+    model = '[model]\nlikelihood = "discretized_logistic"\n'
+    path.write_text('[image]\nnormalize = "contrast"\n' + model)
+    with pytest.raises(ValueError, match=r"moves off their bins: set \[image\] normalize"):
+        ImageJobConfig.load(path)
+    path.write_text('[image]\nnormalize = "none"\n' + model)
+    assert ImageJobConfig.load(path).normalize == "none"
