@@ -1,5 +1,6 @@
 """The command line and the bundled sample data."""
 
+import json
 import re
 from pathlib import Path
 
@@ -87,6 +88,21 @@ def test_rank_exits_with_the_alert_status_when_rows_are_flagged_without_alerts(t
     out = capsys.readouterr().out
     assert re.search(r"; [1-9]\d* rows flagged", out)
     assert status == ExitStatus.ALERTS
+    # The column the table names is the one the alert names first, both ranked in the
+    # model's scaled units. (The table ranked the terms in the units of X, where column
+    # b, recorded 1000 times smaller, costs log 1000 more on every row.)
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": 1000.0 * rng.normal(size=60)})
+    frame.loc[0, "a"] = 3.5  # 3.5 standard deviations on a alone
+    frame.to_csv(tmp_path / "units.csv", index=False)
+    argv = ["rank", "--input", str(tmp_path / "units.csv"), "--epochs", "5", "--top", "3"]
+    assert main([*argv, "--alerts", str(tmp_path / "a.jsonl")]) == ExitStatus.ALERTS
+    table = capsys.readouterr().out.split("most anomalous rows:\n")[1].splitlines()[1:4]
+    alert = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])
+    assert table[0].split()[0] == str(alert["row_id"]) == "0"
+    assert table[0].split()[-1] == alert["top_features"][0]["feature"] == "a"
+    # The next two rows lie 3.4 and 2.6 robust standard deviations out on a, 1.0 on b.
+    assert [line.split()[-1] for line in table] == ["a", "a", "a"]
 
 
 def test_rank_refuses_its_paths_and_labels_before_any_work(tmp_path, capsys):

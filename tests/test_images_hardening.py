@@ -476,15 +476,25 @@ def test_an_image_scoring_config_applies_its_scoring_keys_and_names_those_the_fi
     ]
     path.write_text("[score]\nbatch_size = 8\n")
     assert ImageJobConfig.over_saved(path, saved) == (dataclasses.replace(saved, batch_size=8), [])
+    # The file is checked in the model's context, not merged with the defaults
+    # (helper-33: normalize's default, "contrast", is not this model's).
+    levels = ImageJobConfig(normalize="none", model={"likelihood": "discretized_logistic"})
+    path.write_text('[model]\nlikelihood = "discretized_logistic"\n[score]\nbatch_size = 8\n')
+    assert ImageJobConfig.over_saved(path, levels) == (
+        dataclasses.replace(levels, batch_size=8),
+        [],
+    )
 
 
-def test_discretized_logistic_with_contrast_normalisation_is_refused(tmp_path):
+def test_discretized_logistic_with_contrast_normalisation_is_refused_at_fit(tmp_path):
     # Contrast normalisation moves the 8-bit levels off the 256 bins the discretised
-    # logistic gives their probabilities (helper-32: levels 40 and 41 shared a bin).
-    path = tmp_path / "images.toml"
-    model = '[model]\nlikelihood = "discretized_logistic"\n'
-    path.write_text('[image]\nnormalize = "contrast"\n' + model)
-    with pytest.raises(ValueError, match=r"moves off their bins: set \[image\] normalize"):
-        ImageJobConfig.load(path)
-    path.write_text('[image]\nnormalize = "none"\n' + model)
-    assert ImageJobConfig.load(path).normalize == "none"
+    # logistic gives their probabilities (helper-32: levels 40 and 41 shared a bin). A
+    # fit-time rule: a model fitted so before is still scored (its saved settings read).
+    (tmp_path / "train").mkdir()
+    config = ImageJobConfig(model={"likelihood": "discretized_logistic"})
+    assert config.normalize == "contrast"
+    with pytest.raises(ValueError, match=r"moves off their bins: set normalize = 'none'"):
+        fit_images([tmp_path / "train"], tmp_path / "model", config)
+    assert not (tmp_path / "model").exists()
+    saved = {"settings": {"normalize": "contrast", "model": config.model}}
+    assert ImageJobConfig.from_saved(saved, tmp_path / "images.json").normalize == "contrast"

@@ -24,8 +24,6 @@ from .model import VAE
 from .networks import default_conv_filters
 from .parameters import (
     PARAMETER_CONSTRAINTS,
-    ROW_SCALE_FAMILIES,
-    ROW_SCALE_NEEDS,
     check_choice,
     check_exact_latent,
     check_model_relations,
@@ -942,8 +940,16 @@ or sequence of (family, width), default="gaussian"
     def _new_model(self, n_features: int, layout, image_shape, model_seed: int, U) -> VAE:
         """The untrained VAE of this detector's parameters and fitted architecture (U: the
         scaled training rows, for ``min_scale="auto"``)."""
-        if self.likelihood_scale == "sample" and self._family() not in ROW_SCALE_FAMILIES:
-            raise ValueError(f"{ROW_SCALE_NEEDS}: use likelihood_scale='feature'.")
+        head = LIKELIHOODS[self._family()]
+        if self.likelihood_scale == "sample" and "scale_mode" not in head.options(
+            self.get_params(), layout
+        ):
+            raise ValueError(
+                "likelihood_scale='sample' asks for a decoder scale per row, which the "
+                f"{head.family!r} likelihood does not have (a column layout, or a DataFrame "
+                "encoded by column roles as the tabular jobs encode every file, has a scale "
+                "per column only): use likelihood_scale='feature'."
+            )
         return VAE(
             n_features,
             self.latent_dim_,

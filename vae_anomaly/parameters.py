@@ -135,27 +135,6 @@ def check_model_relations(params: dict) -> None:
         )
     if params.get("score_method") == "exact":
         check_exact_latent(params.get("latent", "gaussian"))
-    if params.get("likelihood_scale") == "sample":
-        check_row_scale(params.get("likelihood", "gaussian"))
-
-
-# The likelihood families with a decoder scale per row (likelihood_scale="sample"): the
-# heads whose options read likelihood_scale (tests/test_family.py checks the two agree).
-ROW_SCALE_FAMILIES = ("gaussian", "discretized_logistic")
-ROW_SCALE_NEEDS = (
-    "likelihood_scale='sample' (a decoder scale per row) is built for one likelihood "
-    f"family over every column, one of {ROW_SCALE_FAMILIES}; a column layout, or a "
-    "DataFrame encoded by column roles (as the tabular jobs encode every file), has a "
-    "scale per column only"
-)
-
-
-def check_row_scale(likelihood) -> None:
-    """likelihood_scale="sample": ValueError unless ``likelihood`` is one of
-    ROW_SCALE_FAMILIES (a DataFrame encoded by roles is refused at fit, once its roles are
-    known)."""
-    if likelihood not in ROW_SCALE_FAMILIES:
-        raise ValueError(f"{ROW_SCALE_NEEDS}; got likelihood={likelihood!r}.")
 
 
 def check_exact_latent(latent: str) -> None:

@@ -80,12 +80,6 @@ class ImageJobConfig(JobSettings):
         return values
 
     def check(self, source: str) -> None:
-        if self.normalize == "contrast" and self.model.get("likelihood") == "discretized_logistic":
-            raise ValueError(
-                f"{source}: likelihood 'discretized_logistic' models the 256 levels of 8-bit "
-                "pixels, which normalize = 'contrast' moves off their bins: set [image] "
-                "normalize = 'none'."
-            )
         if self.size is not None and (
             len(self.size) != 2 or not all(isinstance(s, int) and s >= 1 for s in self.size)
         ):

@@ -37,6 +37,7 @@ import numpy as np
 from ..alerts import AlertSink, flagged_records
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
+from ..distributions import LIKELIHOODS
 from ..errors import ModelFileError, UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
@@ -116,6 +117,7 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
     check_outside_input_folders(_expanded(inputs), [("--model-dir", model_dir)])
+    _check_levels_kept(config)
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
     with staged_directory(model_dir, IMAGES_FILE) as staging:
@@ -156,6 +158,19 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
         fitted = {"transform": transform.to_dict(), "normalization": normalization}
         write_job_document(staging, IMAGES_FILE, fitted, config, report)
     return report
+
+
+def _check_levels_kept(config: ImageJobConfig) -> None:
+    """A likelihood over the 8-bit levels (a head with ``LEVELS``: the discretised
+    logistic) needs the pixels on those levels, which contrast normalisation moves off
+    their bins: refused before any image is read. (A fit-time rule only: models fitted
+    with it before are still scored.)"""
+    family = image_model(config.model).get("likelihood", VAEAnomalyDetector().likelihood)
+    if config.normalize == "contrast" and hasattr(LIKELIHOODS.get(family), "LEVELS"):
+        raise ValueError(
+            f"[model] likelihood {family!r} models the 256 levels of 8-bit pixels, which "
+            "[image] normalize = 'contrast' moves off their bins: set normalize = 'none'."
+        )
 
 
 def _read_document(model_dir) -> dict:

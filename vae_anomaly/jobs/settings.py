@@ -161,11 +161,16 @@ class JobSettings:
         fit fixed it), as "key = value (the model's: value)" lines. Keys the file does
         not set keep the fit's values, so a file of scoring keys alone changes nothing
         else, and the fit's own file says nothing."""
-        cls.load(path)  # every key and value checked, as for any settings file
-        values = cls.from_toml(read_sections(path, cls.sections()))
+        values = cls.from_toml(read_sections(path, cls.sections()))  # unknown keys: errors
+        file_model = values.pop("model", {})
+        # Every value checked as in any settings file, in the model's context (the saved
+        # settings with the file's values), not merged with the defaults.
+        dataclasses.replace(saved, **values, model=dict(saved.model, **file_model)).checked(
+            str(path)
+        )
         ignored = [
             f"[model] {key} = {value!r} (the model's: {saved.model.get(key)!r})"
-            for key, value in sorted(values.pop("model", {}).items())
+            for key, value in sorted(file_model.items())
             if saved.model.get(key) != value
         ]
         ignored += [

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from ..jobs.settings import JobSettings, setting
 from ..jobs.strategy import STRATEGIES
-from ..parameters import ROW_SCALE_NEEDS
 from ..schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
@@ -58,8 +57,6 @@ class JobConfig(JobSettings):
                 raise ValueError(
                     f"{source}: role of column {name!r} must be one of {ROLES}, got {role!r}."
                 )
-        if self.model.get("likelihood_scale") == "sample":
-            raise ValueError(f"{source}: [model] {ROW_SCALE_NEEDS}.")
         if not isinstance(self.delimiter, str) or len(self.delimiter) != 1:
             raise ValueError(f"{source}: delimiter must be one character, got {self.delimiter!r}.")
 

@@ -113,7 +113,8 @@ def rank_job(
     detector = VAEAnomalyDetector(epochs=epochs, random_state=seed)
     detector.fit(features)
     scores = detector.score_samples(features)
-    contributions = detector.score_features(features)
+    # The column named: the lowest term in the model's scaled units, as in alerts.
+    contributions = detector.score_terms(features).scaled_feature_log_likelihood
     flagged = detector.predict(features) == -1
 
     order = np.argsort(scores, kind="stable")[:top]
