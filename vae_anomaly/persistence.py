@@ -87,20 +87,26 @@ def _replacing(target: Path):
             yield staging
 
 
+def _no_directory(path) -> FileNotFoundError:
+    """The error for a missing saved detector, naming the old model a killed save left
+    renamed aside, if any."""
+    retired = retired_directories(Path(path))
+    return FileNotFoundError(
+        f"No saved detector at {path}: the directory does not exist."
+        + (
+            f" A save killed while replacing it left the previous model at {retired[-1]}; "
+            "saving again puts it back first, or rename it."
+            if retired
+            else ""
+        )
+    )
+
+
 def read_manifest(path) -> dict:
     """The manifest of the saved detector at ``path``, checked for format and version."""
     manifest_path = Path(path) / MANIFEST_FILE
     if not Path(path).is_dir():
-        retired = retired_directories(Path(path))
-        raise FileNotFoundError(
-            f"No saved detector at {path}: the directory does not exist."
-            + (
-                f" A save killed while replacing it left the previous model at {retired[-1]}; "
-                "saving again puts it back first, or rename it."
-                if retired
-                else ""
-            )
-        )
+        raise _no_directory(path)
     if not manifest_path.is_file():
         raise FileNotFoundError(f"No saved detector at {path}: {manifest_path} is missing.")
     try:
@@ -131,16 +137,7 @@ def read_bundle(path) -> tuple[keras.Model, dict]:
     """Load the model and manifest saved at ``path``, every file checked against
     integrity.json (and its signature, when a key is set) before anything is parsed."""
     if not Path(path).is_dir():
-        retired = retired_directories(Path(path))
-        raise FileNotFoundError(
-            f"No saved detector at {path}: the directory does not exist."
-            + (
-                f" A save killed while replacing it left the previous model at {retired[-1]}; "
-                "saving again puts it back first, or rename it."
-                if retired
-                else ""
-            )
-        )
+        raise _no_directory(path)
     verify_directory(path)
     manifest = read_manifest(path)
     model_path = Path(path) / MODEL_FILE
