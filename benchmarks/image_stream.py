@@ -70,13 +70,15 @@ def worker(task: dict) -> None:
         }
         images = report["images_read"]
     elif task["kind"] == LOADING_ONLY:
-        from vae_anomaly.images.jobs import read_image_transform, settings_of
+        from vae_anomaly.images.config import ImageJobConfig
+        from vae_anomaly.images.jobs import IMAGES_FILE, read_image_transform
         from vae_anomaly.images.loader import image_batches, iter_image_inputs
 
         startup = time.perf_counter() - started
         started = time.perf_counter()
         transform, document = read_image_transform(task["model_dir"])  # no model loaded
-        batch_size = settings_of(document).batch_size
+        saved = Path(task["model_dir"]) / IMAGES_FILE
+        batch_size = ImageJobConfig.from_saved(document, saved).batch_size
         images = rejected = 0
         for batch in image_batches(iter_image_inputs([task["folder"]]), transform, batch_size):
             images += len(batch.ids) + len(batch.rejects)
