@@ -84,10 +84,8 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
     # The per-column terms in scaled units, free of each column's units (``ScoreTerms``).
     contributions = detector.score_terms(rows).scaled_feature_log_likelihood
-    if getattr(detector, "feature_roles_", None) and detector._schema() is not None:
-        # by column roles: the modelled columns, as score_features names them
-        names = [n for n, role in detector.feature_roles_.items() if role != "ignore"]
-    else:
+    names = detector._term_names()  # by column roles: the modelled columns
+    if names is None:
         names = getattr(detector, "feature_names_in_", None)
         names = names if names is not None else [f"x{j}" for j in range(detector.n_features_in_)]
     calibration = getattr(detector, "calibration_scores_", None)

@@ -1275,10 +1275,17 @@ or sequence of (family, width), default="gaussian"
         ``score_features(X).sum(axis=1) - score_terms(X).kl == score_terms(X).elbo``.
         """
         terms = self.score_terms(X).feature_log_likelihood
-        if self._schema() is None:
+        names = self._term_names()
+        if names is None:
             return terms
-        names = [name for name, role in self.feature_roles_.items() if role != "ignore"]
         return pd.DataFrame(terms, index=X.index, columns=names)
+
+    def _term_names(self) -> list[str] | None:
+        """The columns of the per-feature terms for a DataFrame encoded by column roles
+        (its modelled columns, in its order); None otherwise."""
+        if self._schema() is None:
+            return None
+        return [name for name, role in self.feature_roles_.items() if role != "ignore"]
 
     # ------------------------------------------------------------------ persistence
 

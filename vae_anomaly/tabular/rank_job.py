@@ -112,10 +112,11 @@ def rank_job(
 
     detector = VAEAnomalyDetector(epochs=epochs, random_state=seed)
     detector.fit(features)
-    scores = detector.score_samples(features)
+    terms = detector.score_terms(features)  # one scoring pass for scores, flags, columns
+    scores = terms.estimate(detector.score_method)
     # The column named: the lowest term in the model's scaled units, as in alerts.
-    contributions = detector.score_terms(features).scaled_feature_log_likelihood
-    flagged = detector.predict(features) == -1
+    contributions = terms.scaled_feature_log_likelihood
+    flagged = scores - detector.offset_ < 0  # predict's rule
 
     order = np.argsort(scores, kind="stable")[:top]
     ids = ids if ids is not None else pd.Series(np.arange(len(features)), name="row")
