@@ -100,6 +100,7 @@ def test_exit_statuses_are_distinct_and_documented():
         assert re.search(rf"^{status.value}\s+{status.name}\s+\w", exit_status.__doc__, re.M)
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_rank_with_alerts_writes_them_and_exits_with_the_alert_status(tmp_path, capsys):
     X = correlated_gaussian(400, seed=34)
     X[[5, 6], 1] += 200.0

@@ -81,6 +81,7 @@ def test_rank_reports_a_missing_file_and_a_wrong_id_column(tmp_path, capsys):
     assert "--id-column 'id' is not a column" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_rank_exits_with_the_alert_status_when_rows_are_flagged_without_alerts(tmp_path, capsys):
     # contamination=0.01 of 40 rows: the least likely row is flagged. Exit 3, as `score`
     # does, though no --alerts file was asked for (the README's exit statuses).

@@ -194,6 +194,7 @@ def tensorflow_warnings():
     logger.setLevel(level)
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_scoring_with_several_models_logs_no_retracing_warning(
     fitted, test_X, tmp_path, tensorflow_warnings
 ):

@@ -160,6 +160,7 @@ def test_every_line_is_trained_on_held_out_or_rejected(tmp_path):
     assert dict(zip(rejects["line"], kinds, strict=True)) == expected
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_the_in_memory_and_the_streamed_fit_write_the_same_rejects_in_line_order(tmp_path):
     """Two files, with reader rejects (a field count, a blank line, a broken quote) after
     encoder rejects (not a number): both fits list them by file, then line."""
@@ -287,7 +288,11 @@ def test_a_streamed_fit_is_reproducible_with_an_int_random_state(stream_fitted):
     np.testing.assert_array_equal(again.score_samples(X[:50]), first.score_samples(X[:50]))
 
 
-@pytest.mark.parametrize("in_memory_mb", [16, 0], ids=["in-memory", "streamed"])
+@pytest.mark.parametrize(  # the streamed one slow
+    "in_memory_mb",
+    [16, pytest.param(0, marks=pytest.mark.slow)],
+    ids=["in-memory", "streamed"],
+)
 def test_a_screening_fit_job_accounts_for_the_rows_it_screened_out(
     tmp_path, in_memory_mb, monkeypatch
 ):

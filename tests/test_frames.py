@@ -176,6 +176,7 @@ def test_the_one_hot_pipeline_of_the_issue_passes_sparse_input_and_fits_and_scor
     )
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_grid_search_picks_parameters_by_average_precision_on_held_out_labels():
     train, _ = machines(300, 0)
     validation_rows, labels = machines(120, 1, anomalies=12)

@@ -145,8 +145,13 @@ def test_per_pixel_terms_add_up_to_the_elbo(small_conv, parts):
     )
 
 
-@pytest.mark.parametrize(
-    "likelihood", ["bernoulli", "continuous_bernoulli", "discretized_logistic"]
+@pytest.mark.parametrize(  # one in the default suite, the others slow
+    "likelihood",
+    [
+        pytest.param("bernoulli", marks=pytest.mark.slow),
+        pytest.param("continuous_bernoulli", marks=pytest.mark.slow),
+        "discretized_logistic",
+    ],
 )
 def test_conv_scores_do_not_depend_on_batch_or_order_and_survive_save_load(
     likelihood, small_conv, parts, tmp_path
@@ -167,6 +172,7 @@ def test_image_shape_must_match_the_columns_of_X(parts):
         VAEAnomalyDetector(image_shape=(16, 16, 1), epochs=1).fit(parts)
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_no_conv_filters_gives_the_dense_model_with_per_pixel_terms(parts, tmp_path):
     """conv_filters=(): the image model is the tabular dense model, to the bit, and still
     gives one term per pixel (heat maps) and survives save/load."""
@@ -259,6 +265,7 @@ def test_inputs_are_listed_lazily_in_sorted_order_and_checked_up_front(tmp_path)
         iter_image_inputs([f"{tmp_path}/[a]"])
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_image_batches_consume_paths_as_they_go(tmp_path):
     """Memory does not grow with the folder: paths are taken as the batches need them."""
     taken = []

@@ -350,6 +350,7 @@ def test_an_array_image_of_five_channels_is_a_reject_and_the_job_goes_on(model_d
     }
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_a_symbolic_link_beside_its_target_is_read_whatever_the_other_inputs(model_dir, tmp_path):
     folder, empty = tmp_path / "in", tmp_path / "empty"
     _save_png(folder / "a.png", seed=930)

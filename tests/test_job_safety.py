@@ -169,6 +169,7 @@ def test_an_output_inside_the_model_directory_is_refused(model_dir, data, tmp_pa
 # ----------------------------------------------------------------------------- item 3, 13
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_refit_never_deletes_a_file_the_job_did_not_write(data, tmp_path, eager_functions):
     target = tmp_path / "m"
     fit_job([data], target, CONFIG)
@@ -199,6 +200,7 @@ def test_fit_images_refuses_a_directory_with_a_users_file(tmp_path):
     assert (target / "thesis.tex").read_text() == "do not delete"
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_fit_through_a_symlink_replaces_what_it_points_to_and_keeps_the_link(
     data, tmp_path, eager_functions
 ):
@@ -541,6 +543,7 @@ def test_a_diverging_fit_names_the_file_and_the_column(tmp_path, capfd):
 # ----------------------------------------------------------------------------- issue 15
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_a_categorical_latent_goes_through_the_batch_jobs(data, tmp_path, eager_functions):
     config = JobConfig(
         model={"epochs": 2, "hidden_units": (8,), "latent": "categorical", "latent_dim": 2,

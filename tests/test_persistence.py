@@ -136,6 +136,7 @@ for _ in range(4):
 """
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_saves_of_one_path_take_turns_and_wait_for_a_fit_writing_it(fitted, test_X, tmp_path):
     # Two processes saving to one path, at once: each save waits for the other's lock,
     # and none removes the other's staging folder as a killed save's. A fit job holds

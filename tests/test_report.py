@@ -290,6 +290,7 @@ def _flagged_table(page: str) -> str:
     return page.split('<div class="scroll">')[1].split("</div>")[0]
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_score_html_report_does_not_depend_on_the_chunk_size(machines, tmp_path):
     """Each chunk's summary is merged in the parent: ten chunks, one report."""
     model_dir, _ = machines

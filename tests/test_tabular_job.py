@@ -612,6 +612,7 @@ def test_the_clean_data_pipeline_is_the_default_pipeline_without_screening():
     assert dataclasses.replace(clean, model=default.model) == default
 
 
+@pytest.mark.slow  # fits end to end; the default suite's 5-minute budget
 def test_the_clean_data_pipeline_trains_every_row_with_the_default_model(tmp_path):
     from vae_anomaly.tabular.saved import read_model_dir
 
