@@ -358,10 +358,11 @@ def test_alert_records_of_a_frame_with_an_ignored_column_name_the_modelled_colum
     detector.offset_ = np.inf  # every row flagged
     rows = frame.head(20)
     records = alert_records(detector, rows, top_features=2)
-    names = detector.score_features(rows).columns  # ranked by the terms in scaled units
-    scaled = detector.score_terms(rows).scaled_feature_log_likelihood
+    names = detector.score_features(rows).columns
+    # Ranked by the terms against their typical training values, in scaled units.
+    relative = detector.score_terms(rows).relative_feature_log_likelihood
     assert "kind" in frame.columns and "kind" not in names
-    for record, f in zip(records, scaled, strict=True):
+    for record, f in zip(records, relative, strict=True):
         excess = np.maximum(0.0, -f)
         worst = [names[j] for j in np.argsort(-excess, kind="stable")[:2]]
         assert [feature["feature"] for feature in record["top_features"]] == worst

@@ -123,3 +123,50 @@ def test_missing_indicator_gives_the_encoder_the_presence_mask():
     first_layer = lambda d: d.model_.encoder.hidden_layers[0].kernel.shape[0]  # noqa: E731
     assert first_layer(with_mask) == 2 * X.shape[1] and first_layer(without) == X.shape[1]
     assert np.all(np.isfinite(with_mask.score_samples(X)))
+
+
+def many_level_rows(n: int, seed: int) -> np.ndarray:
+    """Three independent standard normal columns and a categorical of 30 equal levels."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.normal(size=(n, 3)), np.eye(30)[rng.integers(0, 30, size=n)]])
+
+
+def test_a_column_of_many_levels_is_not_named_first_on_ordinary_rows():
+    # The categorical's term is about -log 30 = -3.4 on every row, the normals' about -1.4:
+    # ranked by the terms, the categorical is the "most anomalous" column of nearly every
+    # row. Against each term's median on the training rows, no column is favoured.
+    detector = VAEAnomalyDetector(
+        likelihood=(("gaussian", 3), ("categorical", 30)),
+        epochs=5,
+        screen_outliers=False,
+        random_state=0,
+    ).fit(many_level_rows(2000, seed=0))
+    terms = detector.score_terms(many_level_rows(1000, seed=1))
+    by_level = np.argmin(terms.scaled_feature_log_likelihood, axis=1)
+    by_typical = np.argmin(terms.relative_feature_log_likelihood, axis=1)
+    assert np.mean(by_level == 3) > 0.9
+    assert np.mean(by_typical == 3) < 0.4  # a quarter for four alike columns
+    np.testing.assert_allclose(
+        terms.relative_feature_log_likelihood,
+        terms.scaled_feature_log_likelihood - detector.typical_feature_log_likelihood_,
+    )
+    # A row far out on one normal column still names that column first.
+    planted = many_level_rows(1, seed=2)
+    planted[0, 1] = 5.0
+    assert np.argmin(detector.score_terms(planted).relative_feature_log_likelihood) == 1
+
+
+def test_the_typical_terms_leave_missing_outputs_at_zero_and_survive_saving(
+    mixed_detector, tmp_path
+):
+    typical = mixed_detector.typical_feature_log_likelihood_
+    assert typical.shape == (4,) and np.all(np.isfinite(typical))
+    X = mixed_rows(20, seed=4, missing_share=0.0)
+    X[:5, 0] = np.nan
+    relative = mixed_detector.score_terms(X).relative_feature_log_likelihood
+    assert np.all(relative[:5, 0] == 0.0)
+    assert np.all(relative[5:, 0] != 0.0)
+    mixed_detector.save(tmp_path / "m")
+    loaded = load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.typical_feature_log_likelihood_, typical)
+    np.testing.assert_array_equal(loaded.score_terms(X).relative_feature_log_likelihood, relative)

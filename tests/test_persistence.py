@@ -227,6 +227,7 @@ def test_tampered_manifest_is_reported(saved, tmp_path):
         ("fitted", "offset_", True, r"'fitted.offset_' must be a JSON number"),
         ("fitted", "latent_dim_", 2.7, r"'fitted.latent_dim_' must be a JSON integer"),
         ("fitted", "calibration_scores_", [1.0], r"holds 1 scores, which cannot certify"),
+        ("fitted", "typical_feature_log_likelihood_", [0.0], r"one per output of the model"),
     ],
 )
 def test_manifest_values_rewritten_with_their_checksums_are_checked_for_sense(
@@ -281,6 +282,23 @@ def seal_listing_digest(directory) -> None:
     listing = json.dumps({"files": document["files"]}, sort_keys=True, separators=(",", ":"))
     document["digest"] = hashlib.sha256(listing.encode()).hexdigest()
     path.write_text(json.dumps(document))
+
+
+def test_a_model_saved_before_the_typical_terms_ranks_columns_by_their_terms(
+    saved, tmp_path, test_X, fitted
+):
+    target = copy_of(saved, tmp_path)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    del manifest["fitted"]["typical_feature_log_likelihood_"]
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal_directory(target)
+    loaded = vae_anomaly.load(target)
+    assert not hasattr(loaded, "typical_feature_log_likelihood_")
+    terms = loaded.score_terms(test_X)
+    np.testing.assert_array_equal(
+        terms.relative_feature_log_likelihood, terms.scaled_feature_log_likelihood
+    )
+    np.testing.assert_array_equal(terms.elbo, fitted.score_terms(test_X).elbo)
 
 
 def test_version_mismatch_warns(saved, tmp_path, test_X, fitted):

@@ -8,7 +8,9 @@ One record per row that ``detector.predict`` flags (-1):
     threshold        the anomaly score above which rows are flagged, -offset_
     p_value          conformal p-value (None when the detector is not calibrated)
     top_features     the columns that make the row unlikely, with their share:
-                     share_j = max(0, -f_j) / sum_k max(0, -f_k), f = score_features(row)
+                     share_j = max(0, -f_j) / sum_k max(0, -f_k), f_j the column's term
+                     below its median over the training rows, in the model's scaled
+                     units (``ScoreTerms.relative_feature_log_likelihood``)
     scored_at        time of scoring, ISO 8601 in UTC
 
 Files are written under a temporary name and renamed, so a reader never sees half a file.
@@ -82,8 +84,8 @@ def alert_records(detector, X, row_ids=None, top_features: int = 3, scored_at=No
     if flagged.size == 0:
         return []
     rows = X.iloc[flagged] if hasattr(X, "iloc") else np.asarray(X)[flagged]
-    # The per-column terms in scaled units, free of each column's units (``ScoreTerms``).
-    contributions = detector.score_terms(rows).scaled_feature_log_likelihood
+    # Each column's term against its typical training value, in scaled units (``ScoreTerms``).
+    contributions = detector.score_terms(rows).relative_feature_log_likelihood
     names = detector._term_names()  # by column roles: the modelled columns
     if names is None:
         names = getattr(detector, "feature_names_in_", None)

@@ -78,6 +78,8 @@ _FORM_PARAMS = ("likelihood", "missing", "image_shape", "latent", "latent_catego
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
 AUTO_FENCE_IQRS = 3.0
+# Training rows whose per-output terms give typical_feature_log_likelihood_ (medians).
+TYPICAL_TERM_ROWS = 2000
 _SEED_HIGH = 2**31 - 1
 # Fewer rows give no scale and no threshold to speak of.
 MIN_TRAINING_ROWS = 2
@@ -321,6 +323,13 @@ or sequence of (family, width), default="gaussian"
         Only with ``screen_outliers=True``: for each categorical column, the fence of
         each level's rows (F for levels of fewer than ``screening.MIN_LEVEL_ROWS``
         rows). A row was left out when beyond F and its levels' fences.
+    typical_feature_log_likelihood_ : ndarray of shape (n_outputs,)
+        Per model output j, the median over (up to ``TYPICAL_TERM_ROWS``) training rows
+        where it is observed of E_q[log p(u_j|z)], its term in the model's scaled units.
+        The columns that make a row unlikely are ranked by how far below this its terms
+        fall (``ScoreTerms.relative_feature_log_likelihood``), so that a column whose
+        terms are low on every row (a categorical column of many levels) is not named
+        first on ordinary rows.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, only when X had string column names.
     feature_roles_ : dict of str to str
@@ -736,6 +745,7 @@ or sequence of (family, width), default="gaussian"
         self.n_replicas_ = replicas(model)
         self.model_ = model
         self.score_seed_ = score_seed
+        self._set_typical_terms(X, all_fitting_rows)
         training_scores = self._log_density(X[all_fitting_rows], rows=all_fitting_rows)
         self._set_training_threshold(training_scores, too_few, "the training scores")
         if n_calibration:
@@ -775,8 +785,8 @@ or sequence of (family, width), default="gaussian"
     def _start_fit(self) -> tuple[int, int, int, int]:
         """Forget an earlier fit's calibration; the fit's four seeds (model, shuffle,
         split, score), drawn from ``random_state``."""
-        for name in ("calibration_scores_", "fpr_"):  # from an earlier fit or calibrate
-            self.__dict__.pop(name, None)
+        for name in ("calibration_scores_", "fpr_", "typical_feature_log_likelihood_"):
+            self.__dict__.pop(name, None)  # from an earlier fit or calibrate
         self.calibrated_ = False
         rng = check_random_state(self.random_state)
         return tuple(int(s) for s in rng.randint(0, _SEED_HIGH, size=4))
@@ -906,16 +916,32 @@ or sequence of (family, width), default="gaussian"
             self.n_replicas_ = replicas(model)
             self.model_ = model
             self.score_seed_ = score_seed
+            fitting = position_uniform(sample_keys, split_seed) >= (0.0 if too_few else c)
+            fitting_sample = sample[fitting] if fitting.any() else sample
+            self._set_typical_terms(fitting_sample, np.arange(len(fitting_sample)))
             if calibration_store.n_rows:
                 scores = [-self._log_density(X) for X in calibration_store.chunks()]
                 self._set_calibration(np.concatenate(scores), self.fpr)
                 return self
-        fitting = position_uniform(sample_keys, split_seed) >= (0.0 if too_few else c)
-        training_scores = self._log_density(sample[fitting] if fitting.any() else sample)
+        training_scores = self._log_density(fitting_sample)
         self._set_training_threshold(
             training_scores, too_few, "the scores of a sample of the training rows"
         )
         return self
+
+    def _set_typical_terms(self, X, rows: np.ndarray) -> None:
+        """``typical_feature_log_likelihood_`` from the training ``rows`` of validated X
+        (at most TYPICAL_TERM_ROWS of them, evenly spaced): per output j, the median over
+        the rows where j is observed of E_q[log p(u_j|z)] (0 where it never is)."""
+        X = X[rows[:: -(-len(rows) // TYPICAL_TERM_ROWS)]]
+        terms = self._terms(X, features=True).scaled_feature_log_likelihood
+        if self.missing == "mask":
+            dense = X.toarray() if sparse.issparse(X) else X
+            terms = np.where(observed_outputs(dense, self._layout(X.shape[1])), terms, np.nan)
+        with warnings.catch_warnings():  # an output never observed: its median is NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            typical = np.nanmedian(terms, axis=0)
+        self.typical_feature_log_likelihood_ = np.nan_to_num(typical, nan=0.0)
 
     def _set_architecture(self, n_features: int):
         """Set ``latent_dim_``, ``hidden_units_``, ``conv_filters_``; the image shape or None."""
@@ -1095,8 +1121,12 @@ or sequence of (family, width), default="gaussian"
         log_scale = np.array(
             [np.log(self.scale_[a]) if is_scaled(f) else 0.0 for f, a, _ in output_spans(layout)]
         )
+        # Models saved before typical_feature_log_likelihood_ existed rank by the terms.
+        typical = getattr(self, "typical_feature_log_likelihood_", 0.0)
         if self.missing == "mask":
-            log_scale = observed_outputs(X, layout) * log_scale  # [n, outputs]
+            observed = observed_outputs(X, layout)  # [n, outputs]
+            log_scale = observed * log_scale
+            typical = observed * typical
         log_jacobian = -np.sum(log_scale, axis=-1)
         return ScoreTerms(
             elbo=terms.elbo + log_jacobian,
@@ -1105,6 +1135,9 @@ or sequence of (family, width), default="gaussian"
             kl=terms.kl,
             feature_log_likelihood=(terms.feature_log_likelihood - log_scale if features else None),
             scaled_feature_log_likelihood=terms.feature_log_likelihood if features else None,
+            relative_feature_log_likelihood=(
+                terms.feature_log_likelihood - typical if features else None
+            ),
             exact=None if terms.exact is None else terms.exact + log_jacobian,
         )
 
@@ -1128,6 +1161,7 @@ or sequence of (family, width), default="gaussian"
                 terms,
                 feature_log_likelihood=terms.feature_log_likelihood[:, order],
                 scaled_feature_log_likelihood=terms.scaled_feature_log_likelihood[:, order],
+                relative_feature_log_likelihood=terms.relative_feature_log_likelihood[:, order],
             )
         return terms
 

@@ -54,6 +54,9 @@ def detector_manifest(detector) -> dict:
         fitted["feature_levels_"] = {k: list(v) for k, v in detector.feature_levels_.items()}
     if hasattr(detector, "calibration_scores_"):
         fitted["calibration_scores_"] = detector.calibration_scores_.tolist()
+    if hasattr(detector, "typical_feature_log_likelihood_"):
+        typical = detector.typical_feature_log_likelihood_
+        fitted["typical_feature_log_likelihood_"] = typical.tolist()
     if hasattr(detector, "fpr_"):
         fitted["fpr_"] = detector.fpr_
     if hasattr(detector, "n_screened_out_"):  # screen_outliers=True
@@ -112,6 +115,10 @@ def detector_from_manifest(cls, manifest: dict, model, path):
         if "calibration_scores_" in fitted:
             detector.calibration_scores_ = np.asarray(
                 fitted["calibration_scores_"], dtype=np.float64
+            )
+        if "typical_feature_log_likelihood_" in fitted:  # absent before it existed: 0
+            detector.typical_feature_log_likelihood_ = np.asarray(
+                fitted["typical_feature_log_likelihood_"], dtype=np.float64
             )
         if "fpr_" in fitted:
             detector.fpr_ = float(fitted["fpr_"])
@@ -255,6 +262,14 @@ def check_fitted_values(detector, model: VAE, manifest_path) -> None:
         scores = detector.calibration_scores_
         if scores.ndim != 1 or scores.size == 0 or not np.all(np.isfinite(scores)):
             raise bad("calibration_scores_", "must be a non-empty list of finite numbers")
+    if hasattr(detector, "typical_feature_log_likelihood_"):
+        typical = detector.typical_feature_log_likelihood_
+        if typical.shape != (model.n_outputs,) or not np.all(np.isfinite(typical)):
+            raise bad(
+                "typical_feature_log_likelihood_",
+                f"must be a list of {model.n_outputs} finite numbers, one per output of the "
+                f"model, got shape {typical.shape}",
+            )
     if hasattr(detector, "fpr_") and not 0.0 < detector.fpr_ < 1.0:
         raise bad("fpr_", f"must be in (0, 1), got {detector.fpr_!r}")
     if detector.calibrated_ and not hasattr(detector, "calibration_scores_"):

@@ -57,7 +57,7 @@ _compiled_scorers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class ScoreTerms:
     """Per-row estimates, float64: elbo, iwae, elbo_mc, kl [n]; feature_log_likelihood [n, outputs];
-    exact [n]; scaled_feature_log_likelihood [n, outputs].
+    exact [n]; scaled_feature_log_likelihood, relative_feature_log_likelihood [n, outputs].
 
     ``feature_log_likelihood`` is None unless asked for: it is the one output that grows
     with n * d, and ``score_samples`` does not need it. ``exact`` (log p(x) by
@@ -67,6 +67,12 @@ class ScoreTerms:
     the term of x_j plus log s_j, free of the column's units, so that it ranks the columns
     that make a row unlikely (``feature_log_likelihood`` itself, in the units of X, adds
     -log s_j, which names a column recorded in small units on every row).
+    ``relative_feature_log_likelihood`` (set by the detector with them) is that term less
+    its median over the training rows, m_j (``typical_feature_log_likelihood_``; 0 where
+    the output is not observed): negative where the column is less likely than on a
+    typical training row. It ranks the columns that make a row unlikely: a term's level
+    alone, low on every row for a categorical column of many levels (-log of the number
+    of levels, for equal ones), would name that column first on ordinary rows.
     """
 
     elbo: np.ndarray
@@ -76,6 +82,7 @@ class ScoreTerms:
     feature_log_likelihood: np.ndarray | None
     exact: np.ndarray | None = None
     scaled_feature_log_likelihood: np.ndarray | None = None
+    relative_feature_log_likelihood: np.ndarray | None = None
 
     def estimate(self, method: str) -> np.ndarray:
         """The estimate of log p(x) named by ``method``: "elbo", "iwae" or "exact"."""

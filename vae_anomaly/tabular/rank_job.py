@@ -114,8 +114,8 @@ def rank_job(
     detector.fit(features)
     terms = detector.score_terms(features)  # one scoring pass for scores, flags, columns
     scores = terms.estimate(detector.score_method)
-    # The column named: the lowest term in the model's scaled units, as in alerts.
-    contributions = terms.scaled_feature_log_likelihood
+    # The column named: the term furthest below its typical training value, as in alerts.
+    contributions = terms.relative_feature_log_likelihood
     flagged = scores - detector.offset_ < 0  # predict's rule
 
     order = np.argsort(scores, kind="stable")[:top]

@@ -196,8 +196,8 @@ def _scored_columns(detector, schema, settings, scored) -> dict | None:
         detector.offset_,
         getattr(detector, "calibration_scores_", None),
     )
-    # Ranked in scaled units, free of each column's units (``ScoreTerms``).
-    ranked = terms.scaled_feature_log_likelihood
+    # Ranked by each term against its typical training value, in scaled units (``ScoreTerms``).
+    ranked = terms.relative_feature_log_likelihood
     columns["top_order"] = smallest_first(ranked, settings.top_columns)
     columns["feature_terms"] = ranked
     return columns
