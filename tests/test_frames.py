@@ -368,6 +368,22 @@ def test_alert_records_of_a_frame_with_an_ignored_column_name_the_modelled_colum
         assert [feature["feature"] for feature in record["top_features"]] == worst
 
 
+def test_the_typical_terms_follow_the_frames_columns(eager_functions):
+    # The model's outputs are numeric, then categorical, then boolean; score_terms and
+    # score_features follow the frame's columns, and so does the typical term of each.
+    frame = mixed_frame(300, 0)
+    detector = VAEAnomalyDetector(missing="mask", **TINY).fit(frame)
+    rows = frame.head(50)
+    observed = ~rows.isna().any(axis=1).to_numpy()
+    terms = detector.score_terms(rows)
+    scaled = terms.scaled_feature_log_likelihood[observed]
+    np.testing.assert_allclose(
+        terms.relative_feature_log_likelihood[observed],
+        scaled - detector.typical_feature_log_likelihood_,
+    )
+    assert detector.typical_feature_log_likelihood_.shape == (scaled.shape[1],)
+
+
 def test_a_numeric_frame_is_modelled_as_an_array_bit_for_bit(fitted, fitted_frame, test_X):
     # The shared detectors: the same settings fitted on train_X as an array and as a frame.
     array, frame = fitted, fitted_frame

@@ -63,6 +63,19 @@ def test_a_score_that_overflows_is_named_by_row_and_column(small):
         detector.score_samples(rows)
 
 
+def test_fit_names_a_training_row_whose_score_overflows_by_its_row_in_x(small):
+    # A row held out for early stopping, so training survives it; fit then scores the
+    # fitting rows (their typical per-column terms first) and must name the row of X.
+    _, X = small
+    X = X.copy()
+    split_seed = np.random.RandomState(0).randint(0, detector_module._SEED_HIGH, size=4)[2]
+    row = int(np.random.RandomState(split_seed).permutation(len(X))[0])  # validation
+    X.iloc[row, 0] = 1e30  # finite in float32 once scaled; its squared residual is not
+    detector = VAEAnomalyDetector(**SMALL, calibration_fraction=0.0)
+    with eagerly(), pytest.raises(ValueError, match=rf"row {row} scores -?inf.*column 'a'"):
+        detector.fit(X)
+
+
 def test_the_tabular_schema_rejects_values_out_of_range_with_a_reason():
     schema = TabularSchema([Column("x", "numeric"), Column("y", "numeric")])
     cells = {

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import vae_anomaly.detector as detector_module
 from vae_anomaly import VAEAnomalyDetector, load
 
 LAYOUT = (("gaussian", 2), ("categorical", 3), ("bernoulli", 1))
@@ -170,3 +171,24 @@ def test_the_typical_terms_leave_missing_outputs_at_zero_and_survive_saving(
     loaded = load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.typical_feature_log_likelihood_, typical)
     np.testing.assert_array_equal(loaded.score_terms(X).relative_feature_log_likelihood, relative)
+
+
+def test_the_typical_terms_hold_at_most_their_budget_of_values(monkeypatch):
+    # Per-output terms of TYPICAL_TERM_VALUES // outputs training rows at most, so that a
+    # wide input (a sparse one-hot of 40,000 columns) takes fewer rows, not more memory.
+    monkeypatch.setattr(detector_module, "TYPICAL_TERM_VALUES", 50 * 4)  # 50 rows of 4
+    scored = []
+    original = VAEAnomalyDetector._terms
+
+    def counting(self, X, features=True, rows=None, first_row=0, exact=True):
+        if not exact:  # the typical terms' scoring
+            scored.append(X.shape[0])
+        return original(self, X, features, rows, first_row, exact)
+
+    monkeypatch.setattr(VAEAnomalyDetector, "_terms", counting)
+    detector = VAEAnomalyDetector(
+        likelihood=LAYOUT, missing="mask", epochs=1, screen_outliers=False, random_state=0
+    )
+    detector.fit(mixed_rows(600, seed=5))
+    assert 40 <= sum(scored) <= 50
+    assert detector.typical_feature_log_likelihood_.shape == (4,)

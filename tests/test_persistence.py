@@ -228,6 +228,9 @@ def test_tampered_manifest_is_reported(saved, tmp_path):
         ("fitted", "latent_dim_", 2.7, r"'fitted.latent_dim_' must be a JSON integer"),
         ("fitted", "calibration_scores_", [1.0], r"holds 1 scores, which cannot certify"),
         ("fitted", "typical_feature_log_likelihood_", [0.0], r"one per output of the model"),
+        ("fitted", "typical_feature_log_likelihood_", [True] * 4, r"list of numbers, but holds"),
+        ("fitted", "center_", ["0", 1, 2, 3], r"'fitted.center_' must be a JSON list of"),
+        ("fitted", "scale_", 1.0, r"'fitted.scale_' must be a JSON list of numbers"),
     ],
 )
 def test_manifest_values_rewritten_with_their_checksums_are_checked_for_sense(

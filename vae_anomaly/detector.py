@@ -78,8 +78,10 @@ _FORM_PARAMS = ("likelihood", "missing", "image_shape", "latent", "latent_catego
 # offset_ = Q1 - 3 * (Q3 - Q1). log p(x) has a long lower tail (for a Gaussian it is
 # -chi2_d / 2 plus a constant), which this fence respects and a symmetric z-rule does not.
 AUTO_FENCE_IQRS = 3.0
-# Training rows whose per-output terms give typical_feature_log_likelihood_ (medians).
+# Training rows whose per-output terms give typical_feature_log_likelihood_ (medians),
+# and at most this many terms held for it (float64: 16 MiB): wide inputs take fewer rows.
 TYPICAL_TERM_ROWS = 2000
+TYPICAL_TERM_VALUES = 2**21
 _SEED_HIGH = 2**31 - 1
 # Fewer rows give no scale and no threshold to speak of.
 MIN_TRAINING_ROWS = 2
@@ -323,9 +325,10 @@ or sequence of (family, width), default="gaussian"
         Only with ``screen_outliers=True``: for each categorical column, the fence of
         each level's rows (F for levels of fewer than ``screening.MIN_LEVEL_ROWS``
         rows). A row was left out when beyond F and its levels' fences.
-    typical_feature_log_likelihood_ : ndarray of shape (n_outputs,)
-        Per model output j, the median over (up to ``TYPICAL_TERM_ROWS``) training rows
-        where it is observed of E_q[log p(u_j|z)], its term in the model's scaled units.
+    typical_feature_log_likelihood_ : ndarray of shape (n_terms,)
+        Per column of ``score_features`` j (per pixel for images), the median over
+        training rows where it is observed (up to ``TYPICAL_TERM_ROWS``) of
+        E_q[log p(u_j|z)], its term in the model's scaled units.
         The columns that make a row unlikely are ranked by how far below this its terms
         fall (``ScoreTerms.relative_feature_log_likelihood``), so that a column whose
         terms are low on every row (a categorical column of many levels) is not named
@@ -931,17 +934,46 @@ or sequence of (family, width), default="gaussian"
 
     def _set_typical_terms(self, X, rows: np.ndarray) -> None:
         """``typical_feature_log_likelihood_`` from the training ``rows`` of validated X
-        (at most TYPICAL_TERM_ROWS of them, evenly spaced): per output j, the median over
-        the rows where j is observed of E_q[log p(u_j|z)] (0 where it never is)."""
-        X = X[rows[:: -(-len(rows) // TYPICAL_TERM_ROWS)]]
-        terms = self._terms(X, features=True).scaled_feature_log_likelihood
-        if self.missing == "mask":
-            dense = X.toarray() if sparse.issparse(X) else X
-            terms = np.where(observed_outputs(dense, self._layout(X.shape[1])), terms, np.nan)
+        (evenly spaced, at most TYPICAL_TERM_ROWS and TYPICAL_TERM_VALUES // outputs of
+        them): per output j, the median over the rows where j is observed of
+        E_q[log p(u_j|z)] (0 where it never is), in the order of ``score_features``."""
+        n_outputs = self.model_.n_outputs
+        wanted = max(1, min(TYPICAL_TERM_ROWS, TYPICAL_TERM_VALUES // n_outputs))
+        rows = np.asarray(rows)[:: -(-len(rows) // wanted)]
+        layout = self._layout(X.shape[1])
+        step = dense_block_rows(X.shape[1])  # a sparse X made dense a block at a time
+        blocks = []
+        for start in range(0, len(rows), step):
+            block_rows = rows[start : start + step]
+            block = X[block_rows]
+            block = block.toarray() if sparse.issparse(block) else block
+            terms = self._terms(block, rows=block_rows, exact=False)
+            scaled = terms.scaled_feature_log_likelihood
+            if self.missing == "mask":
+                scaled = np.where(observed_outputs(block, layout), scaled, np.nan)
+            blocks.append(scaled)
         with warnings.catch_warnings():  # an output never observed: its median is NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            typical = np.nanmedian(terms, axis=0)
-        self.typical_feature_log_likelihood_ = np.nan_to_num(typical, nan=0.0)
+            typical = np.nan_to_num(np.nanmedian(np.concatenate(blocks), axis=0), nan=0.0)
+        order = self._frame_order()
+        self.typical_feature_log_likelihood_ = typical if order is None else typical[order]
+
+    def _frame_order(self):
+        """``frames.output_order`` of a DataFrame encoded by column roles (the model's
+        outputs[:, order] follow its columns), or None."""
+        schema = self._schema()
+        return None if schema is None else output_order(schema)
+
+    def _typical_terms(self):
+        """``typical_feature_log_likelihood_`` in the model's output order; 0 for a model
+        saved before it existed (its columns are then ranked by their terms)."""
+        typical = getattr(self, "typical_feature_log_likelihood_", None)
+        order = self._frame_order()
+        if typical is None or order is None:
+            return 0.0 if typical is None else typical
+        in_model_order = np.empty_like(typical)
+        in_model_order[order] = typical
+        return in_model_order
 
     def _set_architecture(self, n_features: int):
         """Set ``latent_dim_``, ``hidden_units_``, ``conv_filters_``; the image shape or None."""
@@ -1078,8 +1110,11 @@ or sequence of (family, width), default="gaussian"
             "or fix their values."
         )
 
-    def _terms(self, X: np.ndarray, features: bool = True, rows=None, first_row=0) -> ScoreTerms:
-        """Score terms of validated X, in the units of X (log-Jacobian of the scaling added).
+    def _terms(
+        self, X: np.ndarray, features: bool = True, rows=None, first_row=0, exact: bool = True
+    ) -> ScoreTerms:
+        """Score terms of validated X, in the units of X (log-Jacobian of the scaling added);
+        ``exact=False`` leaves out log p(x) by enumeration under ``score_method="exact"``.
 
         A row whose score is not finite is a ValueError (``rows``: its index in the
         caller's X, when X is a selection of it). X is scaled and scored a block of rows
@@ -1099,6 +1134,7 @@ or sequence of (family, width), default="gaussian"
                     features,
                     rows[start : start + block_rows],
                     first_row + start,
+                    exact,
                 )
                 for start in range(0, n_rows, block_rows)
             ]
@@ -1112,7 +1148,7 @@ or sequence of (family, width), default="gaussian"
         noise = self.model_.latent.scoring_noise(self.score_seed_, self.n_score_samples)
         U = self._scaled(X, first_row)
         terms = score_terms(self.model_, U, noise, features=features)
-        if self.score_method == "exact":
+        if exact and self.score_method == "exact":
             terms = dataclasses.replace(terms, exact=exact_log_marginals(self.model_, U))
         self._check_scores_finite(X, terms, rows)
         # Per output: log scale of its column (0 for unscaled outputs), counted only
@@ -1121,8 +1157,7 @@ or sequence of (family, width), default="gaussian"
         log_scale = np.array(
             [np.log(self.scale_[a]) if is_scaled(f) else 0.0 for f, a, _ in output_spans(layout)]
         )
-        # Models saved before typical_feature_log_likelihood_ existed rank by the terms.
-        typical = getattr(self, "typical_feature_log_likelihood_", 0.0)
+        typical = self._typical_terms() if features else 0.0
         if self.missing == "mask":
             observed = observed_outputs(X, layout)  # [n, outputs]
             log_scale = observed * log_scale

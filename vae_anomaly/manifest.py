@@ -152,10 +152,19 @@ _JSON_TYPES = {
     "fpr_": "number",
     "calibrated_": "boolean",
 }
+# The fitted entries that are lists of numbers, read with np.asarray(..., float64), which
+# would take true as 1.0 and "1e1" as 10.0.
+_JSON_NUMBER_LISTS = (
+    "center_",
+    "scale_",
+    "calibration_scores_",
+    "typical_feature_log_likelihood_",
+)
 
 
 def check_json_types(fitted: dict) -> None:
-    """ValueError naming the first entry of ``_JSON_TYPES`` present with another type."""
+    """ValueError naming the first entry of ``_JSON_TYPES`` present with another type, or
+    of ``_JSON_NUMBER_LISTS`` that is not a list of numbers."""
     for entry, kind in _JSON_TYPES.items():
         if entry not in fitted:
             continue
@@ -168,6 +177,18 @@ def check_json_types(fitted: dict) -> None:
             good = isinstance(value, Integral) or (kind == "number" and isinstance(value, float))
         if not good:
             raise ValueError(f"the entry 'fitted.{entry}' must be a JSON {kind}, got {value!r}")
+    for entry in _JSON_NUMBER_LISTS:
+        if entry not in fitted:
+            continue
+        values = fitted[entry]
+        if not isinstance(values, list):
+            raise ValueError(f"the entry 'fitted.{entry}' must be a JSON list of numbers")
+        for index, value in enumerate(values):
+            if isinstance(value, bool) or not isinstance(value, (Integral, float)):
+                raise ValueError(
+                    f"the entry 'fitted.{entry}' must be a JSON list of numbers, but holds "
+                    f"{value!r} at index {index}"
+                )
 
 
 def check_fitted_values(detector, model: VAE, manifest_path) -> None:
