@@ -261,8 +261,14 @@ def test_inputs_are_listed_lazily_in_sorted_order_and_checked_up_front(tmp_path)
     assert [expected[0], *found] == sorted([*expected, tmp_path / "a" / "b" / "late.png"])
     with pytest.raises(FileNotFoundError, match=r"--input .*missing\.png: no such file"):
         iter_image_inputs([tmp_path, tmp_path / "missing.png"])  # raised before any path
-    with pytest.raises(FileNotFoundError, match="no such file"):  # matches a folder only
-        iter_image_inputs([f"{tmp_path}/[a]"])
+    with pytest.raises(FileNotFoundError, match="no such file"):  # matches nothing
+        iter_image_inputs([f"{tmp_path}/[q]"])
+    # A glob that matches a folder reads it as a folder input (it was an error before,
+    # and a glob that matched folders and files skipped the folders' files in silence).
+    below_a = [p for p in expected if p.is_relative_to(tmp_path / "a")] + [
+        tmp_path / "a" / "b" / "late.png"
+    ]
+    assert list(iter_image_inputs([f"{tmp_path}/[a]"])) == sorted(below_a)
 
 
 @pytest.mark.slow  # fits end to end; the default suite's 5-minute budget

@@ -19,7 +19,7 @@ from PIL import Image
 
 from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
-from vae_anomaly.images import heatmaps
+from vae_anomaly.images import heatmaps, loader
 from vae_anomaly.images.config import ImageJobConfig
 from vae_anomaly.images.jobs import fit_images, saved_image_settings, score_images
 from vae_anomaly.images.loader import ImageRejected, ImageTransform, decode_file, image_batches
@@ -242,6 +242,35 @@ def test_decompression_bombs_and_damaged_files_are_rejects_and_the_rest_is_score
         ]
 
 
+def test_empty_and_damaged_files_of_a_known_format_and_grey_palettes_are_read_for_what_they_are(
+    tmp_path,
+):
+    # An empty file and a PNG whose header is damaged were "not an image file"; a palette
+    # image of greys was read as colour (and rejected by a grey model without conversion).
+    (tmp_path / "empty.png").write_bytes(b"")
+    _save_png(tmp_path / "good.png", seed=610)
+    whole = bytearray((tmp_path / "good.png").read_bytes())
+    whole[12:16] = b"XXXX"  # the IHDR chunk's name
+    (tmp_path / "header.png").write_bytes(bytes(whole))
+    reasons = {}
+    for name in ("empty.png", "header.png"):
+        with pytest.raises(ImageRejected) as caught:
+            decode_file(tmp_path / name)
+        reasons[name] = str(caught.value)
+    assert reasons == {
+        "empty.png": "an empty file (0 bytes)",
+        "header.png": "unreadable or truncated image: a PNG file Pillow cannot identify",
+    }
+    grey = Image.open(tmp_path / "good.png").convert("P")
+    grey.save(tmp_path / "grey_palette.png")
+    colour = Image.fromarray(np.full((4, 4, 3), (200, 10, 10), np.uint8)).convert("P")
+    colour.save(tmp_path / "colour_palette.png")
+    grey_pixels = decode_file(tmp_path / "grey_palette.png")
+    assert grey_pixels.shape == (SIZE, SIZE, 1)
+    np.testing.assert_array_equal(grey_pixels, decode_file(tmp_path / "good.png"))
+    assert decode_file(tmp_path / "colour_palette.png").shape == (4, 4, 3)
+
+
 def test_any_decoder_exception_is_a_reject_naming_its_type_but_memory_errors_propagate(
     tmp_path, monkeypatch
 ):
@@ -366,6 +395,52 @@ def test_a_symbolic_link_beside_its_target_is_read_whatever_the_other_inputs(mod
     assert [r["path"] for r in named_twice] == expected  # a.png named twice: read once
 
 
+def test_every_entry_of_a_folder_is_scored_or_rejected_with_its_reason(
+    model_dir, tmp_path, monkeypatch
+):
+    # Entries that are not files were left out of both files before: a broken link, a
+    # FIFO, a linked folder, and a folder that cannot be listed (a traceback from tf.data).
+    folder = tmp_path / "in"
+    _save_png(folder / "a.png", seed=950)
+    _save_png(folder / "locked" / "c.png", seed=951)
+    (tmp_path / "elsewhere").mkdir()
+    _save_png(tmp_path / "elsewhere" / "d.png", seed=952)
+    (folder / "broken.png").symlink_to("missing.png")
+    os.mkfifo(folder / "fifo.png")  # opening it would wait for a writer
+    (folder / "linked").symlink_to(tmp_path / "elsewhere")
+    real_scandir = loader.os.scandir
+
+    def scandir(path):  # root lists any folder: a folder the job's user cannot list
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(loader.os, "scandir", scandir)
+    report, rows, rejects = _score(model_dir, [folder], tmp_path / "out", heatmap_dir=None)
+    assert [r["path"] for r in rows] == [str(folder / "a.png")]
+    assert rejects == {
+        str(folder / "broken.png"): "a broken symbolic link (its target does not exist)",
+        str(folder / "fifo.png"): "not a regular file (a FIFO, socket or device)",
+        str(folder / "linked"): "a symbolic link to a folder (not followed)",
+        str(folder / "locked"): "a folder that cannot be listed: PermissionError: [Errno 13] "
+        f"Permission denied: '{folder / 'locked'}'",
+    }
+    assert report["images_read"] == 5 == report["images_scored"] + report["images_rejected"]
+
+
+def test_a_glob_that_matches_folders_reads_the_files_below_them(model_dir, tmp_path):
+    # 'parts/*' matched the folders train/ and new/, whose images were skipped in silence;
+    # 'parts/**' matches a folder and the files below it, each read once.
+    for name in ("x/a.png", "x/sub/b.png", "y/c.png", "top.png"):
+        _save_png(tmp_path / "parts" / name, seed=960 + len(name))
+    every = ["top.png", "x/a.png", "x/sub/b.png", "y/c.png"]
+    for i, (pattern, names) in enumerate(
+        [("parts/*", every), ("parts/**", every), ("parts/[xy]", every[1:])]
+    ):
+        rows = _score(model_dir, [str(tmp_path / pattern)], tmp_path / f"o{i}", heatmap_dir=None)[1]
+        assert sorted(r["path"] for r in rows) == [str(tmp_path / "parts" / n) for n in names]
+
+
 @pytest.mark.parametrize("flag", ["--output", "--rejects", "--report", "--heatmaps"])
 def test_an_output_inside_an_input_folder_is_refused_and_nothing_is_written(
     model_dir, tmp_path, flag, capsys
@@ -387,6 +462,107 @@ def test_an_output_inside_an_input_folder_is_refused_and_nothing_is_written(
     assert f"{flag} {paths[flag]} lies inside the input folder" in capsys.readouterr().err
     assert (folder / "good.png").read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["good.png"]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "earlier_run", "message"),
+    [
+        (["data/**/*.png"], False, "--heatmaps {hm} is reached by the input glob {root}/data/**"),
+        (["data/*"], False, "--heatmaps {hm} is reached by the input glob {root}/data/*"),
+        (["data/**/*.png"], True, "--input {hm}/old.png lies inside the --heatmaps folder"),
+        (["data/a.png", "data/hm/old.png"], True, "--input {hm}/old.png lies inside the"),
+    ],
+)
+def test_a_heatmap_folder_that_the_inputs_reach_is_refused(
+    model_dir, tmp_path, inputs, earlier_run, message, capsys
+):
+    # Run twice, a glob over the heat-map folder read the first run's heat maps as inputs,
+    # flagged them, and deleted them when it replaced the folder.
+    _save_png(tmp_path / "data" / "a.png", seed=970)
+    if earlier_run:
+        _save_png(tmp_path / "data" / "hm" / "old.png", seed=971)
+    before = sorted(p.name for p in (tmp_path / "data").rglob("*"))
+    hm = tmp_path / "data" / "hm"
+    argv = ["score-images", "--model-dir", str(model_dir), "--heatmaps", str(hm)]
+    for item in inputs:
+        argv += ["--input", str(tmp_path / item)]
+    for flag, name in [("--output", "s.csv"), ("--rejects", "r.csv"), ("--report", "p.json")]:
+        argv += [flag, str(tmp_path / name)]
+    assert main(argv) == ExitStatus.USAGE
+    assert message.format(hm=hm, root=tmp_path) in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == before
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (None, "--labels {path}: cannot read it"),
+        ("file,label\n", "needs the columns 'path' and 'defect'; ['path', 'defect'] not in"),
+    ],
+)
+def test_a_labels_file_that_cannot_be_used_is_refused_before_any_work(
+    model_dir, tmp_path, labels, message, capsys
+):
+    # Checked only after scoring, it ended the run with a traceback or a bare errno after
+    # the output was written, and lost the report and the alert exit status.
+    _save_png(tmp_path / "in" / "a.png", seed=980)
+    path = tmp_path / "labels.csv"
+    if labels is not None:
+        path.write_text(labels)
+    argv = ["score-images", "--model-dir", str(model_dir), "--input", str(tmp_path / "in")]
+    for flag, name in [("--output", "s.csv"), ("--rejects", "r.csv"), ("--report", "p.json")]:
+        argv += [flag, str(tmp_path / name)]
+    assert main([*argv, "--labels", str(path)]) == ExitStatus.FAILED
+    assert message.format(path=path) in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "p.json").exists()
+
+
+def test_a_killed_runs_heatmap_staging_folder_is_removed_by_the_next_run(model_dir, tmp_path):
+    # Each SIGKILL mid-run left a .maps.tmp-vae* folder of heat maps behind for good.
+    _save_png(tmp_path / "in" / "a.png", seed=990)
+    out = tmp_path / "out"
+    stale = out / ".maps.tmp-vaek3y_0x9q"
+    stale.mkdir(parents=True)
+    (stale / "half.png").write_bytes(b"a heat map half written")
+    unrelated = out / ".maps.tmp-other"  # not one of ours: kept
+    unrelated.mkdir()
+    _score(model_dir, [tmp_path / "in"], out, heatmap_dir="maps")
+    assert not stale.exists() and unrelated.exists()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".maps")) == [
+        ".maps.tmp-other"
+    ]
+
+
+def test_image_alerts_rank_pixels_by_their_terms_against_the_typical_ones(model_dir, tmp_path):
+    # The shares were of the raw per-pixel costs, which every pixel has: 4-8 times smaller
+    # than the documented shares of the excess over each pixel's typical training term.
+    from vae_anomaly.alerts import top_feature_shares
+    from vae_anomaly.images.heatmaps import pixel_anomaly
+    from vae_anomaly.images.jobs import read_image_model
+
+    _save_png(tmp_path / "in" / "a.png", seed=995)
+    image = np.asarray(Image.open(tmp_path / "in" / "a.png"), dtype=np.float64)
+    image[:4, :4] = 1.0 - image[:4, :4]  # a corner inverted
+    Image.fromarray((255 * image).astype(np.uint8)).save(tmp_path / "in" / "a.png")
+    config = dataclasses.replace(saved_image_settings(model_dir), fpr=0.5)
+    out = tmp_path / "out"
+    score_images(
+        model_dir, [tmp_path / "in"], out / "s.csv", out / "r.csv", out / "p.json",
+        alerts=out / "a.jsonl", config=config,
+    )  # fmt: skip
+    records = [json.loads(line) for line in (out / "a.jsonl").read_text().splitlines()]
+    detector, transform, _ = read_image_model(model_dir)
+    pixels = transform.apply(decode_file(tmp_path / "in" / "a.png")).reshape(1, -1)
+    relative = detector.score_terms(pixels).relative_feature_log_likelihood
+    columns, shares = top_feature_shares(
+        -pixel_anomaly(relative, transform.image_shape).reshape(1, -1), 3
+    )
+    width = transform.image_shape[1]
+    assert [f["feature"] for f in records[0]["top_features"]] == [
+        f"pixel(row={j // width},col={j % width})" for j in columns[0]
+    ]
+    np.testing.assert_allclose([f["share"] for f in records[0]["top_features"]], shares[0])
 
 
 def test_fit_images_takes_the_size_and_colour_of_array_images(tmp_path):
@@ -485,6 +661,13 @@ def test_an_image_scoring_config_applies_its_scoring_keys_and_names_those_the_fi
         dataclasses.replace(levels, batch_size=8),
         [],
     )
+
+
+def test_the_saved_settings_name_the_size_and_colour_the_fit_took_from_its_images(model_dir):
+    # Fitted with size None and color "auto", the model's settings said size None, and a
+    # scoring config's size = [16, 16] was reported against "the model's: None".
+    saved = saved_image_settings(model_dir)
+    assert (saved.size, saved.color) == ((8, 8), "gray")
 
 
 def test_discretized_logistic_with_contrast_normalisation_is_refused_at_fit(tmp_path):

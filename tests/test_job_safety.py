@@ -5,6 +5,7 @@ known by content, long lines capped in the rejects."""
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -98,6 +99,20 @@ def test_score_refuses_two_flags_naming_one_path_before_any_work(
     assert f"{first} and {second} name the same path" in message
     assert data.read_bytes() == before
     assert list(tmp_path.iterdir()) == []  # nothing written, not even a lock
+
+
+def test_score_refuses_an_output_its_input_glob_would_read(model_dir, data, tmp_path, capsys):
+    # The first run would write runs/scored.csv, and the next read it as an input and
+    # write over it: refused on the first run, before any work.
+    (tmp_path / "runs").mkdir()
+    shutil.copy(data, tmp_path / "runs" / "new.csv")
+    pattern = tmp_path / "runs" / "*.csv"
+    argv = score_args(model_dir, pattern, tmp_path / "runs")
+    assert main(argv) == ExitStatus.USAGE
+    assert f"--output {tmp_path}/runs/scored.csv is reached by the input glob {pattern}" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["new.csv"]
 
 
 def test_an_input_reached_through_a_link_is_still_the_input(model_dir, data, tmp_path):

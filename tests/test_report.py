@@ -481,3 +481,20 @@ def test_score_images_html_memory_does_not_grow_with_the_flagged_images(image_ru
     large = _held_when_drawing(root, 4000, monkeypatch)
     # 3,500 more flagged rows kept until the end would hold about 1 MB more; bounded, none.
     assert large - small < 300_000, (small, large)
+
+
+def test_names_holding_dollar_signs_are_drawn_as_written():
+    # A pair of "$" starts matplotlib's mathtext: a file named lot$^$7.png failed the
+    # image report (after the outputs were written), and other names were drawn mangled.
+    from matplotlib.text import Text
+
+    from vae_anomaly.report import contributions_figure, figure_uri, gallery_figure
+
+    image = np.zeros((4, 4, 1))
+    gallery = gallery_figure([("in/lot$^$7.png", 12.5, 0.01, image, image[..., 0])], (0, 1))
+    columns = contributions_figure(["cost_$", "$x$"], [1.0, 2.0])
+    for figure in (gallery, columns):
+        assert figure_uri(figure).startswith("data:image/png;base64,")
+        figure.canvas.draw()
+        drawn = [t for t in figure.findobj(Text) if "$" in t.get_text()]
+        assert drawn and all(not t._preprocess_math(t.get_text())[1] for t in drawn)

@@ -336,6 +336,12 @@ def _figure(width: float, height: float):
     return figure
 
 
+def _literal(text) -> str:
+    """A name from the data as matplotlib text drawn as written: a "$" escaped, since a
+    pair of them would start mathtext (a file named lot$^$7.png failed the report)."""
+    return str(text).replace("$", r"\$")
+
+
 def figure_uri(figure) -> str:
     """The figure as a PNG ``data:`` URI (for an ``<img src=...>``)."""
     buffer = io.BytesIO()
@@ -484,7 +490,7 @@ def contributions_figure(names, mean_nll):
     figure = _figure(9.5, 0.8 + 0.28 * len(names))
     axes = figure.subplots()
     axes.barh(np.arange(len(names)), np.asarray(mean_nll)[order], color=BATCH_COLOUR)
-    axes.set_yticks(np.arange(len(names)), [str(names[j]) for j in order], fontsize=9)
+    axes.set_yticks(np.arange(len(names)), [_literal(names[j]) for j in order], fontsize=9)
     axes.axvline(0, color="black", linewidth=0.8)
     axes.set_xlabel("mean -E_q[log p(x_j|z)] per row (nats; higher: the column costs more)")
     axes.grid(axis="x", alpha=0.3)
@@ -600,7 +606,7 @@ def features_figure(summary: ScoreSummary, count: int = 15):
     figure = _figure(9.5, 0.9 + 0.3 * len(names))
     axes = figure.subplots()
     axes.barh(np.arange(len(names)), values, color=THRESHOLD_COLOUR)
-    axes.set_yticks(np.arange(len(names)), names, fontsize=9)
+    axes.set_yticks(np.arange(len(names)), [_literal(n) for n in names], fontsize=9)
     axes.set_xlim(0, 1)
     axes.set_xlabel(
         f"average share of a flagged row's excess -log-likelihood ({summary.n_flagged:,} rows)"
@@ -655,7 +661,8 @@ def gallery_figure(items, scale: tuple[float, float]):
         short = name.rsplit("/", 1)[-1]
         short = short if len(short) <= 22 else short[:10] + "…" + short[-11:]
         p_text = "" if math.isnan(p_value) else f"\np = {p_value:.3g}"
-        grid[0, column].set_title(f"{short}\nscore {score:.4g}{p_text}", fontsize=7)
+        title = f"{_literal(short)}\nscore {score:.4g}{p_text}"
+        grid[0, column].set_title(title, fontsize=7)
         shown = grid[1, column].imshow(
             anomaly, cmap="inferno", vmin=scale[0], vmax=scale[1], interpolation="nearest"
         )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -49,7 +50,13 @@ from ..jobs.model_dir import (
     write_html_report,
     write_job_document,
 )
-from ..jobs.paths import check_distinct, check_outside_input_folders, guarded, score_outputs
+from ..jobs.paths import (
+    check_distinct,
+    check_outside_input_folders,
+    guarded,
+    input_globs,
+    score_outputs,
+)
 from ..jobs.progress import Progress
 from ..jobs.rejects import RejectWriter
 from ..jobs.report import Tally
@@ -60,6 +67,7 @@ from ..thresholds import verdicts
 from .config import ImageJobConfig, image_model
 from .contrast import ContrastScaler
 from .heatmaps import HEATMAP_SUFFIX, heatmap_name, heatmap_path, heatmap_png, pixel_anomaly
+from .labels import check_image_labels
 from .loader import (
     ARRAY_SUFFIXES,
     ImageRejected,
@@ -98,8 +106,9 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
         first = _first_image(paths)
         if first is None and config.size is None:
             raise ValueError(
-                "No readable image among the inputs to take the size from; set "
-                "[image] size in the config."
+                f"None of the {len(paths)} entries found under --input is a readable image: "
+                "there is nothing to train on. Check the --input paths (each entry's reason "
+                "is what score-images would write to its rejects file)."
             )
     height, width = config.size if config.size is not None else first.shape[:2]
     if config.color == "auto":
@@ -116,7 +125,9 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     started = time.perf_counter()
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
-    check_outside_input_folders(_expanded(inputs), [("--model-dir", model_dir)])
+    check_outside_input_folders(
+        _expanded(inputs), [("--model-dir", model_dir)], input_globs(inputs)
+    )
     _check_levels_kept(config)
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
     transform = _transform_for(paths, config)
@@ -208,8 +219,16 @@ def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dic
 
 
 def saved_image_settings(model_dir) -> ImageJobConfig:
-    """The settings fit_images stored: the defaults of score-images."""
-    return ImageJobConfig.from_saved(_read_document(model_dir), Path(model_dir) / IMAGES_FILE)
+    """The settings fit_images stored: the defaults of score-images. A size or colour the
+    fit took from its first image (``size`` None, ``color`` "auto") is the one it took."""
+    transform, document = read_image_transform(model_dir)
+    saved = ImageJobConfig.from_saved(document, Path(model_dir) / IMAGES_FILE)
+    taken = "rgb" if transform.channels == 3 else "gray"
+    return dataclasses.replace(
+        saved,
+        size=saved.size or (transform.height, transform.width),
+        color=taken if saved.color == "auto" else saved.color,
+    )
 
 
 def score_images(
@@ -242,7 +261,10 @@ def score_images(
         [("--heatmaps", heatmaps)],
         model_dir=model_dir,
         other_inputs=[("--labels", labels)],
+        patterns=input_globs(inputs),
     ):
+        if labels is not None:
+            check_image_labels(labels)
         if heatmaps is not None and Path(heatmaps).is_dir():
             for relative in files_below(heatmaps):
                 if not relative.endswith(HEATMAP_SUFFIX):
@@ -320,8 +342,13 @@ def _score_images(
                     heatmap_staging, batch, maps, transform.image_shape, names
                 )
             if alert_sink is not None:  # written as found: memory does not grow with them
+                # Ranked as the tabular alerts are: each pixel's terms against their median
+                # on the training images (the heat maps show the terms themselves).
+                excess = pixel_anomaly(terms.relative_feature_log_likelihood, transform.image_shape)
                 alert_sink.write(
-                    _image_alerts(batch.ids, anomaly, -detector.offset_, p_values, maps, is_anomaly)
+                    _image_alerts(
+                        batch.ids, anomaly, -detector.offset_, p_values, excess, is_anomaly
+                    )
                 )
         meter.close()
     # The outputs, rejects, alerts and heat maps are in place; the report comes last.
@@ -382,7 +409,8 @@ def _p(value: float) -> str:
 
 
 def _image_alerts(ids, anomaly, threshold, p_values, maps, is_anomaly) -> list[dict]:
-    """Alert records of the flagged images; top_features name the most anomalous pixels."""
+    """Alert records of the flagged images; top_features name the pixels of ``maps`` (per
+    pixel, the terms' shortfall below their typical training values) that stand out most."""
     flagged = np.flatnonzero(is_anomaly)
     if flagged.size == 0:
         return []

@@ -9,6 +9,24 @@ from __future__ import annotations
 import os
 
 
+def check_image_labels(labels_path) -> None:
+    """ValueError, before any work, unless ``labels_path`` is a CSV file with the columns
+    ``path`` and ``defect`` (a labels file checked only after scoring lost the run's
+    report and its exit status)."""
+    import pandas as pd
+
+    try:
+        columns = list(pd.read_csv(labels_path, nrows=0).columns)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--labels {labels_path}: cannot read it: {error}") from error
+    missing = [name for name in ("path", "defect") if name not in columns]
+    if missing:
+        raise ValueError(
+            f"--labels {labels_path}, line 1: needs the columns 'path' and 'defect'; "
+            f"{missing} not in {columns}."
+        )
+
+
 def _merged(output, labels_path, columns=None):
     """The scored rows of ``output`` that ``labels_path`` (path, defect) names, with their
     ``defect`` ("" for a normal image); and how many labelled paths there are."""

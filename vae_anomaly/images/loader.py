@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -126,15 +127,15 @@ def iter_image_inputs(inputs) -> Iterator[Path]:
     """
     inputs = [str(item) for item in inputs]
     for item in inputs:  # here, before the caller reads or writes anything
-        if not Path(item).exists() and not any(
-            Path(match).is_file() for match in glob.iglob(item, recursive=True)
-        ):  # a glob must match a file (any() stops at the first)
+        if not os.path.lexists(item) and next(glob.iglob(item, recursive=True), None) is None:
             raise FileNotFoundError(f"--input {item}: no such file or directory.")
     return _unique_files(inputs)
 
 
 def _unique_files(inputs: list[str]) -> Iterator[Path]:
-    seen = set() if len(inputs) > 1 else None
+    # A glob's matches may hold a folder and files below it (data/**): read each once.
+    several = len(inputs) > 1 or not os.path.lexists(inputs[0])
+    seen = set() if several else None
     for item in inputs:
         for path in _files_of(item):
             if seen is not None:
@@ -153,30 +154,69 @@ def _file_key(path: Path) -> Path:
 
 
 def _files_of(item: str) -> Iterator[Path]:
+    """The entries an input names: a folder's walk, the file itself, or a glob's matches
+    in sorted order, each matched folder walked as a folder input is."""
     path = Path(item)
-    if path.is_dir():
-        yield from _walk_sorted(path)
-    elif path.is_file():
-        yield path
-    else:
-        yield from sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+    if os.path.lexists(item):
+        yield from _walk_sorted(path) if _is_real_dir(path) else (path,)
+        return
+    for match in sorted(glob.glob(item, recursive=True)):
+        match = Path(match)
+        yield from _walk_sorted(match) if _is_real_dir(match) else (match,)
+
+
+def _is_real_dir(path: Path) -> bool:
+    """A folder, not a symbolic link to one (those are not followed)."""
+    return path.is_dir() and not path.is_symlink()
 
 
 def _walk_sorted(directory: Path) -> Iterator[Path]:
-    """Non-hidden files below ``directory`` depth first, entries in name order: the order
-    of ``sorted(directory.rglob("*"))``, without listing the whole tree at once."""
-    with os.scandir(directory) as listing:
-        entries = sorted(
-            ((entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing),
-        )
+    """Non-hidden entries below ``directory`` depth first, in name order: the order of
+    ``sorted(directory.rglob("*"))``, without listing the whole tree at once.
+
+    Every entry that is not a folder is produced, files or not (a broken symbolic link, a
+    FIFO, a symbolic link to a folder), and so is a folder that cannot be listed: the
+    reader rejects each with its reason (``unreadable_entry``), so that none is lost."""
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted(
+                ((entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing),
+            )
+    except OSError:
+        yield directory
+        return
     for name, is_dir in entries:
         if name.startswith("."):
             continue
         path = directory / name
         if is_dir:
             yield from _walk_sorted(path)
-        elif path.is_file():
+        else:
             yield path
+
+
+def unreadable_entry(path) -> str | None:
+    """Why ``path`` cannot be read as a file, found without opening it (opening a FIFO
+    would wait for a writer), or None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode  # through a symbolic link
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return "a broken symbolic link (its target does not exist)"
+        return "not found: removed since the inputs were listed"
+    except OSError as error:
+        return f"cannot be read: {_described(error)}"
+    if stat.S_ISDIR(mode):
+        if os.path.islink(path):
+            return "a symbolic link to a folder (not followed)"
+        try:
+            os.scandir(path).close()
+        except OSError as error:
+            return f"a folder that cannot be listed: {_described(error)}"
+        return "a folder"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device)"
+    return None
 
 
 def decode_file(path) -> np.ndarray:
@@ -190,6 +230,9 @@ def decode_file(path) -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    problem = unreadable_entry(path)
+    if problem is not None:
+        raise ImageRejected(problem)
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -206,10 +249,12 @@ def decode_file(path) -> np.ndarray:
                 if mode == "P":
                     target = "RGBA" if "transparency" in image.info else "RGB"
                 pixels = np.asarray(image.convert(target), dtype=np.float64) / 255.0
+                if mode == "P" and _grey(pixels[..., :3]):  # a palette of greys only
+                    pixels = np.concatenate([pixels[..., :1], pixels[..., 3:]], axis=-1)
     except MemoryError:
         raise
     except UnidentifiedImageError:
-        raise ImageRejected("not an image file (no PNG, JPEG or other known format)") from None
+        raise ImageRejected(_unidentified(path)) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageRejected(f"image too large: {error}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -224,6 +269,28 @@ def decode_file(path) -> np.ndarray:
 
 
 OUTSIDE_UNIT_INTERVAL = "pixel values outside [0, 1] (or not finite)"
+
+# The first bytes of the formats whose damaged files Pillow cannot identify.
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
+
+
+def _unidentified(path) -> str:
+    """The reject reason of a file Pillow does not recognise: empty, a damaged file of a
+    known format (by its first bytes), or not an image."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head:
+        return "an empty file (0 bytes)"
+    for signature, kind in _SIGNATURES.items():
+        if head.startswith(signature):
+            return f"unreadable or truncated image: a {kind} file Pillow cannot identify"
+    return "not an image file (no PNG, JPEG or other known format)"
+
+
+def _grey(rgb: np.ndarray) -> bool:
+    """Whether every pixel of [h, w, 3] has equal red, green and blue."""
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return bool(np.array_equal(red, green) and np.array_equal(green, blue))
 
 
 def _in_unit_interval(pixels: np.ndarray) -> bool:
@@ -245,6 +312,10 @@ def _described(error: BaseException) -> str:
 
 def array_images(path: Path) -> Iterator[tuple[str, np.ndarray | str]]:
     """(item id, [h, w, c] image in [0, 1] or a reject reason) for each image of an array file."""
+    problem = unreadable_entry(path)
+    if problem is not None:
+        yield item_id(path), problem
+        return
     try:
         # A .npz is read here, through our own handle: np.load leaves its handle open when
         # the archive is damaged. A .npy is memory-mapped.

@@ -4,7 +4,9 @@
   name the same file or folder: a job must never write over its input, nor two of its
   outputs over each other. Existing paths are compared by device and inode (so links and
   hard links count), others by their resolved path.
-- No output may lie inside the model directory.
+- No output may lie inside the model directory, nor inside an input folder or where an
+  input glob reaches (a file or folder it matches, or, with ``**``, below its fixed
+  folder): the job would read it as an input, on this run or the next.
 - An output file must not name an existing directory; an output folder must not name an
   existing file.
 
@@ -13,11 +15,13 @@ Each failure is a ``UsageError`` (exit status 2) naming both flags.
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..atomic import remove_stale_temporaries
+from ..atomic import recover_directory, remove_stale_temporaries
 from ..errors import UsageError
 from ..locks import locked
 
@@ -71,21 +75,62 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
             )
 
 
-def check_outside_input_folders(inputs, named) -> None:
+def check_outside_input_folders(inputs, named, patterns=()) -> None:
     """UsageError when an output of ``named`` ((flag, path) pairs, None skipped) lies inside
-    a folder among ``inputs``: the job reads every file below an input folder, so it
-    would write over one of its inputs, or read its own output on the next run."""
+    a folder among ``inputs`` or where a glob of ``patterns`` (``input_globs``) reaches:
+    the job reads every file below an input folder, so it would write over one of its
+    inputs, or read its own output on the next run. Also when an input lies inside an
+    output folder, which the job replaces whole."""
     folders = [(Path(os.path.realpath(item)), item) for item in inputs if Path(item).is_dir()]
     for flag, path in named:
         if path is None:
             continue
         resolved = Path(os.path.realpath(path))
+        if resolved.is_dir():
+            for item in inputs:
+                if Path(os.path.realpath(item)).is_relative_to(resolved):
+                    raise UsageError(
+                        f"--input {item} lies inside the {flag} folder {path}, which the job "
+                        f"replaces: move the input, or choose another {flag}."
+                    )
         for folder, given in folders:
             if resolved.is_relative_to(folder):
                 raise UsageError(
                     f"{flag} {path} lies inside the input folder {given}, whose every file "
                     f"is read as an input: write {flag} outside it."
                 )
+        for pattern in patterns:
+            if _glob_reaches(pattern, Path(path)):
+                raise UsageError(
+                    f"{flag} {path} is reached by the input glob {pattern}, whose matches "
+                    f"(and the files below a matched folder) are read as inputs, on this run "
+                    f"or the next: write {flag} elsewhere."
+                )
+
+
+def input_globs(inputs) -> list[str]:
+    """The inputs that are globs: they name no existing path and hold glob characters."""
+    return [str(i) for i in inputs if not os.path.lexists(i) and glob.has_magic(str(i))]
+
+
+def _glob_reaches(pattern: str, path: Path) -> bool:
+    """Whether the glob ``pattern`` reads ``path``: it matches the path or a folder above
+    it (a matched folder is read whole), or, with ``**``, the path lies below the
+    pattern's fixed folder (the part before its first glob character)."""
+    parts = Path(os.path.abspath(pattern)).parts
+    target = Path(os.path.abspath(path))
+    if "**" in pattern:
+        fixed = []
+        for part in parts:
+            if glob.has_magic(part):
+                break
+            fixed.append(part)
+        root = Path(os.path.realpath(Path(*fixed)))
+        return Path(os.path.realpath(target)).is_relative_to(root)
+    return any(
+        len(candidate.parts) == len(parts) and all(map(fnmatch.fnmatchcase, candidate.parts, parts))
+        for candidate in (target, *target.parents)
+    )
 
 
 def score_outputs(output, rejects, report, alerts, html=None) -> list[tuple[str, object]]:
@@ -100,21 +145,27 @@ def score_outputs(output, rejects, report, alerts, html=None) -> list[tuple[str,
 
 
 @contextmanager
-def guarded(inputs, files, folders=(), model_dir=None, other_inputs=()):
-    """Check a job's paths (``check_distinct`` over the ``inputs`` paths, the
+def guarded(inputs, files, folders=(), model_dir=None, other_inputs=(), patterns=()):
+    """Check a job's paths (``check_distinct`` over the ``inputs`` paths (globs expanded;
+    the globs themselves in ``patterns``, for ``check_outside_input_folders``), the
     ``other_inputs`` (flag, path) pairs it only reads, such as ``--labels``, the ``files``
     and ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold
-    the lock of every output for the block. Under the locks, the temporary files that a
-    job killed while writing an output left beside it are removed."""
+    the lock of every output for the block. Under the locks, what a job killed while
+    writing an output left beside it is removed: temporary files, and an output folder's
+    staging folders (an old folder left renamed aside with none in its place is put back:
+    ``atomic.recover_directory``)."""
     check_distinct(
         [("--input", path) for path in inputs]
         + [*other_inputs, *files, *folders]
         + [("--model-dir", model_dir)]
     )
     check_outputs(files, folders, model_dir=model_dir)
-    check_outside_input_folders(inputs, [*files, *folders])
+    check_outside_input_folders(inputs, [*files, *folders], patterns)
     with locked([*files, *folders]):
         for _, path in files:
             if path is not None:
                 remove_stale_temporaries(path)
+        for _, path in folders:
+            if path is not None:
+                recover_directory(path)
         yield

@@ -32,7 +32,7 @@ from ..alerts import AlertSink, flagged_records, json_line, smallest_first
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..jobs.model_dir import threshold_info
-from ..jobs.paths import guarded, score_outputs
+from ..jobs.paths import guarded, input_globs, score_outputs
 from ..jobs.progress import Progress
 from ..jobs.rejects import REJECT_FIELDS, reject_row
 from ..jobs.report import reason_kind
@@ -324,7 +324,9 @@ def score_job(
     paths = expand_inputs(inputs)
     outputs = score_outputs(output, rejects, report, alerts, html)
     labelled = [("--labels", labels)]
-    with guarded(paths, outputs, model_dir=model_dir, other_inputs=labelled):
+    with guarded(
+        paths, outputs, model_dir=model_dir, other_inputs=labelled, patterns=input_globs(inputs)
+    ):
         started = time.perf_counter()
         model_dir = str(Path(model_dir).resolve())
         fingerprint = model_fingerprint(model_dir)
