@@ -21,7 +21,12 @@ from vae_anomaly.cli import main
 from vae_anomaly.exit_status import ExitStatus
 from vae_anomaly.images import heatmaps, loader
 from vae_anomaly.images.config import ImageJobConfig
-from vae_anomaly.images.jobs import fit_images, saved_image_settings, score_images
+from vae_anomaly.images.jobs import (
+    fit_images,
+    read_image_transform,
+    saved_image_settings,
+    score_images,
+)
 from vae_anomaly.images.loader import ImageRejected, ImageTransform, decode_file, image_batches
 
 SIZE = 8
@@ -269,6 +274,24 @@ def test_empty_and_damaged_files_of_a_known_format_and_grey_palettes_are_read_fo
     assert grey_pixels.shape == (SIZE, SIZE, 1)
     np.testing.assert_array_equal(grey_pixels, decode_file(tmp_path / "good.png"))
     assert decode_file(tmp_path / "colour_palette.png").shape == (4, 4, 3)
+
+
+def test_images_are_turned_as_their_exif_orientation_says(model_dir, tmp_path):
+    # A camera's JPEG stored sideways (Orientation 6: turn 90 degrees clockwise to view)
+    # was read as stored, so its heat map and gallery were turned against the photograph.
+    stored = np.random.default_rng(7).integers(0, 256, size=(4, 8), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "sideways.png", exif=exif)
+    upright = decode_file(tmp_path / "sideways.png", upright=True)
+    np.testing.assert_array_equal(upright[..., 0], np.rot90(stored, k=-1) / 255.0)
+    assert decode_file(tmp_path / "sideways.png").shape == (4, 8, 1)  # as stored
+    # New fits record it; a model fitted before reads images as stored, as it was fitted.
+    transform, _ = read_image_transform(model_dir)
+    assert transform.upright
+    assert not ImageTransform.from_dict({"height": 8, "width": 8, "channels": 1}).upright
+    with pytest.raises(ValueError, match=r"transform\.upright must be a JSON boolean"):
+        ImageTransform.from_dict({"height": 8, "width": 8, "channels": 1, "upright": "no"})
 
 
 def test_any_decoder_exception_is_a_reject_naming_its_type_but_memory_errors_propagate(

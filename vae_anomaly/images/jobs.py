@@ -89,7 +89,7 @@ def _first_image(paths) -> np.ndarray | None:
     array file (in the order ``image_batches`` reads them); None if there is none."""
     for path in (p for p in paths if p.suffix.lower() not in ARRAY_SUFFIXES):
         try:
-            return decode_file(path)
+            return decode_file(path, upright=True)  # as new fits read images
         except ImageRejected:
             continue
     for path in (p for p in paths if p.suffix.lower() in ARRAY_SUFFIXES):
@@ -115,7 +115,9 @@ def _transform_for(paths, config: ImageJobConfig) -> ImageTransform:
         channels = 3 if first is not None and first.shape[2] >= 3 else 1
     else:
         channels = 3 if config.color == "rgb" else 1
-    return ImageTransform(int(height), int(width), channels, config.resize, config.convert_color)
+    return ImageTransform(
+        int(height), int(width), channels, config.resize, config.convert_color, upright=True
+    )
 
 
 def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:

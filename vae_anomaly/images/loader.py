@@ -43,6 +43,9 @@ class ImageTransform:
     channels: int
     resize: bool = True
     convert_color: bool = True
+    # Turn each image as its EXIF orientation says, as viewers show it (a camera's JPEG
+    # stored sideways). False in the images.json of fits before it: read as stored.
+    upright: bool = False
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -58,7 +61,15 @@ class ImageTransform:
 
     @classmethod
     def from_dict(cls, data: dict) -> ImageTransform:
-        return cls(**data)
+        """The transform of an images.json entry; ValueError for a value of another JSON
+        type (a flag read with bool() would take "false" as true)."""
+        transform = cls(**data)
+        for name, value in asdict(transform).items():
+            wanted = bool if isinstance(getattr(cls, name, None), bool) else int
+            if type(value) is not wanted:
+                kind = "boolean" if wanted is bool else "integer"
+                raise ValueError(f"transform.{name} must be a JSON {kind}, got {value!r}")
+        return transform
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """[h, w, c] in [0, 1] -> [height, width, channels] float32, or ImageRejected."""
@@ -219,8 +230,9 @@ def unreadable_entry(path) -> str | None:
     return None
 
 
-def decode_file(path) -> np.ndarray:
-    """The image in ``path`` as [h, w, c] float in [0, 1], or ImageRejected with the reason.
+def decode_file(path, upright: bool = False) -> np.ndarray:
+    """The image in ``path`` as [h, w, c] float in [0, 1], or ImageRejected with the reason;
+    ``upright``: turned as its EXIF orientation says (``ImageTransform.upright``).
 
     Whatever goes wrong decoding the file is the file's reject, not the job's end: only
     MemoryError (and KeyboardInterrupt, SystemExit) propagate. An image of more than
@@ -228,7 +240,7 @@ def decode_file(path) -> np.ndarray:
     read (Pillow's DecompressionBombWarning, an error here; DecompressionBombError beyond
     twice the limit).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     problem = unreadable_entry(path)
     if problem is not None:
@@ -239,6 +251,8 @@ def decode_file(path) -> np.ndarray:
             opened = Image.open(path)  # reads the header only
         with opened as image:
             image.load()
+            if upright and _orientation(image) != 1:
+                image = ImageOps.exif_transpose(image)
             mode = image.mode
             if mode in ("I;16", "I;16B", "I;16L", "I"):
                 pixels = np.asarray(image, dtype=np.float64) / 65535.0
@@ -285,6 +299,15 @@ def _unidentified(path) -> str:
         if head.startswith(signature):
             return f"unreadable or truncated image: a {kind} file Pillow cannot identify"
     return "not an image file (no PNG, JPEG or other known format)"
+
+
+def _orientation(image) -> int:
+    """The EXIF orientation of an opened image (1, as stored, when it has none, or when its
+    EXIF cannot be read: the pixels are still good)."""
+    try:
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
 
 
 def _grey(rgb: np.ndarray) -> bool:
@@ -405,7 +428,8 @@ def _file_batches(image_files, transform: ImageTransform, batch_size: int) -> It
         reasons = []
         for i, path in enumerate(path_tensors.numpy()):
             try:
-                pixels[i] = transform.apply(decode_file(os.fsdecode(path))).reshape(-1)
+                image = decode_file(os.fsdecode(path), transform.upright)
+                pixels[i] = transform.apply(image).reshape(-1)
                 reasons.append("")
             except ImageRejected as reason:
                 reasons.append(str(reason))
