@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import eagerly
+from conftest import ROOT, eagerly
 
 from vae_anomaly.cli import main
 from vae_anomaly.errors import ModelFileError, UsageError
@@ -650,3 +650,112 @@ def test_the_next_fit_restores_a_model_a_killed_replacement_left_aside(tmp_path,
         ".model.tmp-20261129",
         ".model.tmp-mine",
     ]
+
+
+# ----------------------------------------------------------------------------- helper-36
+
+
+def _score_files(model_dir, inputs, out: Path, **kwargs):
+    """score_job into ``out``; (output rows, {line: reason} of the rejects)."""
+    out.mkdir(parents=True, exist_ok=True)
+    score_job(model_dir, inputs, out / "s.csv", out / "r.csv", out / "p.json", **kwargs)
+    rejects = pd.read_csv(out / "r.csv", dtype=str, keep_default_na=False)
+    reasons = dict(zip(rejects["line"].astype(int), rejects["reason"], strict=True))
+    return pd.read_csv(out / "s.csv"), reasons
+
+
+def test_a_row_of_empty_cells_is_rejected_not_scored_as_the_most_normal(model_dir, tmp_path):
+    path = tmp_path / "commas.csv"
+    path.write_text("a,b,c\n0.1,0.2,0.3\n,,\n , NA,\n")
+    scored, rejects = _score_files(model_dir, [path], tmp_path / "out")
+    assert scored["source_line"].tolist() == [2]
+    reason = "no value in any modelled column (every one is empty or missing)"
+    assert rejects == {3: reason, 4: reason}
+
+
+def test_categorical_cells_are_read_without_the_spaces_around_them(machines_model, tmp_path):
+    model_dir, _ = machines_model
+    rows = (ROOT / "sample_data" / "machines_new.csv").read_text().splitlines()[:21]
+    spaced = [rows[0]] + [", ".join(line.split(",")) for line in rows[1:]]
+    (tmp_path / "plain.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "spaced.csv").write_text("\n".join(spaced) + "\n")
+    plain, _ = _score_files(model_dir, [tmp_path / "plain.csv"], tmp_path / "p")
+    spaced_scores, _ = _score_files(model_dir, [tmp_path / "spaced.csv"], tmp_path / "s")
+    np.testing.assert_array_equal(spaced_scores["anomaly_score"], plain["anomaly_score"])
+    report = json.loads((tmp_path / "s" / "p.json").read_text())
+    assert not report.get("unseen_categories")
+
+
+def test_a_file_named_with_glob_characters_is_that_file(model_dir, data, tmp_path):
+    # "export [1].csv" was read as a pattern: refused, or another file ("export 1.csv")
+    # scored in its place.
+    shutil.copy(data, tmp_path / "export [1].csv")
+    write_table(tmp_path / "export 1.csv", n=7, seed=5)
+    scored, _ = _score_files(model_dir, [tmp_path / "export [1].csv"], tmp_path / "out")
+    assert set(scored["source_file"]) == {str(tmp_path / "export [1].csv")}
+    assert len(scored) == 300
+
+
+def test_inputs_that_are_not_files_or_not_utf8_names_are_named_for_what_they_are(
+    model_dir, data, tmp_path
+):
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "folder.csv").mkdir()
+    odd = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.csv")
+    shutil.copy(data, odd)
+    for name, message in [
+        ("folder.csv", r"folder\.csv: is a folder; the tabular jobs read CSV files"),
+        ("fifo.csv", r"fifo\.csv: is not a regular file \(a FIFO, socket or device\)"),
+    ]:
+        with pytest.raises(FileNotFoundError, match=message):
+            score_job(model_dir, [tmp_path / name], tmp_path / "s.csv", tmp_path / "r.csv",
+                      tmp_path / "p.json")  # fmt: skip
+    with pytest.raises(ValueError, match=r"caf\\xe9\.csv: the file name is not UTF-8"):
+        score_job(model_dir, [odd], tmp_path / "s.csv", tmp_path / "r.csv", tmp_path / "p.json")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_quoted_field_longer_than_the_csv_modules_default_limit_is_read(model_dir, tmp_path):
+    table = tmp_path / "long.csv"
+    table.write_text('a,b,c,note\n0.1,0.2,0.3,"' + "x, " * 60_000 + '"\n0.2,0.1,0.0,short\n')
+    scored, rejects = _score_files(model_dir, [table], tmp_path / "out")
+    assert rejects == {} and scored["source_line"].tolist() == [2, 3]
+
+
+def test_a_passthrough_column_named_as_an_output_column_is_refused_at_fit(tmp_path):
+    table = write_table(tmp_path / "t.csv")
+    frame = pd.read_csv(table)
+    frame["is_anomaly"] = 0  # a label column kept, whose name the score job writes
+    frame.to_csv(table, index=False)
+    config = CONFIG.with_overrides(roles={"is_anomaly": "passthrough"})
+    with pytest.raises(ValueError, match=r"pass-through column\(s\) \['is_anomaly'\] have the"):
+        fit_job([table], tmp_path / "m", config)
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_alerts_path_of_another_suffix_is_refused_before_any_work(
+    model_dir, data, tmp_path, capsys
+):
+    argv = score_args(model_dir, data, tmp_path, **{"--alerts": tmp_path / "alerts.txt"})
+    assert main(argv) == ExitStatus.USAGE
+    assert "--alerts" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing scored, nothing written
+
+
+def test_the_old_report_goes_before_the_first_output_is_replaced(
+    model_dir, data, tmp_path, monkeypatch
+):
+    # Killed between the renames, a run left new scores beside the old run's report,
+    # which a consumer reads as the mark of a finished run.
+    out = tmp_path / "out"
+    _score_files(model_dir, [data], out)
+    before = (out / "s.csv").read_bytes()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a job stopped while joining its outputs
+
+    monkeypatch.setattr(score_job_module, "join", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _score_files(model_dir, [data], out)
+    assert not (out / "p.json").exists()
+    assert (out / "s.csv").read_bytes() == before

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_open
+from .errors import UsageError
 from .thresholds import conformal_p_values
 
 FIELDS = ("row_id", "anomaly_score", "threshold", "p_value", "top_features", "scored_at")
@@ -150,6 +151,20 @@ def csv_row(record: dict) -> dict:
     return {**record, "top_features": features}
 
 
+ALERT_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+def check_alerts_path(path) -> None:
+    """UsageError, before any work, unless ``path`` (None: no alerts) ends in .jsonl,
+    .json or .csv (checked only when the alerts were written, the whole input was scored
+    first, and the run ended without its report)."""
+    if path is not None and Path(path).suffix not in ALERT_SUFFIXES:
+        raise UsageError(
+            f"--alerts {path} must end in .jsonl or .json (JSON Lines) or .csv, got "
+            f"{Path(path).suffix!r}."
+        )
+
+
 class AlertSink:
     """Context manager writing alert records to ``path`` as they come (JSON Lines for
     .jsonl/.json, CSV for .csv), renamed into place on a clean exit; ``count`` of them.
@@ -159,9 +174,10 @@ class AlertSink:
 
     def __init__(self, path):
         self.path = Path(path)
-        if self.path.suffix not in (".jsonl", ".json", ".csv"):
+        if self.path.suffix not in ALERT_SUFFIXES:
             raise ValueError(
-                f"alerts file {self.path} must end in .jsonl or .csv, got {self.path.suffix!r}."
+                f"alerts file {self.path} must end in .jsonl or .json (JSON Lines) or .csv, "
+                f"got {self.path.suffix!r}."
             )
         self.count = 0
 

@@ -90,11 +90,18 @@ def infer_column(name: str, values: np.ndarray, max_levels: int) -> Column:
         return Column(name, "numeric", reason=f"{parsed.mean():.1%} of present cells are numbers")
     if _looks_like_time(present):  # before the level count: timestamps are mostly distinct
         return Column(name, "passthrough", reason="timestamps")
-    counts = pd.Series(present).value_counts(sort=True)
+    counts = level_counts(present)
     if counts.size > max_levels:
         return Column(name, "passthrough", reason=f"{counts.size} distinct texts > {max_levels}")
     levels = tuple(str(level) for level in counts.index)
     return Column(name, "categorical", levels=levels, reason=f"{counts.size} levels")
+
+
+def level_counts(present: np.ndarray) -> pd.Series:
+    """Rows per level of a categorical column's present cells, most frequent first. A
+    level is the cell without the spaces around it, as numbers, flags and column names
+    are read: " pump" and "pump" are one machine type."""
+    return pd.Series(present, dtype=object).astype(str).str.strip().value_counts(sort=True)
 
 
 def _looks_like_time(values: np.ndarray) -> bool:
@@ -202,9 +209,12 @@ def _encode_categorical(values, levels):
     other, missing_code = len(levels), len(levels) + 1
 
     def code(cell: str) -> int:
-        if cell in index:
+        if cell in index:  # as written (a level of a model fitted before levels were stripped)
             return index[cell]
-        return missing_code if cell.strip().lower() in MISSING_TOKENS else other
+        stripped = cell.strip()
+        if stripped in index:
+            return index[stripped]
+        return missing_code if stripped.lower() in MISSING_TOKENS else other
 
     codes = _by_unique(as_text(values), code, np.int64)
     missing = codes == missing_code
@@ -284,7 +294,7 @@ class TabularSchema:
             levels = ()
             if role == "categorical":
                 present = values[~_missing(values)]
-                levels = tuple(str(v) for v in pd.Series(present).value_counts().index)
+                levels = tuple(str(v) for v in level_counts(present).index)
             columns.append(Column(name, role, levels, reason="set in the config"))
         return cls(columns)
 
@@ -362,6 +372,11 @@ class TabularSchema:
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
         self._reject_out_of_range(X, cells, scaling, reasons)
+        if X.shape[1]:  # a row of empty cells (",,,,"): its score would say "most normal"
+            for row in np.flatnonzero(np.isnan(X).all(axis=1)):
+                reasons.setdefault(
+                    int(row), "no value in any modelled column (every one is empty or missing)"
+                )
         bad_rows = sorted(reasons)
         is_kept = np.ones(n_rows, dtype=bool)
         is_kept[bad_rows] = False

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..alerts import AlertSink, flagged_records
+from ..alerts import AlertSink, check_alerts_path, flagged_records
 from ..atomic import atomic_open, write_bytes_atomically
 from ..detector import VAEAnomalyDetector, load
 from ..distributions import LIKELIHOODS
@@ -254,6 +254,7 @@ def score_images(
     (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
     precision-recall curves against the ``labels`` file (path, defect) when given.
     """
+    check_alerts_path(alerts)
     if html is not None:
         require_matplotlib()
     outputs = score_outputs(output, rejects, report, alerts, html)

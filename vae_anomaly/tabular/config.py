@@ -21,6 +21,23 @@ from ..jobs.strategy import STRATEGIES
 from ..schema import DEFAULT_MAX_LEVELS, ROLES
 
 FORMATS = ("csv", "parquet")
+# The columns the score job writes after the pass-through columns of each output row.
+SOURCE_COLUMNS = ("source_file", "source_line")
+SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
+
+
+def check_passthrough_names(schema, source) -> None:
+    """ValueError naming ``source`` when a pass-through column has the name of a column
+    the score job writes (a kept label column named is_anomaly crashed the job, and one
+    named source_file gave the output two columns of that name)."""
+    written = SOURCE_COLUMNS + SCORE_COLUMNS
+    clash = [c.name for c in schema.by_role("passthrough") if c.name in written]
+    if clash:
+        raise ValueError(
+            f"{source}: the pass-through column(s) {clash} have the name of a column the "
+            f"score job writes {list(written)}; rename them in the data, or give them the "
+            'role "ignore" in [columns] roles.'
+        )
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from ..jobs.paths import check_distinct
 from ..jobs.rejects import RejectWriter
 from ..jobs.strategy import make_strategy
 from ..schema import TabularSchema
-from .config import JobConfig
+from .config import JobConfig, check_passthrough_names
 from .fit_stream import fit_streamed, plans_of
 from .reader import expand_inputs, plan_chunks, read_chunk, read_header
 from .saved import SCHEMA_FILE
@@ -154,6 +154,7 @@ def _fit_in_memory(paths, config: JobConfig, staging, strategy):
         if frame.empty:
             raise ValueError(f"{', '.join(map(str, paths))}: no usable data rows.")
         schema = TabularSchema.infer(frame, config.roles, config.max_levels)
+        check_passthrough_names(schema, ", ".join(map(str, paths)))
         cells = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
         encoded = schema.encode(cells, len(frame))
         encoding = [

@@ -35,7 +35,7 @@ from ..jobs.rejects import RejectWriter
 from ..schema import MISSING_TOKENS, Column, TabularSchema
 from ..streaming import position_keys
 from ..validation import fit_scaling
-from .config import JobConfig
+from .config import JobConfig, check_passthrough_names
 from .reader import plan_chunks, read_chunk
 
 # Lines sampled for the roles and the scaling. 100,000 estimates a role's 95% numeric
@@ -90,8 +90,9 @@ class Profile:
         codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
         tallies = np.bincount(codes, minlength=len(uniques))
         for value, tally in zip(uniques, tallies, strict=True):
-            if str(value).strip().lower() not in MISSING_TOKENS:
-                counts[value] = counts.get(value, 0) + int(tally)
+            level = str(value).strip()  # as schema.level_counts counts levels
+            if level.lower() not in MISSING_TOKENS:
+                counts[level] = counts.get(level, 0) + int(tally)
         if name not in self.uncapped and len(counts) > self.cap:
             self.counts[name] = None
 
@@ -168,6 +169,7 @@ def fit_streamed(
     if profile.filled == 0:
         raise ValueError(f"{', '.join(str(p) for p, _ in files)}: no usable data rows.")
     schema = streamed_schema(profile, config)
+    check_passthrough_names(schema, ", ".join(str(p) for p, _ in files))
     cells, keys = profile.sample()
     (center, scale), sample = range_scaling(schema, cells, len(keys))
     if len(sample.X) == 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..alerts import check_alerts_path
 from ..exit_status import ExitStatus
 from ..jobs.paths import check_distinct, check_outputs
 from ..validation import first_non_numeric
@@ -102,6 +103,7 @@ def rank_job(
     started = time.perf_counter()
     check_distinct([("--input", input), ("--labels", labels), ("--alerts", alerts)])
     check_outputs([("--alerts", alerts)])
+    check_alerts_path(alerts)
     if labels:
         check_labels(labels, id_column, needs="--id-column")
     features, ids = read_numeric_csv(input, id_column)

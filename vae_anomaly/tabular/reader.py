@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,19 +55,42 @@ class Chunk:
 
 
 def expand_inputs(patterns) -> list[Path]:
-    """Paths and globs, in the order given (each glob sorted); errors name what matched nothing."""
+    """Paths and globs, in the order given (each glob sorted; a path that exists is itself,
+    whatever its characters: "export [1].csv"); errors name what matched nothing, and
+    what is not a file."""
     paths = []
     for pattern in patterns:
-        matches = sorted(glob.glob(str(pattern))) if glob.has_magic(str(pattern)) else [pattern]
+        literal = os.path.lexists(pattern) or not glob.has_magic(str(pattern))
+        matches = [pattern] if literal else sorted(glob.glob(str(pattern)))
         if not matches:
             raise FileNotFoundError(f"--input {pattern}: no file matches this pattern.")
         for match in matches:
             path = Path(match)
-            if not path.is_file():
+            if not path.exists():
                 raise FileNotFoundError(f"--input {path}: no such file.")
+            if not path.is_file():
+                kind = (
+                    "a folder" if path.is_dir() else "not a regular file (a FIFO, socket or device)"
+                )
+                raise FileNotFoundError(
+                    f"--input {path}: is {kind}; the tabular jobs read CSV files."
+                )
+            try:  # the outputs name each row's file: its name must be writable text
+                str(path).encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+                raise ValueError(
+                    f"--input {shown}: the file name is not UTF-8, so the outputs could not "
+                    "name it (source_file, the rejects' file); rename the file."
+                ) from None
             if path.resolve() not in {p.resolve() for p in paths}:  # a file is scored once
                 paths.append(path)
     return paths
+
+
+# A quoted field may hold a whole multi-megabyte cell, as an unquoted one may (the csv
+# module's default limit, 131,072 characters, rejected such rows as "cannot split").
+csv.field_size_limit(2**31 - 1)  # the largest a C long holds everywhere
 
 
 def _split(line: str, delimiter: str) -> list[str]:

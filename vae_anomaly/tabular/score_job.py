@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..alerts import AlertSink, flagged_records, json_line, smallest_first
+from ..alerts import AlertSink, check_alerts_path, flagged_records, json_line, smallest_first
 from ..atomic import atomic_open, atomic_path, write_bytes_atomically
 from ..exit_status import ExitStatus
 from ..jobs.model_dir import threshold_info
@@ -39,7 +39,7 @@ from ..jobs.report import reason_kind
 from ..report import ScoreSummary, require_matplotlib
 from ..schema import as_text
 from ..thresholds import verdicts
-from .config import JobConfig
+from .config import SCORE_COLUMNS, SOURCE_COLUMNS, JobConfig, check_passthrough_names
 from .csv_columns import bool_text, csv_lines, float_text, int_text, quoted
 from .engines import run_pipeline, run_tasks
 from .labels import check_labels
@@ -47,8 +47,6 @@ from .reader import ChunkPlan, expand_inputs, read_chunk_columns, scan_file
 from .saved import SCHEMA_FILE, model_fingerprint, read_model_dir
 from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
 
-SCORE_COLUMNS = ("anomaly_score", "p_value", "is_anomaly", "top_columns")
-SOURCE_COLUMNS = ("source_file", "source_line")
 # 2: a local run's scored rows are in one log (``scored_log``). A part directory of
 # layout 1 (before the log; no "layout" in its job.json) is resumed as it is; a version
 # that knows only layout 1 refuses to resume a layout 2 directory (another job).
@@ -319,6 +317,7 @@ def score_job(
     (``vae_anomaly.report.score_report``; needs matplotlib, checked first), with ROC and
     precision-recall curves against the ``labels`` file when given.
     """
+    check_alerts_path(alerts)
     if html is not None:
         require_matplotlib()
     paths = expand_inputs(inputs)
@@ -331,6 +330,7 @@ def score_job(
         model_dir = str(Path(model_dir).resolve())
         fingerprint = model_fingerprint(model_dir)
         detector, schema, document = cached_model(model_dir, fingerprint)
+        check_passthrough_names(schema, Path(model_dir) / SCHEMA_FILE)  # fitted before refused
         settings = config or JobConfig.from_saved(document, Path(model_dir) / SCHEMA_FILE)
         if labels is not None:
             check_labels(labels, settings.id_column)
@@ -392,6 +392,12 @@ def score_job(
 
         stems = [_part_stem(plan, i) for i, plan in plans]
         all_stats = [json.loads((parts / f"{stem}.stats.json").read_text()) for stem in stems]
+        # The report is written last, as the mark of a finished run: an earlier run's goes
+        # before the first output is replaced, so that a job killed between the renames
+        # never leaves new scores beside the old report (--resume finishes the run).
+        report.unlink(missing_ok=True)
+        if html is not None:
+            Path(html).unlink(missing_ok=True)
         if settings.format == "csv":
             join(parts, stems, all_stats, output, header)
         else:
