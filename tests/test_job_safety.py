@@ -759,3 +759,14 @@ def test_the_old_report_goes_before_the_first_output_is_replaced(
         _score_files(model_dir, [data], out)
     assert not (out / "p.json").exists()
     assert (out / "s.csv").read_bytes() == before
+
+
+def test_fit_refuses_an_input_inside_its_model_directory_as_a_usage_error(data, tmp_path, capsys):
+    # It was refused with status 1 by the model directory's own check, after the inputs
+    # were planned; the README's table gives paths that cannot work together status 2.
+    (tmp_path / "fd").mkdir()
+    shutil.copy(data, tmp_path / "fd" / "t.csv")
+    argv = ["fit", "--input", str(tmp_path / "fd" / "t.csv"), "--model-dir", str(tmp_path / "fd")]
+    assert main(argv) == ExitStatus.USAGE
+    assert "lies inside the --model-dir folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "fd").iterdir()) == ["t.csv"]
