@@ -2,6 +2,7 @@
 deleted, no model loaded that was changed after fitting, one writer per output, resumes
 known by content, long lines capped in the rejects."""
 
+import dataclasses
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from vae_anomaly.locks import JobLock, JobLockedError, lock_path
 from vae_anomaly.tabular import score_job as score_job_module
 from vae_anomaly.tabular.config import JobConfig
 from vae_anomaly.tabular.fit_job import fit_job
-from vae_anomaly.tabular.saved import read_model_dir
+from vae_anomaly.tabular.saved import read_model_dir, saved_settings
 from vae_anomaly.tabular.score_job import score_job
 
 CONFIG = JobConfig(
@@ -770,3 +771,19 @@ def test_fit_refuses_an_input_inside_its_model_directory_as_a_usage_error(data, 
     assert main(argv) == ExitStatus.USAGE
     assert "lies inside the --model-dir folder" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "fd").iterdir()) == ["t.csv"]
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 50])
+def test_both_halves_of_a_quoted_field_broken_over_two_lines_are_rejected(
+    model_dir, tmp_path, chunk_rows
+):
+    # The second half ('456",...') split into the header's field count, its bare quote
+    # accepted, and was scored as a row.
+    table = tmp_path / "quoted.csv"
+    table.write_text('a,b,c\n0.1,0.2,0.3\n"123\n456",0.2,0.3\n0.3,0.2,"0.1"\n')
+    config = dataclasses.replace(saved_settings(model_dir), chunk_rows=chunk_rows)
+    scored, rejects = _score_files(model_dir, [table], tmp_path / f"out{chunk_rows}", config=config)
+    assert scored["source_line"].tolist() == [2, 5]
+    assert set(rejects) == {3, 4}
+    assert all(reason.startswith("cannot split: ") for reason in rejects.values())
+    assert "unbalanced quote" in rejects[4]
