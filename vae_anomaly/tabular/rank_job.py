@@ -30,9 +30,14 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
     try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        frame = pd.read_csv(path, skip_blank_lines=False)
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' parser and empty-data errors
         raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
+    # Row r is physical line r + 2 (a record is one line); rows with no cell at all (blank
+    # lines, ",,,") are skipped, and the others keep their line numbers.
+    lines = np.arange(len(frame)) + 2
+    empty = frame.isna().all(axis=1).to_numpy()
+    frame, lines = frame[~empty].reset_index(drop=True), lines[~empty]
     if frame.empty:
         raise ValueError(f"{path}: the file has no data rows.")
     ids = None
@@ -47,15 +52,23 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
         row, parsed = first_non_numeric(frame[name])
         if row is not None:
             raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: {frame[name].iloc[row]!r} is not a "
-                "number. `rank` models numeric columns only; pass an id column with --id-column."
+                f"{path}, line {lines[row]}, column {name!r}: {frame[name].iloc[row]!r} is not "
+                "a number. `rank` models numeric columns only; pass an id column with "
+                "--id-column."
             )
         missing = parsed.isna()
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0])
             raise ValueError(
-                f"{path}, line {row + 2}, column {name!r}: value is missing "
+                f"{path}, line {lines[row]}, column {name!r}: value is missing "
                 f"({int(missing.sum())} missing in this column)."
+            )
+        infinite = np.isinf(parsed.to_numpy(dtype=np.float64))
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise ValueError(
+                f"{path}, line {lines[row]}, column {name!r}: {str(frame[name].iloc[row])!r} is "
+                "infinite."
             )
         frame[name] = parsed.astype(np.float64)
     return frame, ids
