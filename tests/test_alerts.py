@@ -90,7 +90,7 @@ def test_alert_files_round_trip_and_leave_no_temporary_file(batch, tmp_path, suf
 
 
 def test_alert_file_suffix_is_checked(tmp_path):
-    with pytest.raises(ValueError, match=r"must end in \.jsonl or \.csv"):
+    with pytest.raises(ValueError, match=r"must end in \.jsonl or \.json \(JSON Lines\) or \.csv"):
         write_alerts([], tmp_path / "alerts.txt")
 
 

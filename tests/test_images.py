@@ -326,6 +326,7 @@ def test_fit_images_records_the_transform_and_the_report(image_model):
         "channels": 1,
         "resize": True,
         "convert_color": True,
+        "upright": True,
     }
     assert document["normalization"] == {"kind": "none"}  # as pipelines/images.toml says
     assert report["images_used"] == report["images_read"] == 120
