@@ -65,8 +65,8 @@ def test_rank_prints_the_most_anomalous_rows(tmp_path, capsys):
         ("a,b\n", "no data rows"),
         # Line numbers count blank lines (they were skipped and the numbers shifted), and
         # an infinite value and an empty file are named with the file too.
-        ("a,b\n1,2\n\n\n3,x\n", "line 5, column 'b': 'x' is not a number"),
-        ("a,b\n1,2\n,\n3,inf\n", "line 4, column 'b': 'inf' is infinite"),
+        ("a,b\n1,2\n\n  \n3,x\n", "line 5, column 'b': 'x' is not a number"),
+        ("\na,b\n1,2\n3,inf\n", "line 4, column 'b': 'inf' is infinite"),
         ("", "cannot be read as CSV"),
     ],
 )

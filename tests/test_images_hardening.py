@@ -247,11 +247,8 @@ def test_decompression_bombs_and_damaged_files_are_rejects_and_the_rest_is_score
         ]
 
 
-def test_empty_and_damaged_files_of_a_known_format_and_grey_palettes_are_read_for_what_they_are(
-    tmp_path,
-):
-    # An empty file and a PNG whose header is damaged were "not an image file"; a palette
-    # image of greys was read as colour (and rejected by a grey model without conversion).
+def test_empty_and_damaged_files_of_a_known_format_are_named_for_what_they_are(tmp_path):
+    # An empty file and a PNG whose header is damaged were "not an image file".
     (tmp_path / "empty.png").write_bytes(b"")
     _save_png(tmp_path / "good.png", seed=610)
     whole = bytearray((tmp_path / "good.png").read_bytes())
@@ -266,14 +263,6 @@ def test_empty_and_damaged_files_of_a_known_format_and_grey_palettes_are_read_fo
         "empty.png": "an empty file (0 bytes)",
         "header.png": "unreadable or truncated image: a PNG file Pillow cannot identify",
     }
-    grey = Image.open(tmp_path / "good.png").convert("P")
-    grey.save(tmp_path / "grey_palette.png")
-    colour = Image.fromarray(np.full((4, 4, 3), (200, 10, 10), np.uint8)).convert("P")
-    colour.save(tmp_path / "colour_palette.png")
-    grey_pixels = decode_file(tmp_path / "grey_palette.png")
-    assert grey_pixels.shape == (SIZE, SIZE, 1)
-    np.testing.assert_array_equal(grey_pixels, decode_file(tmp_path / "good.png"))
-    assert decode_file(tmp_path / "colour_palette.png").shape == (4, 4, 3)
 
 
 def test_images_are_turned_as_their_exif_orientation_says(model_dir, tmp_path):
@@ -286,6 +275,21 @@ def test_images_are_turned_as_their_exif_orientation_says(model_dir, tmp_path):
     upright = decode_file(tmp_path / "sideways.png", upright=True)
     np.testing.assert_array_equal(upright[..., 0], np.rot90(stored, k=-1) / 255.0)
     assert decode_file(tmp_path / "sideways.png").shape == (4, 8, 1)  # as stored
+    # The jobs' reader turns it by the transform's flag (an 8 x 4 model reads it whole).
+    batch = next(
+        image_batches(
+            iter([tmp_path / "sideways.png"]),
+            ImageTransform(8, 4, 1, resize=False, upright=True),
+            4,
+        )
+    )
+    np.testing.assert_allclose(
+        batch.pixels[0], (np.rot90(stored, k=-1) / 255.0).reshape(-1), atol=1e-7
+    )
+    stored_way = next(
+        image_batches(iter([tmp_path / "sideways.png"]), ImageTransform(8, 4, 1, resize=False), 4)
+    )
+    assert stored_way.rejects[0][1].startswith("other size: 4x8 pixels")
     # New fits record it; a model fitted before reads images as stored, as it was fitted.
     transform, _ = read_image_transform(model_dir)
     assert transform.upright
@@ -522,6 +526,7 @@ def test_a_heatmap_folder_that_the_inputs_reach_is_refused(
     [
         (None, "--labels {path}: cannot read it"),
         ("file,label\n", "needs the columns 'path' and 'defect'; ['path', 'defect'] not in"),
+        ("path,defect\na.png,\nb.png,spot,extra\n", "cannot read it: Error tokenizing data"),
     ],
 )
 def test_a_labels_file_that_cannot_be_used_is_refused_before_any_work(
@@ -690,7 +695,11 @@ def test_the_saved_settings_name_the_size_and_colour_the_fit_took_from_its_image
     # Fitted with size None and color "auto", the model's settings said size None, and a
     # scoring config's size = [16, 16] was reported against "the model's: None".
     saved = saved_image_settings(model_dir)
-    assert (saved.size, saved.color) == ((8, 8), "gray")
+    assert (saved.size, saved.color) == ((8, 8), "auto")  # "auto" as set: the fit's own
+    # file, which may say color = "auto", is not reported as changed (helper-37)
+    own = model_dir.parent / "own.toml"
+    own.write_text('[image]\ncolor = "auto"\n')
+    assert ImageJobConfig.over_saved(own, saved)[1] == []
 
 
 def test_discretized_logistic_with_contrast_normalisation_is_refused_at_fit(tmp_path):

@@ -774,16 +774,57 @@ def test_fit_refuses_an_input_inside_its_model_directory_as_a_usage_error(data, 
 
 
 @pytest.mark.parametrize("chunk_rows", [2, 50])
-def test_both_halves_of_a_quoted_field_broken_over_two_lines_are_rejected(
+def test_a_bare_quote_inside_an_unquoted_field_is_read_as_a_character(
     model_dir, tmp_path, chunk_rows
 ):
-    # The second half ('456",...') split into the header's field count, its bare quote
-    # accepted, and was scored as a row.
-    table = tmp_path / "quoted.csv"
-    table.write_text('a,b,c\n0.1,0.2,0.3\n"123\n456",0.2,0.3\n0.3,0.2,"0.1"\n')
+    # 'monitor,27",199': a measurement in inches, read by the csv module, pandas and both
+    # of our readers. (A rule that rejected every line of odd quotes rejected it too.)
+    table = tmp_path / "inches.csv"
+    table.write_text('a,b,c,size\n0.1,0.2,0.3,27"\n0.3,0.2,0.1,"24"""\n')
     config = dataclasses.replace(saved_settings(model_dir), chunk_rows=chunk_rows)
     scored, rejects = _score_files(model_dir, [table], tmp_path / f"out{chunk_rows}", config=config)
-    assert scored["source_line"].tolist() == [2, 5]
-    assert set(rejects) == {3, 4}
-    assert all(reason.startswith("cannot split: ") for reason in rejects.values())
-    assert "unbalanced quote" in rejects[4]
+    assert rejects == {} and scored["source_line"].tolist() == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flag", "output", "refused"),
+    [
+        ("data/**/*.png", "--heatmaps", "data/hm", True),  # its heat maps, next run
+        ("data/**/*.csv", "--heatmaps", "data/hm", False),  # heat maps are not *.csv
+        ("new/**/*.png", "--output", "new/scored.csv", False),  # glob would not match it
+        ("data/*.csv", "--output", "data/.scored.csv", False),  # glob skips hidden names
+        ("runs/*.csv", "--output", "runs/scored.csv", True),
+        ("alias/*", "--heatmaps", "data/hm", True),  # through a linked folder
+        ("d/*/*.csv", "--model-dir", "d/m", True),  # its fit_rejects.csv, next run
+        ("d/*.csv", "--model-dir", "d/m", False),
+    ],
+)
+def test_an_output_is_refused_exactly_where_an_input_glob_reaches_it(
+    tmp_path, pattern, flag, output, refused
+):
+    from vae_anomaly.jobs.paths import check_outside_input_folders
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "data")
+    check = lambda: check_outside_input_folders(  # noqa: E731
+        [], [(flag, str(tmp_path / output))], [str(tmp_path / pattern)]
+    )
+    if refused:
+        with pytest.raises(UsageError, match="is reached by the input glob"):
+            check()
+    else:
+        check()
+
+
+@pytest.mark.parametrize("in_memory_mb", [16, 0], ids=["in-memory", "streamed"])
+def test_fit_reads_categorical_levels_without_the_spaces_around_them(tmp_path, in_memory_mb):
+    rng = np.random.default_rng(3)
+    kinds = rng.choice([" pump", "pump ", "pump", "fan", " fan "], size=300)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "kind": kinds})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    config = dataclasses.replace(CONFIG, in_memory_mb=in_memory_mb)
+    with eagerly():
+        fit_job([tmp_path / "t.csv"], tmp_path / "m", config)
+    _, schema, _ = read_model_dir(tmp_path / "m")
+    (kind,) = schema.by_role("categorical")
+    assert sorted(kind.levels) == ["fan", "pump"]

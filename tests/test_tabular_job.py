@@ -489,7 +489,7 @@ def test_resume_takes_a_part_directory_written_before_the_scored_log(
     new, settings, whole = interrupted_at_the_fourth_commit(model_dir, tmp_path, monkeypatch)
     parts = tmp_path / "out" / ".run.csv.parts"
     job = json.loads((parts / "job.json").read_text())
-    assert job.pop("layout") == 2
+    assert job.pop("layout") == 3
     (parts / "job.json").write_text(json.dumps(job))
     log = (parts / "scored.csv.log").read_bytes()
     for stem in ("00000-0000000", "00000-0000001", "00000-0000002"):  # as layout 1 wrote them

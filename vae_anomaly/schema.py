@@ -341,7 +341,9 @@ class TabularSchema:
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, cells: dict[str, np.ndarray], n_rows: int, scaling=None) -> Encoded:
+    def encode(
+        self, cells: dict[str, np.ndarray], n_rows: int, scaling=None, reject_empty: bool = False
+    ) -> Encoded:
         """Encode text cells (column name -> [n_rows] str, a NumPy array or an Arrow string
         array); bad rows are rejected, not fixed. Whole columns are converted at once (Arrow
         compute and NumPy); a text is looked at in Python once per distinct cell, or for
@@ -351,7 +353,9 @@ class TabularSchema:
         score (``validation.SCALED_LIMIT``: it would overflow float32) is rejected too.
         ``scaling`` is the fitted detector's ``(center_, scale_)`` over the encoded
         columns; without it (at fit, before the detector learns one), the detector's
-        robust scaling of these rows.
+        robust scaling of these rows. ``reject_empty`` (the batch jobs): a row with no
+        value in any modelled column is rejected too (the estimator scores it by its KL
+        alone under ``missing="mask"``, as it does an array row of NaN).
         """
         parts, reasons, unknown = [], {}, {}
         for column in self.modelled:
@@ -372,7 +376,7 @@ class TabularSchema:
             parts.append(encoded)
         X = np.hstack(parts) if parts else np.empty((n_rows, 0))
         self._reject_out_of_range(X, cells, scaling, reasons)
-        if X.shape[1]:  # a row of empty cells (",,,,"): its score would say "most normal"
+        if reject_empty and X.shape[1]:  # ",,,," in a file: scored, it would look most normal
             for row in np.flatnonzero(np.isnan(X).all(axis=1)):
                 reasons.setdefault(
                     int(row), "no value in any modelled column (every one is empty or missing)"

@@ -221,16 +221,12 @@ def read_image_model(model_dir) -> tuple[VAEAnomalyDetector, ImageTransform, dic
 
 
 def saved_image_settings(model_dir) -> ImageJobConfig:
-    """The settings fit_images stored: the defaults of score-images. A size or colour the
-    fit took from its first image (``size`` None, ``color`` "auto") is the one it took."""
+    """The settings fit_images stored: the defaults of score-images. A size the fit took
+    from its first image (``size`` None) is the one it took (a settings file cannot set
+    None, so the fit's own file still agrees; ``color = "auto"`` stays as it was set)."""
     transform, document = read_image_transform(model_dir)
     saved = ImageJobConfig.from_saved(document, Path(model_dir) / IMAGES_FILE)
-    taken = "rgb" if transform.channels == 3 else "gray"
-    return dataclasses.replace(
-        saved,
-        size=saved.size or (transform.height, transform.width),
-        color=taken if saved.color == "auto" else saved.color,
-    )
+    return dataclasses.replace(saved, size=saved.size or (transform.height, transform.width))
 
 
 def score_images(
@@ -287,7 +283,8 @@ def _expanded(inputs) -> list[Path]:
     each path once: an input named twice is read once, as in the tabular jobs."""
     paths, seen = [], set()
     for item in map(str, inputs):
-        matches = glob.glob(item, recursive=True) if glob.has_magic(item) else [item]
+        literal = os.path.lexists(item) or not glob.has_magic(item)  # "lot [1]" is itself
+        matches = [item] if literal else glob.glob(item, recursive=True)
         for match in matches:
             if (key := os.path.realpath(match)) not in seen:
                 seen.add(key)

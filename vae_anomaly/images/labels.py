@@ -10,13 +10,13 @@ import os
 
 
 def check_image_labels(labels_path) -> None:
-    """ValueError, before any work, unless ``labels_path`` is a CSV file with the columns
-    ``path`` and ``defect`` (a labels file checked only after scoring lost the run's
-    report and its exit status)."""
+    """ValueError, before any work, unless ``labels_path`` is a CSV file, read whole, with
+    the columns ``path`` and ``defect`` (a labels file checked only after scoring lost the
+    run's report and its exit status). It is read again at the end: a file, not a pipe."""
     import pandas as pd
 
     try:
-        columns = list(pd.read_csv(labels_path, nrows=0).columns)
+        columns = list(pd.read_csv(labels_path, dtype=str).columns)
     except (OSError, ValueError) as error:
         raise ValueError(f"--labels {labels_path}: cannot read it: {error}") from error
     missing = [name for name in ("path", "defect") if name not in columns]

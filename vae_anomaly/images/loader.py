@@ -166,19 +166,16 @@ def _file_key(path: Path) -> Path:
 
 def _files_of(item: str) -> Iterator[Path]:
     """The entries an input names: a folder's walk, the file itself, or a glob's matches
-    in sorted order, each matched folder walked as a folder input is."""
+    in sorted order, each matched folder walked as a folder input is. A folder named
+    (or matched) through a symbolic link is walked; links to folders found while
+    walking are not followed."""
     path = Path(item)
     if os.path.lexists(item):
-        yield from _walk_sorted(path) if _is_real_dir(path) else (path,)
+        yield from _walk_sorted(path) if path.is_dir() else (path,)
         return
     for match in sorted(glob.glob(item, recursive=True)):
         match = Path(match)
-        yield from _walk_sorted(match) if _is_real_dir(match) else (match,)
-
-
-def _is_real_dir(path: Path) -> bool:
-    """A folder, not a symbolic link to one (those are not followed)."""
-    return path.is_dir() and not path.is_symlink()
+        yield from _walk_sorted(match) if match.is_dir() else (match,)
 
 
 def _walk_sorted(directory: Path) -> Iterator[Path]:
@@ -263,8 +260,6 @@ def decode_file(path, upright: bool = False) -> np.ndarray:
                 if mode == "P":
                     target = "RGBA" if "transparency" in image.info else "RGB"
                 pixels = np.asarray(image.convert(target), dtype=np.float64) / 255.0
-                if mode == "P" and _grey(pixels[..., :3]):  # a palette of greys only
-                    pixels = np.concatenate([pixels[..., :1], pixels[..., 3:]], axis=-1)
     except MemoryError:
         raise
     except UnidentifiedImageError:
@@ -308,12 +303,6 @@ def _orientation(image) -> int:
         return int(image.getexif().get(0x0112, 1))
     except Exception:
         return 1
-
-
-def _grey(rgb: np.ndarray) -> bool:
-    """Whether every pixel of [h, w, 3] has equal red, green and blue."""
-    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return bool(np.array_equal(red, green) and np.array_equal(green, blue))
 
 
 def _in_unit_interval(pixels: np.ndarray) -> bool:

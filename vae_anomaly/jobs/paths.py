@@ -75,9 +75,29 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
             )
 
 
+# The names a job writes inside its output folders: a glob that reaches one of them
+# would read it as an input on the next run (data/**/*.png and a heat map).
+WRITTEN_INSIDE = {
+    "--heatmaps": ("a.heatmap.png",),
+    "--model-dir": (
+        "model.keras",
+        "manifest.json",
+        "integrity.json",
+        "schema.json",
+        "images.json",
+        "fit_rejects.csv",
+        "report.html",
+        "detector/model.keras",
+        "detector/manifest.json",
+        "detector/integrity.json",
+    ),
+}
+
+
 def check_outside_input_folders(inputs, named, patterns=()) -> None:
     """UsageError when an output of ``named`` ((flag, path) pairs, None skipped) lies inside
-    a folder among ``inputs`` or where a glob of ``patterns`` (``input_globs``) reaches:
+    a folder among ``inputs`` or where a glob of ``patterns`` (``input_globs``) reaches
+    (the output, or a file the job writes inside an output folder: ``WRITTEN_INSIDE``):
     the job reads every file below an input folder, so it would write over one of its
     inputs, or read its own output on the next run. Also when an input lies inside an
     output folder, which the job replaces whole."""
@@ -99,8 +119,9 @@ def check_outside_input_folders(inputs, named, patterns=()) -> None:
                     f"{flag} {path} lies inside the input folder {given}, whose every file "
                     f"is read as an input: write {flag} outside it."
                 )
+        probes = [Path(path)] + [Path(path) / name for name in WRITTEN_INSIDE.get(flag, ())]
         for pattern in patterns:
-            if _glob_reaches(pattern, Path(path)):
+            if any(_glob_reaches(pattern, probe) for probe in probes):
                 raise UsageError(
                     f"{flag} {path} is reached by the input glob {pattern}, whose matches "
                     f"(and the files below a matched folder) are read as inputs, on this run "
@@ -115,21 +136,34 @@ def input_globs(inputs) -> list[str]:
 
 def _glob_reaches(pattern: str, path: Path) -> bool:
     """Whether the glob ``pattern`` reads ``path``: it matches the path or a folder above
-    it (a matched folder is read whole), or, with ``**``, the path lies below the
-    pattern's fixed folder (the part before its first glob character)."""
+    it (a matched folder is read whole), as ``glob.glob(pattern, recursive=True)`` would
+    (``**``: any number of folders; names starting with "." only when the pattern's
+    part does). The pattern's fixed folder and the path are compared resolved."""
     parts = Path(os.path.abspath(pattern)).parts
-    target = Path(os.path.abspath(path))
-    if "**" in pattern:
-        fixed = []
-        for part in parts:
-            if glob.has_magic(part):
-                break
-            fixed.append(part)
-        root = Path(os.path.realpath(Path(*fixed)))
-        return Path(os.path.realpath(target)).is_relative_to(root)
-    return any(
-        len(candidate.parts) == len(parts) and all(map(fnmatch.fnmatchcase, candidate.parts, parts))
-        for candidate in (target, *target.parents)
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    root = Path(os.path.realpath(Path(*parts[:fixed]))).parts
+    target = Path(os.path.realpath(path)).parts
+    if target[: len(root)] != root:
+        return False
+    rest, wanted = target[len(root) :], parts[fixed:]
+    return any(_parts_match(rest[:n], wanted) for n in range(len(rest) + 1))
+
+
+def _parts_match(names: tuple, wanted: tuple) -> bool:
+    """Whether the path names match the glob parts, one part a name, ``**`` any number."""
+    if not wanted:
+        return not names
+    if wanted[0] == "**":
+        return any(
+            _parts_match(names[n:], wanted[1:])
+            for n in range(len(names) + 1)
+            if not any(name.startswith(".") for name in names[:n])
+        )
+    return (
+        bool(names)
+        and (not names[0].startswith(".") or wanted[0].startswith("."))
+        and fnmatch.fnmatchcase(names[0], wanted[0])
+        and _parts_match(names[1:], wanted[1:])
     )
 
 

@@ -31,7 +31,7 @@ from ..jobs.model_dir import (
     write_html_report,
     write_job_document,
 )
-from ..jobs.paths import check_distinct, check_outside_input_folders
+from ..jobs.paths import check_distinct, check_outside_input_folders, input_globs
 from ..jobs.rejects import RejectWriter
 from ..jobs.strategy import make_strategy
 from ..schema import TabularSchema
@@ -104,7 +104,7 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     paths = expand_inputs(inputs)
     check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
-    check_outside_input_folders(paths, [("--model-dir", model_dir)])  # an input inside it
+    check_outside_input_folders(paths, [("--model-dir", model_dir)], input_globs(inputs))
     streamed = sum(path.stat().st_size for path in paths) > config.in_memory_mb * 1e6
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
         if streamed:
@@ -157,7 +157,7 @@ def _fit_in_memory(paths, config: JobConfig, staging, strategy):
         schema = TabularSchema.infer(frame, config.roles, config.max_levels)
         check_passthrough_names(schema, ", ".join(map(str, paths)))
         cells = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
-        encoded = schema.encode(cells, len(frame))
+        encoded = schema.encode(cells, len(frame), reject_empty=True)
         encoding = [
             (int(files[row]), int(lines[row]), reason, raw[row]) for row, reason in encoded.rejected
         ]

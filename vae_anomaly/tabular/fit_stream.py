@@ -180,7 +180,9 @@ def fit_streamed(
         for file_index, (path, plans) in enumerate(files):
             for plan in plans:
                 chunk = read_chunk(plan, config.delimiter)
-                encoded = schema.encode(chunk.cells, len(chunk.lines), scaling=(center, scale))
+                encoded = schema.encode(
+                    chunk.cells, len(chunk.lines), scaling=(center, scale), reject_empty=True
+                )
                 rejects.add_in_order(
                     [path],
                     [(0, *reject) for reject in chunk.rejected],
@@ -205,5 +207,5 @@ def plans_of(paths, config: JobConfig):
 def range_scaling(schema: TabularSchema, sample_cells: dict, n: int):
     """The robust (center, scale) of the sample's encoded rows: what ``encode`` judges
     out-of-range values by (the in-memory path uses all rows), and the encoded sample."""
-    encoded = schema.encode(sample_cells, n)
+    encoded = schema.encode(sample_cells, n, reject_empty=True)
     return fit_scaling(encoded.X, "robust"), encoded

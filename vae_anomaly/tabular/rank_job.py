@@ -30,14 +30,15 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
     try:
-        frame = pd.read_csv(path, skip_blank_lines=False)
+        frame = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as error:  # pandas' parser and empty-data errors
         raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
-    # Row r is physical line r + 2 (a record is one line); rows with no cell at all (blank
-    # lines, ",,,") are skipped, and the others keep their line numbers.
-    lines = np.arange(len(frame)) + 2
-    empty = frame.isna().all(axis=1).to_numpy()
-    frame, lines = frame[~empty].reset_index(drop=True), lines[~empty]
+    # The physical line of each row: pandas skips blank (and white-space) lines, so row r
+    # is the (r + 2)-th line that is not blank (a record is one line here).
+    with open(path, "rb") as handle:
+        lines = np.array([n for n, text in enumerate(handle, 1) if text.strip()][1:])
+    if len(lines) != len(frame):  # quoted line breaks: the rows' own count, as before
+        lines = np.arange(len(frame)) + 2
     if frame.empty:
         raise ValueError(f"{path}: the file has no data rows.")
     ids = None

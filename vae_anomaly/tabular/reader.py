@@ -96,11 +96,6 @@ csv.field_size_limit(2**31 - 1)  # the largest a C long holds everywhere
 def _split(line: str, delimiter: str) -> list[str]:
     if '"' not in line:
         return line.split(delimiter)
-    if line.count('"') % 2:  # quotes pair up within a record that is one line
-        raise csv.Error(
-            "unbalanced quote (an odd number of '\"': a quoted field that starts or ends on "
-            "another line)"
-        )
     return next(csv.reader([line], delimiter=delimiter, strict=True))
 
 

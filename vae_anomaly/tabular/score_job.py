@@ -50,7 +50,10 @@ from .scored_log import RANGE_KEY, SCORED_LOG, append, join, reconcile
 # 2: a local run's scored rows are in one log (``scored_log``). A part directory of
 # layout 1 (before the log; no "layout" in its job.json) is resumed as it is; a version
 # that knows only layout 1 refuses to resume a layout 2 directory (another job).
-PARTS_LAYOUT = 2
+# 3: chunks read as 2's were not (rows of empty cells rejected, categorical cells
+# stripped, columns named against their typical terms): a layout 2 directory is another
+# job, not resumed, so that one output never mixes the two.
+PARTS_LAYOUT = 3
 _loaded_models: dict[tuple[str, str], tuple] = {}  # per process: each worker loads once
 
 
@@ -89,7 +92,8 @@ def prepare_chunk(task: dict) -> dict:
         rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i in range(n)]
         encoded_rows, X, unknown = np.empty(0, int), None, {}
     else:
-        encoded = schema.encode(chunk.cells, n, scaling=(detector.center_, detector.scale_))
+        scaling = (detector.center_, detector.scale_)
+        encoded = schema.encode(chunk.cells, n, scaling=scaling, reject_empty=True)
         rejected += [(int(chunk.lines[i]), reason, chunk.raw[i]) for i, reason in encoded.rejected]
         encoded_rows, X, unknown = encoded.kept, encoded.X, encoded.unknown
     rejected.sort()
