@@ -368,6 +368,16 @@ def test_alert_records_of_a_frame_with_an_ignored_column_name_the_modelled_colum
         assert [feature["feature"] for feature in record["top_features"]] == worst
 
 
+def test_a_frame_row_with_every_cell_missing_is_scored_under_the_mask(eager_functions):
+    # The batch jobs reject such a row (",,,,"); the estimator scores it by its KL alone,
+    # as it does an array row of NaN (helper-37: a whole batch refused).
+    frame = mixed_frame(200, 3)
+    detector = VAEAnomalyDetector(missing="mask", **TINY).fit(frame)
+    rows = frame.head(4).astype(object)
+    rows.iloc[2] = None
+    assert np.isfinite(detector.score_samples(rows)).all()
+
+
 def test_the_typical_terms_follow_the_frames_columns(eager_functions):
     # The model's outputs are numeric, then categorical, then boolean; score_terms and
     # score_features follow the frame's columns, and so does the typical term of each.
