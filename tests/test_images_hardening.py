@@ -455,6 +455,23 @@ def test_every_entry_of_a_folder_is_scored_or_rejected_with_its_reason(
     assert report["images_read"] == 5 == report["images_scored"] + report["images_rejected"]
 
 
+def test_a_folder_named_through_a_link_is_walked_and_one_named_with_glob_characters_is_itself(
+    tmp_path, capsys, model_dir
+):
+    # helper-37: "--input link" (a link to a folder) became one reject, and an existing
+    # folder "lot [1]" escaped the check of outputs inside an input folder.
+    _save_png(tmp_path / "real" / "a.png", seed=996)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert list(loader.iter_image_inputs([tmp_path / "link"])) == [tmp_path / "link" / "a.png"]
+    _save_png(tmp_path / "lot [1]" / "b.png", seed=997)
+    argv = ["score-images", "--model-dir", str(model_dir), "--input", str(tmp_path / "lot [1]")]
+    argv += ["--heatmaps", str(tmp_path / "lot [1]" / "hm")]
+    for flag, name in [("--output", "s.csv"), ("--rejects", "r.csv"), ("--report", "p.json")]:
+        argv += [flag, str(tmp_path / name)]
+    assert main(argv) == ExitStatus.USAGE
+    assert "lies inside the input folder" in capsys.readouterr().err
+
+
 def test_a_glob_that_matches_folders_reads_the_files_below_them(model_dir, tmp_path):
     # 'parts/*' matched the folders train/ and new/, whose images were skipped in silence;
     # 'parts/**' matches a folder and the files below it, each read once.
