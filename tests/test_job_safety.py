@@ -802,12 +802,17 @@ def test_a_bare_quote_inside_an_unquoted_field_is_read_as_a_character(
 def test_an_output_is_refused_exactly_where_an_input_glob_reaches_it(
     tmp_path, pattern, flag, output, refused
 ):
+    from vae_anomaly.images.heatmaps import HEATMAP_SUFFIX
+    from vae_anomaly.jobs.model_dir import model_dir_files
     from vae_anomaly.jobs.paths import check_outside_input_folders
+    from vae_anomaly.tabular.saved import SCHEMA_FILE
 
     (tmp_path / "data").mkdir()
     (tmp_path / "alias").symlink_to(tmp_path / "data")
+    # What the jobs name as written inside their output folders (fit, score-images).
+    inside = {"--model-dir": model_dir_files(SCHEMA_FILE), "--heatmaps": ("a" + HEATMAP_SUFFIX,)}
     check = lambda: check_outside_input_folders(  # noqa: E731
-        [], [(flag, str(tmp_path / output))], [str(tmp_path / pattern)]
+        [], [(flag, str(tmp_path / output))], [str(tmp_path / pattern)], inside
     )
     if refused:
         with pytest.raises(UsageError, match="is reached by the input glob"):

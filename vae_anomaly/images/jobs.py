@@ -43,7 +43,9 @@ from ..errors import ModelFileError, UsageError
 from ..exit_status import ExitStatus
 from ..integrity import files_below
 from ..jobs.model_dir import (
+    DETECTOR_DIR,
     fit_report,
+    model_dir_files,
     read_job_document,
     staged_directory,
     threshold_info,
@@ -79,7 +81,6 @@ from .loader import (
 )
 
 IMAGES_FILE = "images.json"
-DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
 OUTPUT_FIELDS = ("path", "anomaly_score", "p_value", "is_anomaly", "heatmap")
 
@@ -126,9 +127,13 @@ def fit_images(inputs, model_dir, config: ImageJobConfig) -> dict:
     Trains under the ``tf.distribute`` strategy named by ``config.strategy``."""
     started = time.perf_counter()
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
-    check_distinct([("--input", p) for p in _expanded(inputs)] + [("--model-dir", model_dir)])
+    expanded = _expanded(inputs)
+    check_distinct([("--input", p) for p in expanded] + [("--model-dir", model_dir)])
     check_outside_input_folders(
-        _expanded(inputs), [("--model-dir", model_dir)], input_globs(inputs)
+        expanded,
+        [("--model-dir", model_dir)],
+        input_globs(inputs),
+        {"--model-dir": model_dir_files(IMAGES_FILE)},
     )
     _check_levels_kept(config)
     paths = list(iter_image_inputs(inputs))  # training images are held in memory anyway
@@ -261,6 +266,7 @@ def score_images(
         model_dir=model_dir,
         other_inputs=[("--labels", labels)],
         patterns=input_globs(inputs),
+        inside={"--heatmaps": ("a" + HEATMAP_SUFFIX,)},  # a heat map it writes there
     ):
         if labels is not None:
             check_image_labels(labels)

@@ -18,12 +18,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..atomic import real_target, recover_directory, staged
-from ..integrity import check_only_our_files, seal_directory, verify_directory
+from ..integrity import INTEGRITY_FILE, check_only_our_files, seal_directory, verify_directory
 from ..locks import JobLock
 
 DETECTOR_DIR = "detector"
 FIT_REJECTS_FILE = "fit_rejects.csv"
 HTML_REPORT_FILE = "report.html"
+
+
+def model_dir_files(marker: str) -> tuple[str, ...]:
+    """The files a fit job writes in its model directory (``marker``: its job document,
+    schema.json or images.json), relative to it: an input glob that reaches one would
+    read it on the next run (``paths.check_outside_input_folders``)."""
+    from ..persistence import MANIFEST_FILE, MODEL_FILE  # imports Keras: only when fitting
+
+    detector = (f"{DETECTOR_DIR}/{name}" for name in (MODEL_FILE, MANIFEST_FILE, INTEGRITY_FILE))
+    return (marker, FIT_REJECTS_FILE, HTML_REPORT_FILE, INTEGRITY_FILE, *detector)
 
 
 @contextmanager

@@ -5,8 +5,9 @@
   outputs over each other. Existing paths are compared by device and inode (so links and
   hard links count), others by their resolved path.
 - No output may lie inside the model directory, nor inside an input folder or where an
-  input glob reaches (a file or folder it matches, or, with ``**``, below its fixed
-  folder): the job would read it as an input, on this run or the next.
+  input glob reaches (it, a folder above it, or a file the job writes inside it matches
+  the glob, as ``glob`` matches): the job would read it as an input, on this run or the
+  next. No input may lie inside an output folder, which the job replaces.
 - An output file must not name an existing directory; an output folder must not name an
   existing file.
 
@@ -75,29 +76,11 @@ def check_outputs(files, folders=(), model_dir=None) -> None:
             )
 
 
-# The names a job writes inside its output folders: a glob that reaches one of them
-# would read it as an input on the next run (data/**/*.png and a heat map).
-WRITTEN_INSIDE = {
-    "--heatmaps": ("a.heatmap.png",),
-    "--model-dir": (
-        "model.keras",
-        "manifest.json",
-        "integrity.json",
-        "schema.json",
-        "images.json",
-        "fit_rejects.csv",
-        "report.html",
-        "detector/model.keras",
-        "detector/manifest.json",
-        "detector/integrity.json",
-    ),
-}
-
-
-def check_outside_input_folders(inputs, named, patterns=()) -> None:
+def check_outside_input_folders(inputs, named, patterns=(), inside=None) -> None:
     """UsageError when an output of ``named`` ((flag, path) pairs, None skipped) lies inside
     a folder among ``inputs`` or where a glob of ``patterns`` (``input_globs``) reaches
-    (the output, or a file the job writes inside an output folder: ``WRITTEN_INSIDE``):
+    (the output, or a file the job writes inside an output folder: ``inside`` maps a
+    flag to those names, relative to the folder):
     the job reads every file below an input folder, so it would write over one of its
     inputs, or read its own output on the next run. Also when an input lies inside an
     output folder, which the job replaces whole."""
@@ -119,7 +102,7 @@ def check_outside_input_folders(inputs, named, patterns=()) -> None:
                     f"{flag} {path} lies inside the input folder {given}, whose every file "
                     f"is read as an input: write {flag} outside it."
                 )
-        probes = [Path(path)] + [Path(path) / name for name in WRITTEN_INSIDE.get(flag, ())]
+        probes = [Path(path)] + [Path(path) / name for name in (inside or {}).get(flag, ())]
         for pattern in patterns:
             if any(_glob_reaches(pattern, probe) for probe in probes):
                 raise UsageError(
@@ -179,9 +162,10 @@ def score_outputs(output, rejects, report, alerts, html=None) -> list[tuple[str,
 
 
 @contextmanager
-def guarded(inputs, files, folders=(), model_dir=None, other_inputs=(), patterns=()):
+def guarded(inputs, files, folders=(), model_dir=None, other_inputs=(), patterns=(), inside=None):
     """Check a job's paths (``check_distinct`` over the ``inputs`` paths (globs expanded;
-    the globs themselves in ``patterns``, for ``check_outside_input_folders``), the
+    the globs themselves in ``patterns``, and ``inside``, for
+    ``check_outside_input_folders``), the
     ``other_inputs`` (flag, path) pairs it only reads, such as ``--labels``, the ``files``
     and ``folders`` (flag, path) pairs and ``model_dir``; then ``check_outputs``), and hold
     the lock of every output for the block. Under the locks, what a job killed while
@@ -194,7 +178,7 @@ def guarded(inputs, files, folders=(), model_dir=None, other_inputs=(), patterns
         + [("--model-dir", model_dir)]
     )
     check_outputs(files, folders, model_dir=model_dir)
-    check_outside_input_folders(inputs, [*files, *folders], patterns)
+    check_outside_input_folders(inputs, [*files, *folders], patterns, inside)
     with locked([*files, *folders]):
         for _, path in files:
             if path is not None:

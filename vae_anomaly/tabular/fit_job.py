@@ -27,6 +27,7 @@ from ..jobs.model_dir import (
     DETECTOR_DIR,
     FIT_REJECTS_FILE,
     fit_report,
+    model_dir_files,
     staged_directory,
     write_html_report,
     write_job_document,
@@ -104,7 +105,12 @@ def fit_job(inputs, model_dir, config: JobConfig) -> dict:
     strategy = make_strategy(config.strategy)  # before TensorFlow runs anything
     paths = expand_inputs(inputs)
     check_distinct([("--input", p) for p in paths] + [("--model-dir", model_dir)])
-    check_outside_input_folders(paths, [("--model-dir", model_dir)], input_globs(inputs))
+    check_outside_input_folders(
+        paths,
+        [("--model-dir", model_dir)],
+        input_globs(inputs),
+        {"--model-dir": model_dir_files(SCHEMA_FILE)},
+    )
     streamed = sum(path.stat().st_size for path in paths) > config.in_memory_mb * 1e6
     with staged_directory(model_dir, SCHEMA_FILE) as staging:
         if streamed:
