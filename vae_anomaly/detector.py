@@ -941,10 +941,9 @@ or sequence of (family, width), default="gaussian"
         wanted = max(1, min(TYPICAL_TERM_ROWS, TYPICAL_TERM_VALUES // n_outputs))
         rows = np.asarray(rows)[:: -(-len(rows) // wanted)]
         layout = self._layout(X.shape[1])
-        step = dense_block_rows(X.shape[1])  # a sparse X made dense a block at a time
         blocks = []
-        for start in range(0, len(rows), step):
-            block_rows = rows[start : start + step]
+        for start, stop in row_blocks(len(rows), X.shape[1]):  # a sparse X dense by blocks
+            block_rows = rows[start:stop]
             block = X[block_rows]
             block = block.toarray() if sparse.issparse(block) else block
             terms = self._terms(block, rows=block_rows, exact=False)

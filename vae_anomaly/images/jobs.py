@@ -57,6 +57,7 @@ from ..jobs.paths import (
     check_outside_input_folders,
     guarded,
     input_globs,
+    is_glob,
     score_outputs,
 )
 from ..jobs.progress import Progress
@@ -289,8 +290,7 @@ def _expanded(inputs) -> list[Path]:
     each path once: an input named twice is read once, as in the tabular jobs."""
     paths, seen = [], set()
     for item in map(str, inputs):
-        literal = os.path.lexists(item) or not glob.has_magic(item)  # "lot [1]" is itself
-        matches = [item] if literal else glob.glob(item, recursive=True)
+        matches = glob.glob(item, recursive=True) if is_glob(item) else [item]  # "lot [1]"
         for match in matches:
             if (key := os.path.realpath(match)) not in seen:
                 seen.add(key)

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jobs.paths import is_glob
+
 ARRAY_SUFFIXES = (".npy", ".npz")
 
 # warnings.catch_warnings swaps the process's filter list: the decoding threads take turns.
@@ -145,7 +147,7 @@ def iter_image_inputs(inputs) -> Iterator[Path]:
 
 def _unique_files(inputs: list[str]) -> Iterator[Path]:
     # A glob's matches may hold a folder and files below it (data/**): read each once.
-    several = len(inputs) > 1 or not os.path.lexists(inputs[0])
+    several = len(inputs) > 1 or is_glob(inputs[0])
     seen = set() if several else None
     for item in inputs:
         for path in _files_of(item):
@@ -170,7 +172,7 @@ def _files_of(item: str) -> Iterator[Path]:
     (or matched) through a symbolic link is walked; links to folders found while
     walking are not followed."""
     path = Path(item)
-    if os.path.lexists(item):
+    if not is_glob(item):
         yield from _walk_sorted(path) if path.is_dir() else (path,)
         return
     for match in sorted(glob.glob(item, recursive=True)):

@@ -112,9 +112,15 @@ def check_outside_input_folders(inputs, named, patterns=(), inside=None) -> None
                 )
 
 
+def is_glob(item) -> bool:
+    """Whether an input is a glob: it names no existing path and holds glob characters
+    (an existing "export [1].csv" is that file)."""
+    return not os.path.lexists(item) and glob.has_magic(str(item))
+
+
 def input_globs(inputs) -> list[str]:
-    """The inputs that are globs: they name no existing path and hold glob characters."""
-    return [str(i) for i in inputs if not os.path.lexists(i) and glob.has_magic(str(i))]
+    """The inputs that are globs (``is_glob``)."""
+    return [str(i) for i in inputs if is_glob(i)]
 
 
 def _glob_reaches(pattern: str, path: Path) -> bool:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jobs.paths import is_glob
+
 _BLOCK = 1 << 22
 
 
@@ -60,8 +62,7 @@ def expand_inputs(patterns) -> list[Path]:
     what is not a file."""
     paths = []
     for pattern in patterns:
-        literal = os.path.lexists(pattern) or not glob.has_magic(str(pattern))
-        matches = [pattern] if literal else sorted(glob.glob(str(pattern)))
+        matches = sorted(glob.glob(str(pattern))) if is_glob(pattern) else [pattern]
         if not matches:
             raise FileNotFoundError(f"--input {pattern}: no file matches this pattern.")
         for match in matches:
