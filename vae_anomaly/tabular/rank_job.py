@@ -33,12 +33,15 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
         frame = pd.read_csv(path)
     except (ValueError, UnicodeDecodeError) as error:  # pandas' parser and empty-data errors
         raise ValueError(f"{path}: cannot be read as CSV: {error}") from error
-    # The physical line of each row: pandas skips blank (and white-space) lines, so row r
-    # is the (r + 2)-th line that is not blank (a record is one line here).
-    with open(path, "rb") as handle:
-        lines = np.array([n for n, text in enumerate(handle, 1) if text.strip()][1:])
-    if len(lines) != len(frame):  # quoted line breaks: the rows' own count, as before
-        lines = np.arange(len(frame)) + 2
+
+    def line_of(row: int) -> int:
+        """The physical line of row ``row``, read from the file only for an error: pandas
+        skips blank (and white-space) lines, so it is the (row + 2)-th line that is not
+        blank (a record is one line; with quoted line breaks, row + 2, as before)."""
+        with open(path, "rb") as handle:
+            lines = [n for n, text in enumerate(handle, 1) if text.strip()][1:]
+        return lines[row] if len(lines) == len(frame) else row + 2
+
     if frame.empty:
         raise ValueError(f"{path}: the file has no data rows.")
     ids = None
@@ -53,7 +56,7 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
         row, parsed = first_non_numeric(frame[name])
         if row is not None:
             raise ValueError(
-                f"{path}, line {lines[row]}, column {name!r}: {frame[name].iloc[row]!r} is not "
+                f"{path}, line {line_of(row)}, column {name!r}: {frame[name].iloc[row]!r} is not "
                 "a number. `rank` models numeric columns only; pass an id column with "
                 "--id-column."
             )
@@ -61,14 +64,14 @@ def read_numeric_csv(path, id_column: str | None) -> tuple[pd.DataFrame, pd.Seri
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0])
             raise ValueError(
-                f"{path}, line {lines[row]}, column {name!r}: value is missing "
+                f"{path}, line {line_of(row)}, column {name!r}: value is missing "
                 f"({int(missing.sum())} missing in this column)."
             )
         infinite = np.isinf(parsed.to_numpy(dtype=np.float64))
         if infinite.any():
             row = int(np.flatnonzero(infinite)[0])
             raise ValueError(
-                f"{path}, line {lines[row]}, column {name!r}: {str(frame[name].iloc[row])!r} is "
+                f"{path}, line {line_of(row)}, column {name!r}: {str(frame[name].iloc[row])!r} is "
                 "infinite."
             )
         frame[name] = parsed.astype(np.float64)
