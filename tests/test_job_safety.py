@@ -821,6 +821,7 @@ def test_an_output_is_refused_exactly_where_an_input_glob_reaches_it(
         check()
 
 
+@pytest.mark.slow  # two fits; the default suite's 5-minute budget
 @pytest.mark.parametrize("in_memory_mb", [16, 0], ids=["in-memory", "streamed"])
 def test_fit_reads_categorical_levels_without_the_spaces_around_them(tmp_path, in_memory_mb):
     rng = np.random.default_rng(3)

@@ -132,6 +132,7 @@ def many_level_rows(n: int, seed: int) -> np.ndarray:
     return np.column_stack([rng.normal(size=(n, 3)), np.eye(30)[rng.integers(0, 30, size=n)]])
 
 
+@pytest.mark.slow  # its own fit; the default suite's 5-minute budget
 def test_a_column_of_many_levels_is_not_named_first_on_ordinary_rows():
     # The categorical's term is about -log 30 = -3.4 on every row, the normals' about -1.4:
     # ranked by the terms, the categorical is the "most anomalous" column of nearly every
